@@ -10,6 +10,7 @@ import { OPS, AttrReader, makeFail, isOpKind } from './ops';
 import type { OpKind } from './ops';
 import type { InferCtx, NodeInfo, RunCtx } from './ops/rule';
 import { IrError } from './errors';
+import { isFloat } from './dtype';
 
 /** Constants up to this many elements are read for shape inference; larger ones never are. */
 export const KNOWN_VALUE_LIMIT = 1 << 16;
@@ -68,7 +69,12 @@ export class GraphBuilder {
       if (p) return p;
     }
     let t: Tensor | undefined;
-    if (v.constant && isStaticShape(v.shape) && numel(v.shape) <= KNOWN_VALUE_LIMIT) t = v.constant.tensor();
+    // Only data already in memory (or integer data, which shapes are made of) is read: building a
+    // graph must never load external weights (inspect of a 2.6 GB model reads none of them).
+    const c = v.constant;
+    if (c && isStaticShape(v.shape) && numel(v.shape) <= KNOWN_VALUE_LIMIT && (c.loaded || c.source.kind === 'inline' || !isFloat(v.dtype))) {
+      t = c.tensor();
+    }
     this.known.set(v, t ?? null);
     return t;
   }
@@ -109,7 +115,7 @@ export class GraphBuilder {
   }
 
   build(outputs: readonly Value[], name = 'main'): Graph {
-    return new Graph(this.inputs, this.nodes, outputs, name);
+    return new Graph([...this.inputs], [...this.nodes], [...outputs], name);
   }
 
   /** Evaluates a node whose inputs are all known and whose outputs are small. */

@@ -1,0 +1,113 @@
+/**
+ * `paradit check DIR`: runs every test_data_set_* of an ONNX model-zoo folder through the
+ * reference interpreter and compares each output with its reference. Exit 0 when every output is
+ * within tolerance, 1 on a mismatch, 2 on bad input.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { IrError, Module, Tensor, interpret, loadModel } from '@paradit/ir';
+import {
+  compareTensors,
+  defaultTolerance,
+  listTestDataSets,
+  readTestDataSet,
+  validateTestData,
+  withinTolerance,
+} from '@paradit/runtime';
+import { EXIT_MISMATCH, EXIT_OK } from '../errors';
+
+export interface OutputCheck {
+  readonly dataSet: string;
+  readonly output: string;
+  readonly dtype: string;
+  readonly shape: number[];
+  readonly maxAbs: number;
+  readonly relL2: number;
+  readonly tolerance: number;
+  readonly ok: boolean;
+}
+
+export interface CheckReport {
+  readonly model: string;
+  readonly checks: OutputCheck[];
+  readonly ok: boolean;
+  readonly seconds: number;
+}
+
+export interface CheckOptions {
+  /** Overrides the dtype-based relative-L2 tolerance. */
+  readonly tolerance?: number;
+  /** Runs the model on one data set's inputs (defaults to the reference interpreter). */
+  readonly execute?: (m: Module, inputs: Tensor[]) => Tensor[];
+}
+
+export function checkModelDir(dir: string, opts: CheckOptions = {}): CheckReport {
+  const t0 = performance.now();
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    throw new IrError('E_INPUT', `${dir} is not a folder; check expects ONNX model-zoo layout (model.onnx and test_data_set_*/)`);
+  }
+  const sets = listTestDataSets(dir);
+  if (sets.length === 0) {
+    throw new IrError('E_INPUT', `${dir} has no test_data_set_* folders, so there is nothing to check against; add test_data_set_0/input_K.pb and output_K.pb`);
+  }
+  const m = loadModel(dir);
+  const execute = opts.execute ?? ((mod: Module, ins: Tensor[]) => interpret(mod, ins));
+  const checks: OutputCheck[] = [];
+  for (const setDir of sets) {
+    const set = readTestDataSet(setDir);
+    validateTestData(set, m.graph.inputs, m.graph.outputs);
+    if (set.outputs.length === 0) {
+      throw new IrError('E_INPUT', `${setDir} has no output_K.pb reference files to compare with`);
+    }
+    const got = execute(m, set.inputs);
+    set.outputs.forEach((ref, k) => {
+      const c = compareTensors(got[k]!, ref);
+      const tolerance = opts.tolerance ?? defaultTolerance(ref.dtype);
+      checks.push({
+        dataSet: set.name,
+        output: m.graph.outputs[k]!.name || `output_${k}`,
+        dtype: ref.dtype,
+        shape: [...ref.shape],
+        maxAbs: c.maxAbs,
+        relL2: c.relL2,
+        tolerance,
+        ok: withinTolerance(c, tolerance),
+      });
+    });
+  }
+  return { model: dir, checks, ok: checks.every((c) => c.ok), seconds: (performance.now() - t0) / 1000 };
+}
+
+const e = (x: number): string => (x === 0 ? '0' : x.toExponential(2));
+
+export function formatCheck(r: CheckReport): string {
+  const lines = [`check ${r.model}`];
+  for (const c of r.checks) {
+    lines.push(
+      `  ${c.dataSet} ${c.output} ${c.dtype}[${c.shape.join(',')}]: max |err| ${e(c.maxAbs)}, rel L2 ${e(c.relL2)} ` +
+        `(tol ${e(c.tolerance)}) ${c.ok ? 'ok' : 'MISMATCH'}`,
+    );
+  }
+  const bad = r.checks.filter((c) => !c.ok).length;
+  lines.push(
+    bad === 0
+      ? `all ${r.checks.length} outputs within tolerance (${r.seconds.toFixed(2)} s)`
+      : `${bad} of ${r.checks.length} outputs out of tolerance (${r.seconds.toFixed(2)} s)`,
+  );
+  return lines.join('\n');
+}
+
+export function checkCommand(program: Command, setCode: (c: number) => void): void {
+  program
+    .command('check')
+    .description('run an ONNX model-zoo folder (model.onnx + test_data_set_*) and compare with its reference outputs')
+    .argument('<dir>', 'model folder')
+    .option('--json', 'print one JSON object')
+    .option('--tolerance <relL2>', 'relative L2 tolerance (default: 1e-4 for fp32 outputs, 5e-2 for bf16/fp16)', parseFloat)
+    .action((dir: string, opts: { json?: boolean; tolerance?: number }) => {
+      const r = checkModelDir(path.resolve(dir), { tolerance: opts.tolerance });
+      process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatCheck(r)}\n`);
+      setCode(r.ok ? EXIT_OK : EXIT_MISMATCH);
+    });
+}

@@ -1,0 +1,107 @@
+/** `paradit inspect MODEL [--json]`: what a model takes, returns and contains. */
+import type { Command } from 'commander';
+import { Graph, Module, Value, byteSize, loadModel, numel, isStaticShape } from '@paradit/ir';
+
+export interface ValueSummary {
+  readonly name: string;
+  readonly dtype: string;
+  readonly shape: (number | string)[];
+}
+
+export interface ModelSummary {
+  readonly model: string;
+  readonly irVersion: number;
+  readonly opset: number;
+  readonly producer: string;
+  readonly inputs: ValueSummary[];
+  readonly outputs: ValueSummary[];
+  readonly nodeCount: number;
+  readonly opCounts: Record<string, number>;
+  readonly parameters: number;
+  readonly parameterBytes: number;
+  readonly randomWeights: boolean;
+}
+
+function summarizeValue(v: Value): ValueSummary {
+  return { name: v.name, dtype: v.dtype, shape: [...v.shape] };
+}
+
+/** Counts nodes and ops (subgraphs included) and parameters (constants, each counted once). */
+export function summarize(m: Module, source: string): ModelSummary {
+  const opCounts: Record<string, number> = {};
+  const consts = new Set<Value>();
+  let nodeCount = 0;
+  const walk = (g: Graph): void => {
+    for (const n of g.nodes) {
+      nodeCount++;
+      opCounts[n.op] = (opCounts[n.op] ?? 0) + 1;
+      for (const v of n.inputs) if (v?.constant) consts.add(v);
+      for (const sg of n.subgraphs()) walk(sg);
+    }
+  };
+  walk(m.graph);
+  let parameters = 0;
+  let parameterBytes = 0;
+  for (const c of consts) {
+    if (!isStaticShape(c.shape)) continue;
+    const n = numel(c.shape);
+    parameters += n;
+    parameterBytes += n * byteSize(c.dtype);
+  }
+  const sorted = Object.fromEntries(Object.entries(opCounts).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
+  return {
+    model: source,
+    irVersion: m.meta.irVersion,
+    opset: m.opset,
+    producer: `${m.meta.producerName} ${m.meta.producerVersion}`.trim(),
+    inputs: m.graph.inputs.map(summarizeValue),
+    outputs: m.graph.outputs.map(summarizeValue),
+    nodeCount,
+    opCounts: sorted,
+    parameters,
+    parameterBytes,
+    randomWeights: m.meta.randomWeights === true,
+  };
+}
+
+function fmtBytes(b: number): string {
+  if (b >= 1 << 30) return `${(b / (1 << 30)).toFixed(2)} GiB`;
+  if (b >= 1 << 20) return `${(b / (1 << 20)).toFixed(1)} MiB`;
+  if (b >= 1 << 10) return `${(b / (1 << 10)).toFixed(1)} KiB`;
+  return `${b} B`;
+}
+
+export function formatSummary(s: ModelSummary): string {
+  const lines: string[] = [];
+  const v = (x: ValueSummary): string => `  ${x.name}: ${x.dtype}[${x.shape.join(',')}]`;
+  lines.push(`model ${s.model} (IR ${s.irVersion}, opset ${s.opset}, from ${s.producer || 'unknown producer'})`);
+  lines.push('inputs:', ...s.inputs.map(v), 'outputs:', ...s.outputs.map(v));
+  lines.push(`nodes: ${s.nodeCount}`);
+  lines.push(`parameters: ${s.parameters.toLocaleString('en-US')} (${fmtBytes(s.parameterBytes)})${s.randomWeights ? ' [random weights]' : ''}`);
+  lines.push('ops:');
+  const width = Math.max(0, ...Object.keys(s.opCounts).map((k) => k.length));
+  for (const [op, n] of Object.entries(s.opCounts)) lines.push(`  ${op.padEnd(width)}  ${n}`);
+  return lines.join('\n');
+}
+
+export function inspectCommand(program: Command, _setCode: (c: number) => void): void {
+  program
+    .command('inspect')
+    .description('show inputs, outputs, node count, op histogram and parameters of an ONNX model')
+    .argument('<model>', 'a .onnx file, or a folder holding model.onnx')
+    .option('--json', 'print one JSON object')
+    .option('--random-weights [seed]', 'replace missing external weights with seeded random data (benchmarking)')
+    .action((model: string, opts: { json?: boolean; randomWeights?: string | boolean }) => {
+      const m = loadModel(model, randomOption(opts.randomWeights));
+      const s = summarize(m, model);
+      if (m.meta.randomWeights) process.stderr.write('paradit: note: weights are seeded random data, not the model\'s own\n');
+      process.stdout.write(opts.json ? `${JSON.stringify(s)}\n` : `${formatSummary(s)}\n`);
+    });
+}
+
+/** `--random-weights [seed]` -> the importer's option. */
+export function randomOption(flag: string | boolean | undefined): { randomWeights?: { seed: number } } {
+  if (flag === undefined || flag === false) return {};
+  const seed = flag === true ? 0 : Number(flag);
+  return { randomWeights: { seed: Number.isFinite(seed) ? seed : 0 } };
+}
