@@ -120,7 +120,12 @@ export class GraphBuilder {
 
   /** Evaluates a node whose inputs are all known and whose outputs are small. */
   private tryFold(node: Node, values: readonly (Tensor | undefined)[], ictx: InferCtx): void {
-    if (node.op === 'If' || node.op === 'Dropout') return;
+    if (node.op === 'If' || node.op === 'Dropout' || OPS[node.op].rankDependent) return;
+    const fromTypes = OPS[node.op].fold?.(ictx);
+    if (fromTypes) {
+      node.outputs.forEach((o, i) => this.known.set(o, fromTypes[i] ?? null));
+      return;
+    }
     for (let i = 0; i < node.inputs.length; i++) if (node.inputs[i] && values[i] === undefined) return;
     for (const o of node.outputs) if (!isStaticShape(o.shape) || numel(o.shape) > KNOWN_VALUE_LIMIT) return;
     const rctx: RunCtx = {

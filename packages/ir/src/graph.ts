@@ -19,10 +19,47 @@ import type { OpKind } from './ops/op-kinds';
 /** A dimension: a size, or a symbol (ONNX dim_param) for a size not known at compile time. */
 export type Dim = number | string;
 
-/** How a value is laid out over a device mesh (context-parallel passes). */
+/** One more tensor axis split evenly over one more mesh axis (see Placement's `also`). */
+export interface AxisShard {
+  readonly axis: number;
+  readonly meshAxis: string;
+}
+
+/**
+ * A token axis in rank-chunk order (context parallelism, mesh.ts/placement.ts): the natural order
+ * is the consecutive `segments` (global token counts of the streams, e.g. [text, image]); each
+ * segment is padded to a multiple of `chunks` and cut into `chunks` equal parts; chunk p holds
+ * part p of every segment side by side, and the axis lists chunks 0..chunks-1 in order. Padding
+ * tokens are masked out of attention keys and dropped when gathering back to natural order.
+ */
+export interface TokenOrder {
+  readonly axis: number;
+  readonly segments: readonly number[];
+  readonly chunks: number;
+}
+
+/** A partial result: the ranks of `meshAxis` each hold a part that an all_reduce(`reduce`) completes. */
+export interface PartialReduce {
+  readonly meshAxis: string;
+  readonly reduce: 'sum' | 'max' | 'mean';
+}
+
+/**
+ * How a value is laid out over a device mesh (context-parallel passes). `sharded` splits `axis`
+ * evenly over `meshAxis` (and each of `also`, sorted by axis, over its own mesh axis); `tokens`
+ * says that axis is in rank-chunk order rather than natural order; `partial` marks a local
+ * reduction awaiting its all_reduce. Absent = replicated.
+ */
 export type Placement =
-  | { readonly kind: 'replicated' }
-  | { readonly kind: 'sharded'; readonly axis: number; readonly meshAxis: string };
+  | { readonly kind: 'replicated'; readonly tokens?: TokenOrder; readonly partial?: PartialReduce }
+  | {
+      readonly kind: 'sharded';
+      readonly axis: number;
+      readonly meshAxis: string;
+      readonly also?: readonly AxisShard[];
+      readonly tokens?: TokenOrder;
+      readonly partial?: PartialReduce;
+    };
 
 export interface TensorType {
   readonly dtype: DType;

@@ -1,1 +1,27 @@
-export {};
+/** @paradit/passes: the pass infrastructure, the pattern rewriter, and the canonicalization passes. */
+export * from './pass';
+export * from './report';
+export * from './pipeline';
+export * from './rewrite';
+export { applyRewrites, rewritePass } from './rewriter';
+export type { RewriteOptions } from './rewriter';
+export * from './graph-edit';
+export { refineTypes } from './refine-types';
+export * from './fold-constants';
+export * from './eliminate-dead-code';
+export * from './eliminate-common-subexpressions';
+export * from './remove-noop-ops';
+export * from './fold-reshape-chains';
+export * from './fold-transpose-chains';
+export * from './canonicalize';
+export * from './context-parallel';
+export { splitCfgBatch, planSplitCfgBatch } from './split-cfg-batch';
+export { shardSequence, planShardSequence } from './shard-sequence';
+export { insertAllToAll, insertAllToAllPass, findUlyssesSites, checkUlyssesHeads } from './insert-all-to-all';
+export type { UlyssesSite } from './insert-all-to-all';
+export { insertRingAttention, insertRingAttentionPass, findRingSites } from './insert-ring-attention';
+export type { RingSite } from './insert-ring-attention';
+export { formatShardPlan } from './shard/plan';
+export type { ShardPlanData, NodeStep, RootPlan } from './shard/plan';
+export { meshOf, withMesh } from './shard/mesh-options';
+export type { MeshOptions } from './shard/mesh-options';

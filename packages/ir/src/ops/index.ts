@@ -9,6 +9,8 @@ import { reduceRules } from './reduce';
 import { nnRules } from './nn';
 import { shapeRules } from './shape';
 import { controlRules } from './control';
+import { paraditRules } from './paradit';
+import { collectiveRules } from './collective';
 
 export const OPS: { readonly [K in OpKind]: OpRule } = {
   ...elementwiseRules,
@@ -16,6 +18,8 @@ export const OPS: { readonly [K in OpKind]: OpRule } = {
   ...nnRules,
   ...shapeRules,
   ...controlRules,
+  ...paraditRules,
+  ...collectiveRules,
 };
 
 const KNOWN = new Set<string>(Object.keys(OPS));

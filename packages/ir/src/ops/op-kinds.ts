@@ -43,6 +43,15 @@ export type ControlOp = 'If';
 export type OnnxOp = ElementwiseOp | ReduceOp | NnOp | ShapeOp | ControlOp;
 
 /** ops/paradit.ts: ParaDiT's DiT-level ops, created by passes (never imported from ONNX). */
-export type ParaditOp = never;
+export type ParaditOp =
+  | 'attention' | 'rms_norm' | 'layer_norm' | 'gelu' | 'silu' | 'rope' | 'modulate' | 'gated_residual' | 'linear';
 
-export type OpKind = OnnxOp | ParaditOp;
+/**
+ * ops/collective.ts: context-parallel ops (created by the context-parallel passes): collectives
+ * over a mesh axis, per-rank slices, token reordering, and the ring-attention kernels.
+ */
+export type CollectiveOp =
+  | 'all_to_all' | 'all_gather' | 'all_reduce' | 'ppermute' | 'shard_slice'
+  | 'to_token_order' | 'from_token_order' | 'attention_lse' | 'lse_merge';
+
+export type OpKind = OnnxOp | ParaditOp | CollectiveOp;

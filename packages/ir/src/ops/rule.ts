@@ -50,6 +50,17 @@ export interface OpRule {
   infer(ctx: InferCtx): TensorType[];
   /** Reference semantics: fp32 arithmetic, outputs rounded to their dtype. */
   run(ctx: RunCtx): Tensor[];
+  /**
+   * True for ops whose result depends on the rank running them (collectives, per-rank slices):
+   * never folded at compile time; only the SPMD simulator (spmd.ts) runs them.
+   */
+  readonly rankDependent?: boolean;
+  /**
+   * Outputs known at compile time from the input types alone (Shape and Size of a statically
+   * shaped tensor whose values are unknown); undefined when they are not. The builder tries it
+   * before ordinary folding, which needs every input value.
+   */
+  fold?(ctx: InferCtx): Tensor[] | undefined;
 }
 
 export class AttrReader {

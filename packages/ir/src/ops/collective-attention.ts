@@ -1,0 +1,146 @@
+/**
+ * Ring-attention kernels: attention over one key/value block that also returns the row
+ * log-sum-exp, and the fp32 log-sum-exp merge of two partial results. Both are local ops.
+ *
+ * Shape letters: B batch, N query heads, Nkv key/value heads, Sq query sequence, Skv key/value
+ * block sequence, H head dim of q and k, Hv head dim of v.
+ *
+ *   attention_lse(q [B,N,Sq,H], k [B,Nkv,Skv,H], v [B,Nkv,Skv,Hv], mask?) {scale, numHeads, kvHeads}
+ *     -> (o f32 [B,N,Sq,Hv], lse f32 [B,N,Sq])
+ *   lse[i] = log sum_j exp(s_ij), o[i] = sum_j exp(s_ij - lse[i]) v_j, s = scale*q.k + mask
+ *   (mask and head grouping exactly as in `attention`). A row whose every key is masked out has
+ *   o = 0 and lse = -inf, so a merge ignores it.
+ *
+ *   lse_merge(o1, lse1, o2, lse2) -> (o f32, lse f32): the softmax-weighted combination
+ *   lse = log(e^lse1 + e^lse2), o = e^(lse1-lse) o1 + e^(lse2-lse) o2 (max-subtracted).
+ *
+ * Merging the partials of every key block in any order gives attention over all keys.
+ */
+import { isFloat } from '../dtype';
+import { Tensor } from '../tensor';
+import type { OpRule, RunCtx } from './rule';
+import { need, tensorType } from './rule';
+import { broadcastStrides, fmt } from './nn-kernels';
+import { attentionRule } from './paradit-attention';
+
+function runAttentionLse(ctx: RunCtx): Tensor[] {
+  const q = need(ctx, ctx.inputs, 0);
+  const k = need(ctx, ctx.inputs, 1);
+  const v = need(ctx, ctx.inputs, 2);
+  const mask = ctx.inputs[3];
+  const [B, N, Sq, H] = q.shape as [number, number, number, number];
+  const Nkv = k.shape[1]!;
+  const Skv = k.shape[2]!;
+  const Hv = v.shape[3]!;
+  const group = N / Nkv;
+  const scale = ctx.attr.float('scale');
+  const o = new Float32Array(B * N * Sq * Hv);
+  const lse = new Float32Array(B * N * Sq);
+  const ms = mask ? broadcastStrides(mask.shape, [B, N, Sq, Skv]) : [0, 0, 0, 0];
+  const md = mask?.data;
+  const boolMask = mask?.dtype === 'bool';
+  const s = new Float64Array(Skv);
+  const acc = new Float64Array(Hv);
+  const qd = q.data;
+  const kd = k.data;
+  const vd = v.data;
+  for (let b = 0; b < B; b++) {
+    for (let n = 0; n < N; n++) {
+      const kvh = Math.floor(n / group);
+      const kOff = (b * Nkv + kvh) * Skv * H;
+      const vOff = (b * Nkv + kvh) * Skv * Hv;
+      for (let i = 0; i < Sq; i++) {
+        const qOff = ((b * N + n) * Sq + i) * H;
+        const mRow = b * ms[0]! + n * ms[1]! + i * ms[2]!;
+        let max = -Infinity;
+        for (let j = 0; j < Skv; j++) {
+          let dot = 0;
+          const kr = kOff + j * H;
+          for (let h = 0; h < H; h++) dot += qd[qOff + h]! * kd[kr + h]!;
+          let x = dot * scale;
+          if (md) {
+            const m = md[mRow + j * ms[3]!]!;
+            x = boolMask ? (m ? x : -Infinity) : x + m;
+          }
+          s[j] = x;
+          if (x > max) max = x;
+        }
+        const row = (b * N + n) * Sq + i;
+        if (max === -Infinity) {
+          lse[row] = -Infinity; // every key masked: contributes nothing to a merge
+          continue;
+        }
+        acc.fill(0);
+        let sum = 0;
+        for (let j = 0; j < Skv; j++) {
+          if (s[j] === -Infinity) continue; // masked keys never touch v (padding may hold anything)
+          const e = Math.exp(s[j]! - max);
+          sum += e;
+          const vr = vOff + j * Hv;
+          for (let h = 0; h < Hv; h++) acc[h] += e * vd[vr + h]!;
+        }
+        const inv = 1 / sum;
+        for (let h = 0; h < Hv; h++) o[row * Hv + h] = acc[h]! * inv;
+        lse[row] = max + Math.log(sum);
+      }
+    }
+  }
+  return [new Tensor('f32', [B, N, Sq, Hv], o), new Tensor('f32', [B, N, Sq], lse)];
+}
+
+export const attentionLseRule: OpRule = {
+  doc:
+    'attention_lse(q [B,N,Sq,H], k [B,Nkv,Skv,H], v [B,Nkv,Skv,Hv], mask?) {scale, numHeads, kvHeads} -> (o f32 [B,N,Sq,Hv], ' +
+    'lse f32 [B,N,Sq]): attention over one key block plus its row log-sum-exp (ring attention); fully masked rows give o=0, lse=-inf',
+  infer(ctx) {
+    const [out] = attentionRule.infer(ctx);
+    const [B, N, Sq, Hv] = out!.shape;
+    return [tensorType('f32', [B!, N!, Sq!, Hv!]), tensorType('f32', [B!, N!, Sq!])];
+  },
+  run: runAttentionLse,
+};
+
+export const lseMergeRule: OpRule = {
+  doc: 'lse_merge(o1 f32 [...,Hv], lse1 f32 [...], o2, lse2) -> (o f32, lse f32): fp32 log-sum-exp merge of two partial attention results',
+  infer(ctx) {
+    if (ctx.inputs.length !== 4) ctx.fail(`takes 4 inputs (o1, lse1, o2, lse2), got ${ctx.inputs.length}`);
+    const [o1, l1, o2, l2] = [0, 1, 2, 3].map((i) => need(ctx, ctx.inputs, i));
+    for (const [t, what] of [[o1!, 'o1'], [l1!, 'lse1'], [o2!, 'o2'], [l2!, 'lse2']] as const) {
+      if (t.dtype !== 'f32' || !isFloat(t.dtype)) ctx.fail(`${what} must be f32, got ${t.dtype}`);
+    }
+    const same = (a: readonly (number | string)[], b: readonly (number | string)[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+    if (!same(o1!.shape, o2!.shape)) ctx.fail(`o1 ${fmt(o1!.shape)} and o2 ${fmt(o2!.shape)} must have one shape`);
+    if (!same(l1!.shape, l2!.shape) || !same(l1!.shape, o1!.shape.slice(0, -1))) {
+      ctx.fail(`lse1 ${fmt(l1!.shape)} and lse2 ${fmt(l2!.shape)} must be o's shape ${fmt(o1!.shape)} without its last axis`);
+    }
+    return [tensorType('f32', o1!.shape), tensorType('f32', l1!.shape)];
+  },
+  run(ctx) {
+    const [o1, l1, o2, l2] = [0, 1, 2, 3].map((i) => need(ctx, ctx.inputs, i)) as [Tensor, Tensor, Tensor, Tensor];
+    const Hv = o1.shape[o1.rank - 1]!;
+    const rows = l1.size;
+    const o = new Float32Array(o1.size);
+    const lse = new Float32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      const a = l1.data[r]!;
+      const b = l2.data[r]!;
+      const m = Math.max(a, b);
+      if (m === -Infinity) {
+        lse[r] = -Infinity;
+        continue;
+      }
+      const wa = Math.exp(a - m);
+      const wb = Math.exp(b - m);
+      const sum = wa + wb;
+      const ca = wa / sum;
+      const cb = wb / sum;
+      for (let h = 0; h < Hv; h++) {
+        const x = r * Hv + h;
+        // A zero weight must not read its partial (it may be a masked-out row of anything).
+        o[x] = (ca === 0 ? 0 : ca * o1.data[x]!) + (cb === 0 ? 0 : cb * o2.data[x]!);
+      }
+      lse[r] = m + Math.log(sum);
+    }
+    return [new Tensor('f32', o1.shape, o), new Tensor('f32', l1.shape, lse)];
+  },
+};

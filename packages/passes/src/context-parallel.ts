@@ -1,0 +1,124 @@
+/**
+ * Context parallelism end to end: the pipeline that compiles a module for a (cfg, ring, ulysses)
+ * mesh, the simulator hook, and the communication summary `inspect --json` reports.
+ *
+ *   compileForMesh(module, mesh)          -> per-rank module (SPMD), verified
+ *   runSimulated(module, mesh, inputs)    -> model outputs (all ranks in one process; @paradit/ir)
+ *   collectiveSummary(module)             -> [{op, count, bytesPerRank}] per forward (one step)
+ */
+import { DEFAULT_PLACEMENT_RULES, Module, Tensor, byteSize, formatMesh, makeMesh, numel, runSimulated, simulateRanks, verifySharded, worldSize } from '@paradit/ir';
+import type { Mesh, Node } from '@paradit/ir';
+import type { Pass } from './pass';
+import { createPassContext } from './pass';
+import type { PassReport } from './report';
+import { runPipeline } from './pipeline';
+import { defaultPipeline } from './default-pipeline';
+import { splitCfgBatch } from './split-cfg-batch';
+import { shardSequence } from './shard-sequence';
+import { insertAllToAllPass } from './insert-all-to-all';
+import { insertRingAttentionPass } from './insert-ring-attention';
+import { withMesh } from './shard/mesh-options';
+
+/** The context-parallel passes, in order. */
+export function contextParallelPipeline(): Pass[] {
+  return [
+    splitCfgBatch, // first: the batch split is outermost; shard-sequence then splits tokens within each cfg group
+    shardSequence, // tokens split from their roots; attention gathers keys/values (the exact, simple plan)
+    insertAllToAllPass, // Ulysses: the sequence gathers of k/v become head-scattering all-to-alls (hybrid: inside ring groups)
+    insertRingAttentionPass, // ring: the remaining ring gathers of k/v become the ring loop with an fp32 log-sum-exp merge
+  ];
+}
+
+export interface CompileForMeshOptions {
+  /** The module already went through the default pipeline (fusion): skip it. */
+  readonly prepared?: boolean;
+  /** Verify the IR (with the SPMD placement rule) around every pass (default true). */
+  readonly verify?: boolean;
+  readonly report?: PassReport;
+}
+
+/** Compiles `m` for `mesh`: default pipeline (unless prepared), then the context-parallel passes. */
+export function compileForMesh(m: Module, mesh: Mesh, opts: CompileForMeshOptions = {}): Module {
+  const verify = opts.verify ?? true;
+  const ctx = withMesh(
+    createPassContext({
+      verify: verify ? (x: Module) => verifySharded(x, { placementRules: DEFAULT_PLACEMENT_RULES }) : false,
+      ...(opts.report ? { report: opts.report } : {}),
+    }),
+    mesh,
+  );
+  const passes = [...(opts.prepared ? [] : defaultPipeline()), ...contextParallelPipeline()];
+  return runPipeline(m, passes, ctx);
+}
+
+export interface CollectiveStat {
+  readonly op: string;
+  readonly count: number;
+  /** Bytes each rank receives for these collectives in one forward pass (one denoising step). */
+  readonly bytesPerRank: number;
+}
+
+/**
+ * Bytes one rank receives for a collective over a group of n ranks, from its local operand of b
+ * bytes: all_gather (n-1)b; all_to_all (n-1)/n b (it keeps its own part); ppermute b;
+ * all_reduce 2(n-1)/n b (ring reduce-scatter + all-gather). Local ops move nothing.
+ */
+export function bytesReceived(n: Node): number {
+  const x = n.inputs[0];
+  if (!x) return 0;
+  const shape = x.shape.map((d) => (typeof d === 'number' ? d : NaN));
+  const b = numel(shape) * byteSize(x.dtype);
+  const g = n.attrs.groupSize?.kind === 'int' ? n.attrs.groupSize.value : 1;
+  switch (n.op) {
+    case 'all_gather':
+      return (g - 1) * b;
+    case 'all_to_all':
+      return ((g - 1) / g) * b;
+    case 'ppermute':
+      return b;
+    case 'all_reduce':
+      return (2 * (g - 1) * b) / g;
+    default:
+      return 0;
+  }
+}
+
+const COMMUNICATING = ['all_gather', 'all_reduce', 'all_to_all', 'ppermute'];
+
+/** Count and per-rank received bytes of each communicating collective, by op name. */
+export function collectiveSummary(m: Module): CollectiveStat[] {
+  const stats = new Map<string, { count: number; bytes: number }>();
+  const visit = (nodes: readonly Node[]): void => {
+    for (const n of nodes) {
+      for (const sg of n.subgraphs()) visit(sg.nodes);
+      if (!COMMUNICATING.includes(n.op)) continue;
+      const s = stats.get(n.op) ?? { count: 0, bytes: 0 };
+      s.count++;
+      s.bytes += bytesReceived(n);
+      stats.set(n.op, s);
+    }
+  };
+  visit(m.graph.nodes);
+  return [...stats.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(([op, s]) => ({ op, count: s.count, bytesPerRank: Math.round(s.bytes) }));
+}
+
+/** For `paradit check DIR --ulysses U --ring R --cfg C`: compile for the mesh, run every rank simulated. */
+export function simulatedExecutor(mesh: Mesh, opts: CompileForMeshOptions = {}): (m: Module, inputs: readonly Tensor[]) => Tensor[] {
+  return (m, inputs) => runSimulated(compileForMesh(m, mesh, opts), mesh, inputs);
+}
+
+/** The fields `paradit inspect --ulysses U --ring R --cfg C --json` adds, for an already compiled module. */
+export function meshInspection(compiled: Module, mesh: Mesh): { world: number; mesh: { cfg: number; ring: number; ulysses: number }; collectives: CollectiveStat[] } {
+  return { world: worldSize(mesh), mesh: { cfg: mesh.cfg, ring: mesh.ring, ulysses: mesh.ulysses }, collectives: collectiveSummary(compiled) };
+}
+
+/** The mesh from CLI degrees, validated (`--ulysses U --ring R --cfg C`). */
+export function meshFromOptions(o: { ulysses?: number; ring?: number; cfg?: number }): Mesh {
+  return makeMesh({ ulysses: o.ulysses ?? 1, ring: o.ring ?? 1, cfg: o.cfg ?? 1 });
+}
+
+export function describeMesh(mesh: Mesh): string {
+  return formatMesh(mesh);
+}
+
+export { runSimulated, simulateRanks };

@@ -1,0 +1,177 @@
+/**
+ * insert-all-to-all: Ulysses attention. Replaces "gather keys and values over the sequence axis"
+ * (what shard-sequence leaves) by all-to-alls that trade the sequence split for a head split:
+ * before attention q, k and v gather the sequence and scatter the heads within each Ulysses group;
+ * after it the output does the reverse. With ring > 1 (hybrid, USP) the all-to-all runs inside
+ * each ring group and keys/values are still gathered over 'ring' (insert-ring-attention then
+ * turns that gather into the ring loop).
+ *
+ * Requires: the output of shard-sequence (attention q split on axis 2 over the sequence mesh
+ *   axis, k and v each the output of all_gather over it); mesh from ctx with ulysses U > 1.
+ * Ensures: per rank, attention runs on N/U heads over the whole sequence (or its ring block);
+ *   attention outputs are placed as before. Refuses (IrError naming the attention node) when the
+ *   head counts are not divisible by U, listing the degrees that work.
+ *
+ * Before (U = 2, R = 1):
+ *   %kg = all_gather(%k) {meshAxis: ulysses, axis: 2, groupSize: 2}   f32[1,4,32,8]@tokens(...)
+ *   %o = attention(%q, %kg, %vg) {numHeads: 4, kvHeads: 4}              f32[1,4,16,8]@shard(2,ulysses)
+ * After:
+ *   %q2 = all_to_all(%q) {meshAxis: ulysses, splitAxis: 1, concatAxis: 2, groupSize: 2}  f32[1,2,32,8]@shard(1,ulysses)
+ *   %k2 = all_to_all(%k) {...}; %v2 = all_to_all(%v) {...}
+ *   %o2 = attention(%q2, %k2, %v2) {numHeads: 2, kvHeads: 2}           f32[1,2,32,8]@shard(1,ulysses)
+ *   %o = all_to_all(%o2) {meshAxis: ulysses, splitAxis: 2, concatAxis: 1, groupSize: 2}  f32[1,4,16,8]@shard(2,ulysses)
+ */
+import { IrError, Module, Node, Value, axisPlace, distFromPlaces, distOf, isPlainAxis, seqMeshAxis, withPlace } from '@paradit/ir';
+import type { AttrValue, AxisPlace, Dist, Mesh } from '@paradit/ir';
+import type { Pass } from './pass';
+import { meshOf } from './shard/mesh-options';
+import { globalShape, meshSizes } from './shard/view';
+import { PlacedRebuild } from './shard/rebuild';
+
+export interface UlyssesSite {
+  readonly node: Node;
+  readonly q: Value;
+  /** Keys and values before their sequence gather. */
+  readonly k: Value;
+  readonly v: Value;
+  readonly heads: number;
+  readonly kvHeads: number;
+}
+
+const str = (value: string): AttrValue => ({ kind: 'string', value });
+const int = (value: number): AttrValue => ({ kind: 'int', value });
+
+/** The all_gather over `meshAxis` on axis 2 that produced `v`, if that is how v was made. */
+function gatheredFrom(producers: ReadonlyMap<Value, Node>, v: Value | null, meshAxis: string): Value | undefined {
+  const g = v ? producers.get(v) : undefined;
+  if (!g || g.op !== 'all_gather') return undefined;
+  const a = g.attrs;
+  return a.meshAxis?.kind === 'string' && a.meshAxis.value === meshAxis && a.axis?.kind === 'int' && a.axis.value === 2 ? g.inputs[0]! : undefined;
+}
+
+/** Attention nodes in the gather-keys form over the sequence mesh axis. */
+export function findUlyssesSites(m: Module, mesh: Mesh): UlyssesSite[] {
+  const S = seqMeshAxis(mesh);
+  if (mesh.ulysses <= 1 || !S) return [];
+  const producers = m.graph.producers();
+  const sites: UlyssesSite[] = [];
+  for (const n of m.graph.nodes) {
+    if (n.op !== 'attention') continue;
+    const q = n.inputs[0]!;
+    const qd = axisPlace(distOf(q.type.placement), 2);
+    const k = gatheredFrom(producers, n.inputs[1]!, S);
+    const v = gatheredFrom(producers, n.inputs[2]!, S);
+    if (qd.meshAxis !== S || !k || !v || !isPlainAxis(axisPlace(distOf(q.type.placement), 1))) continue;
+    const heads = n.attrs.numHeads?.kind === 'int' ? n.attrs.numHeads.value : q.shape[1] as number;
+    const kvHeads = n.attrs.kvHeads?.kind === 'int' ? n.attrs.kvHeads.value : heads;
+    sites.push({ node: n, q, k, v, heads, kvHeads });
+  }
+  return sites;
+}
+
+function divisors(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
+}
+
+/** Throws the user-facing message when a site's heads do not split over U. */
+export function checkUlyssesHeads(sites: readonly UlyssesSite[], U: number): void {
+  for (const s of sites) {
+    for (const [count, what] of [[s.heads, 'head'], [s.kvHeads, 'key/value head']] as const) {
+      if (count % U === 0) continue;
+      const g = gcd(s.heads, s.kvHeads);
+      throw new IrError(
+        'E_UNSUPPORTED',
+        `attention '${s.node.name || s.node.op}': ${count} ${what}${count === 1 ? ' is' : 's are'} not divisible by ulysses degree ${U}; ` +
+          `use --ring or a degree that divides ${g} (${divisors(g).join(', ')})`,
+        s.node.name,
+      );
+    }
+  }
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+export function insertAllToAll(m: Module, mesh: Mesh): Module {
+  const sites = findUlyssesSites(m, mesh);
+  if (sites.length === 0) return m;
+  const U = mesh.ulysses;
+  checkUlyssesHeads(sites, U);
+  const byNode = new Map(sites.map((s) => [s.node, s]));
+  // The old key/value gathers disappear when the rewritten attentions were their only readers.
+  const users = m.graph.users();
+  const producers = m.graph.producers();
+  const dead = new Set<Node>();
+  for (const s of sites) {
+    for (const x of [s.node.inputs[1]!, s.node.inputs[2]!]) {
+      const g = producers.get(x)!;
+      if ((users.get(x) ?? []).every((u) => byNode.has(u)) && !m.graph.outputs.includes(x)) dead.add(g);
+    }
+  }
+  const sizeOf = meshSizes(mesh);
+  const r = new PlacedRebuild(m, sizeOf);
+  const a2a = (x: Value, split: number, concat: number, name: string, to: Dist): Value =>
+    r.add('all_to_all', [x], { meshAxis: str('ulysses'), splitAxis: int(split), concatAxis: int(concat), groupSize: int(U) }, name, [to])[0]!;
+  for (const n of m.graph.nodes) {
+    if (dead.has(n)) continue;
+    const s = byNode.get(n);
+    if (!s) {
+      r.copy(n);
+      continue;
+    }
+    const name = n.name || 'attention';
+    // q: sequence whole within the Ulysses group (split over ring if R > 1), heads split.
+    const scattered = new Map<Value, Value>(); // self-attention on one tensor: one all-to-all
+    const scatter = (x: Value, what: string): Value => {
+      const hit = scattered.get(x);
+      if (hit) return hit;
+      const d = r.dist(r.get(x));
+      const seq = axisPlace(d, 2);
+      const seqAfter: AxisPlace = { ...(seq.tokens ? { tokens: seq.tokens } : {}), ...(mesh.ring > 1 ? { meshAxis: 'ring' } : {}) };
+      const y = a2a(r.get(x), 1, 2, `${name}/${what}_all_to_all`, withPlace(withPlace(d, 1, { meshAxis: 'ulysses' }), 2, seqAfter));
+      scattered.set(x, y);
+      return y;
+    };
+    const q = scatter(s.q, 'q');
+    const gathered = new Map<Value, Value>();
+    const kvWhole = (x: Value, what: string): Value => {
+      const hit = gathered.get(x);
+      if (hit) return hit;
+      const y = scatter(x, what);
+      const whole = mesh.ring > 1 ? r.reshard(y, withPlace(r.dist(y), 2, { ...axisPlace(r.dist(y), 2), meshAxis: undefined }), `${name}/${what}`) : y;
+      gathered.set(x, whole);
+      return whole;
+    };
+    const k = kvWhole(s.k, 'k');
+    const v = kvWhole(s.v, 'v');
+    const qd = r.dist(q);
+    const kd = r.dist(k);
+    let mask: Value | null = null;
+    const m0 = n.inputs[3];
+    if (m0) {
+      // The mask follows the new layout: heads split, query rows like q, keys like k.
+      const mv = r.get(m0);
+      const rank = mv.shape.length;
+      const places = new Map<number, AxisPlace>();
+      const target = [axisPlace(qd, 0), axisPlace(qd, 1), axisPlace(qd, 2), axisPlace(kd, 2)];
+      globalShape(mv.shape as number[], r.dist(mv), sizeOf).forEach((d, j) => {
+        const p = target[j + 4 - rank]!;
+        if (d !== 1 && !isPlainAxis(p)) places.set(j, p);
+      });
+      mask = r.reshard(mv, distFromPlaces(places), `${name}/mask`, mv.dtype === 'bool' ? 1 : 0);
+    }
+    const attrs = { ...n.attrs, numHeads: int(s.heads / U), kvHeads: int(s.kvHeads / U) };
+    const outDist = distFromPlaces(new Map([0, 1, 2].map((a) => [a, axisPlace(qd, a)] as const).filter(([, p]) => !isPlainAxis(p))));
+    const o = r.add('attention', [q, k, v, mask], attrs, name, [outDist])[0]!;
+    const back = a2a(o, 2, 1, `${name}/out_all_to_all`, distOf(n.outputs[0]!.type.placement));
+    r.replace(n.outputs[0]!, back);
+  }
+  return r.finish();
+}
+
+export const insertAllToAllPass: Pass = {
+  name: 'insert-all-to-all',
+  description: 'Ulysses: turn sequence gathers of keys/values into head-scattering all-to-alls around attention',
+  run: (m, ctx) => insertAllToAll(m, meshOf(ctx)),
+};

@@ -1,0 +1,105 @@
+/**
+ * Running passes: one pass with its instruments (verify, timing, print-after), a pipeline (an
+ * array of named passes run in order), and a fixpoint pipeline (its passes repeated until a whole
+ * round changes nothing), which is itself a Pass so pipelines nest.
+ */
+import { IrError, Module } from '@paradit/ir';
+import type { Pass, PassContext } from './pass';
+
+/** Runs one pass with the context's instruments. The module is assumed verified already. */
+export function runPass(pass: Pass, m: Module, ctx: PassContext): Module {
+  const { report, verify, printAfter, dump, print } = ctx.instruments;
+  report?.begin(pass.name);
+  const t0 = performance.now();
+  let out: Module;
+  try {
+    out = pass.run(m, ctx);
+  } catch (e) {
+    report?.end(performance.now() - t0, false);
+    throw blame(e, `pass '${pass.name}' failed`);
+  }
+  report?.end(performance.now() - t0, out !== m);
+  if (verify && out !== m) {
+    try {
+      verify(out);
+    } catch (e) {
+      throw blame(e, `pass '${pass.name}' produced invalid IR (its input verified; the pass is at fault)`);
+    }
+  }
+  if (dump && print && printAfter && (printAfter.includes(pass.name) || printAfter.includes('*'))) dump(pass.name, print(out));
+  return out;
+}
+
+/** Runs `passes` in order; with a verifier, checks the input first so later failures blame a pass. */
+export function runPipeline(m: Module, passes: readonly Pass[], ctx: PassContext): Module {
+  const { verify } = ctx.instruments;
+  if (verify) {
+    try {
+      verify(m);
+    } catch (e) {
+      throw blame(e, `the input of pipeline [${passes.map((p) => p.name).join(', ')}] is invalid IR (no pass ran yet)`);
+    }
+  }
+  let cur = m;
+  for (const p of passes) cur = runPass(p, cur, ctx);
+  return cur;
+}
+
+/** A named pipeline usable as one pass (its passes show nested under its name in the report). */
+export function pipelinePass(name: string, description: string, passes: readonly Pass[]): Pass {
+  return {
+    name,
+    description,
+    run(m, ctx) {
+      let cur = m;
+      for (const p of passes) cur = runPass(p, cur, ctx);
+      return cur;
+    },
+  };
+}
+
+/**
+ * A pipeline repeated until one whole round returns the module unchanged (every pass returned its
+ * input object). More than `ctx.options.canonicalizeMaxRounds` rounds means some passes undo each
+ * other; that is a bug in the passes, reported with the names of the passes still changing.
+ */
+export function fixpointPass(name: string, description: string, passes: readonly Pass[]): Pass {
+  return {
+    name,
+    description,
+    run(m, ctx) {
+      const max = ctx.options.canonicalizeMaxRounds;
+      let cur = m;
+      for (let round = 0; round < max; round++) {
+        const changed: string[] = [];
+        for (const p of passes) {
+          const next = runPass(p, cur, ctx);
+          if (next !== cur) changed.push(p.name);
+          cur = next;
+        }
+        if (changed.length === 0) return cur;
+        if (round === max - 1) {
+          throw new IrError(
+            'E_VERIFY',
+            `'${name}' did not reach a fixpoint in ${max} rounds: [${changed.join(', ')}] still changed the module in the last round; ` +
+              'two rewrites probably undo each other (raise canonicalizeMaxRounds only if each round makes real progress)',
+          );
+        }
+      }
+      return cur;
+    },
+  };
+}
+
+/** Prefixes an error's message with where it happened, keeping its code and node name. */
+function blame(e: unknown, where: string): Error {
+  if (e instanceof IrError) {
+    const out = new IrError(e.code, `${where}: ${e.message}`, e.nodeName);
+    out.stack = e.stack;
+    return out;
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  const out = new IrError('E_RUNTIME', `${where}: ${msg}`);
+  if (e instanceof Error) out.stack = e.stack;
+  return out;
+}
