@@ -25,6 +25,14 @@ const EXCLUDED: Record<string, string> = {
   test_training_dropout_mask: 'training-mode dropout draws random masks',
   test_training_dropout_zero_ratio: 'training-mode dropout (ratio input) is not an inference op',
   test_training_dropout_zero_ratio_mask: 'training-mode dropout (ratio input) is not an inference op',
+  // ONNX 1.12's data stores these bf16 tensors as UINT16 bit patterns and expects truncation
+  // where the current spec (and ParaDiT) rounds to nearest even.
+  test_cast_BFLOAT16_to_FLOAT: 'test data stores bf16 as uint16 bits (ONNX 1.12 data)',
+  test_cast_FLOAT_to_BFLOAT16: 'test data stores bf16 as uint16 bits and expects truncation, not round-to-nearest-even',
+  test_castlike_BFLOAT16_to_FLOAT: 'test data stores bf16 as uint16 bits (ONNX 1.12 data)',
+  test_castlike_BFLOAT16_to_FLOAT_expanded: 'test data stores bf16 as uint16 bits (ONNX 1.12 data)',
+  test_castlike_FLOAT_to_BFLOAT16: 'test data stores bf16 as uint16 bits and expects truncation, not round-to-nearest-even',
+  test_castlike_FLOAT_to_BFLOAT16_expanded: 'test data stores bf16 as uint16 bits and expects truncation, not round-to-nearest-even',
 };
 
 interface Case {

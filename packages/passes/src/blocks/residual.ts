@@ -2,7 +2,7 @@
  * Residual units: the first step of transformer-block discovery.
  *
  * A residual op adds a branch computed from a stream value back onto that value:
- * `Add(s, f(s))` (either operand order) or a fused gate `gate(s, g, f(s))`, where the path from s
+ * `Add(s, f(s))` (either operand order) or a fused `gated_residual(s, g, f(s))`, where the path from s
  * to f(s) holds real work (an attention or a linear layer). Its body is every node on a path from
  * s to the residual op. Residual ops whose bodies share a node (a joint attention feeding the
  * image and the text stream, a feed-forward run on concatenated streams) form one unit.
@@ -47,7 +47,7 @@ export function findResidualOps(view: GraphView): ResidualOp[] {
   for (const n of view.graph.nodes) {
     let pairs: [Value, Value][] = [];
     if (n.op === 'Add' && n.inputs[0] && n.inputs[1]) pairs = [[n.inputs[0], n.inputs[1]], [n.inputs[1], n.inputs[0]]];
-    else if ((n.op as string) === 'gate' && n.inputs[0] && n.inputs[2]) pairs = [[n.inputs[0], n.inputs[2]]];
+    else if (n.op === 'gated_residual' && n.inputs[0] && n.inputs[2]) pairs = [[n.inputs[0], n.inputs[2]]];
     for (const [skip, branch] of pairs) {
       if (skip.constant || !sameType(skip, n.outputs[0]!) || !view.dependsOn(branch, skip)) continue;
       const body = view.between(skip, branch);
