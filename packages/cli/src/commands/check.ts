@@ -15,6 +15,7 @@ import {
   validateTestData,
   withinTolerance,
 } from '@paradit/runtime';
+import { meshFromOptions, simulatedExecutor } from '@paradit/passes';
 import { EXIT_MISMATCH, EXIT_OK } from '../errors';
 
 export interface OutputCheck {
@@ -105,8 +106,13 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
     .argument('<dir>', 'model folder')
     .option('--json', 'print one JSON object')
     .option('--tolerance <relL2>', 'relative L2 tolerance (default: 1e-4 for fp32 outputs, 5e-2 for bf16/fp16)', parseFloat)
-    .action((dir: string, opts: { json?: boolean; tolerance?: number }) => {
-      const r = checkModelDir(path.resolve(dir), { tolerance: opts.tolerance });
+    .option('--ulysses <n>', 'compile for this Ulysses degree and run simulated ranks', (v) => parseInt(v, 10))
+    .option('--ring <n>', 'ring degree', (v) => parseInt(v, 10))
+    .option('--cfg <n>', 'CFG-parallel degree', (v) => parseInt(v, 10))
+    .action((dir: string, opts: { json?: boolean; tolerance?: number; ulysses?: number; ring?: number; cfg?: number }) => {
+      const sharded = opts.ulysses || opts.ring || opts.cfg;
+      const execute = sharded ? simulatedExecutor(meshFromOptions({ ulysses: opts.ulysses, ring: opts.ring, cfg: opts.cfg })) : undefined;
+      const r = checkModelDir(path.resolve(dir), { tolerance: opts.tolerance, execute: execute as CheckOptions['execute'] });
       process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatCheck(r)}\n`);
       setCode(r.ok ? EXIT_OK : EXIT_MISMATCH);
     });

@@ -1,6 +1,7 @@
 /** `paradit inspect MODEL [--json]`: what a model takes, returns and contains. */
 import type { Command } from 'commander';
-import { Graph, Module, Value, byteSize, loadModel, numel, isStaticShape } from '@paradit/ir';
+import { Graph, Module, Value, byteSize, loadModel, numel, isStaticShape, IrError } from '@paradit/ir';
+import { compileForMesh, createPassContext, defaultPipeline, discoverBlocks, meshFromOptions, meshInspection, runPipeline } from '@paradit/passes';
 
 export interface ValueSummary {
   readonly name: string;
@@ -91,12 +92,60 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
     .argument('<model>', 'a .onnx file, or a folder holding model.onnx')
     .option('--json', 'print one JSON object')
     .option('--random-weights [seed]', 'replace missing external weights with seeded random data (benchmarking)')
-    .action((model: string, opts: { json?: boolean; randomWeights?: string | boolean }) => {
-      const m = loadModel(model, randomOption(opts.randomWeights));
-      const s = summarize(m, model);
-      if (m.meta.randomWeights) process.stderr.write('paradit: note: weights are seeded random data, not the model\'s own\n');
-      process.stdout.write(opts.json ? `${JSON.stringify(s)}\n` : `${formatSummary(s)}\n`);
+    .option('--raw', 'the imported graph, without passes')
+    .option('--after <pass>', 'print the IR text after this pass of the default pipeline')
+    .option('--ulysses <n>', 'Ulysses degree (adds collectives and world to --json)', (v) => parseInt(v, 10))
+    .option('--ring <n>', 'ring degree', (v) => parseInt(v, 10))
+    .option('--cfg <n>', 'CFG-parallel degree', (v) => parseInt(v, 10))
+    .action((model: string, opts: InspectOptions) => {
+      const raw = loadModel(model, randomOption(opts.randomWeights));
+      if (raw.meta.randomWeights) process.stderr.write("paradit: note: weights are seeded random data, not the model's own\n");
+      if (opts.raw) {
+        const s = summarize(raw, model);
+        process.stdout.write(opts.json ? `${JSON.stringify(s)}\n` : `${formatSummary(s)}\n`);
+        return;
+      }
+      let afterText: string | undefined;
+      const ctx = createPassContext({
+        printAfter: opts.after ? [opts.after] : undefined,
+        dump: (_pass: string, text: string) => {
+          afterText = text;
+        },
+      });
+      const m = runPipeline(raw, defaultPipeline(), ctx);
+      if (opts.after) {
+        if (afterText === undefined) throw new IrError('E_INPUT', `--after ${opts.after}: no pass of that name ran; the default pipeline's passes are ${defaultPipeline().map((p) => p.name).join(', ')}`);
+        process.stdout.write(`${afterText}\n`);
+        return;
+      }
+      const blocks = discoverBlocks(m.graph);
+      const base = summarize(m, model);
+      const out: Record<string, unknown> = {
+        ...base,
+        attentionSites: base.opCounts['attention'] ?? 0,
+        blocks: blocks.groups.map((g) => ({ kind: g.kind, count: g.count })),
+      };
+      if (opts.ulysses || opts.ring || opts.cfg) {
+        const mesh = meshFromOptions({ ulysses: opts.ulysses, ring: opts.ring, cfg: opts.cfg });
+        Object.assign(out, meshInspection(compileForMesh(m, mesh, { prepared: true }), mesh));
+      }
+      if (opts.json) process.stdout.write(`${JSON.stringify(out)}\n`);
+      else {
+        const lines = [formatSummary(base), `attention sites: ${String(out.attentionSites)}`, `blocks: ${blocks.groups.map((g) => `${g.count} x ${g.kind}`).join(', ') || 'none found'}`];
+        if (out.collectives) lines.push(`collectives (world ${String(out.world)}): ${JSON.stringify(out.collectives)}`);
+        process.stdout.write(`${lines.join('\n')}\n`);
+      }
     });
+}
+
+interface InspectOptions {
+  json?: boolean;
+  raw?: boolean;
+  after?: string;
+  randomWeights?: string | boolean;
+  ulysses?: number;
+  ring?: number;
+  cfg?: number;
 }
 
 /** `--random-weights [seed]` -> the importer's option. */
