@@ -1,0 +1,218 @@
+/**
+ * The plan format (version 1): what `paradit compile` writes and the runtime loads.
+ *
+ * A plan is a directory:
+ *   plan.json            this schema
+ *   weights.bin          every weight, each at an offset aligned to `weights.alignment` bytes
+ *   kernels/module.cu    CUDA C++ source of every kernel (always present)
+ *   kernels/module.cubin sm_90a cubin when nvcc was found at compile time (else null in the JSON;
+ *                        the CUDA runtime then compiles module.cu with NVRTC at load time)
+ *
+ * Memory model: every tensor of the step lives in one of four device allocations ("spaces"),
+ * at a fixed byte offset, so a captured CUDA graph can replay the step unchanged:
+ *   weights  read-only, loaded from weights.bin
+ *   io       the step's inputs and outputs (the host copies in and out around each step)
+ *   state    persistent across steps of one generation (First Block Cache's r_ref and residuals);
+ *            zeroed by `resetState`, never touched by the memory planner
+ *   arena    activations, reused by the liveness-based memory planner
+ * Shapes are static (compile specializes dynamic dims to the test data or --shape values).
+ *
+ * Every instruction carries `origin` (the ONNX node names it came from, for errors) and `ref`: an
+ * IR text module whose graph inputs/outputs correspond, in order, to `ref.inputs`/`ref.outputs`
+ * buffer ids. The CPU backend runs a plan by interpreting each instruction's `ref` against the same
+ * buffers (so memory planning and instruction order are checked without a GPU); the CUDA backend
+ * launches the kernel or library call instead.
+ */
+import { z } from 'zod';
+
+export const PLAN_FORMAT = 'paradit-plan';
+export const PLAN_VERSION = 1;
+
+export const planDType = z.enum(['f32', 'f16', 'bf16', 'i32', 'i64', 'bool', 'u8']);
+export type PlanDType = z.infer<typeof planDType>;
+
+export const space = z.enum(['weights', 'io', 'arena', 'state']);
+export type Space = z.infer<typeof space>;
+
+export const bufferDecl = z.object({
+  id: z.number().int().nonnegative(),
+  /** IR value name (for messages and inspection). */
+  name: z.string(),
+  dtype: planDType,
+  shape: z.array(z.number().int().nonnegative()),
+  space,
+  /** Byte offset inside its space; 256-byte aligned. */
+  offset: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+});
+export type BufferDecl = z.infer<typeof bufferDecl>;
+
+/** The IR fragment an instruction computes (the CPU backend's definition of the instruction). */
+export const refFragment = z.object({
+  text: z.string(),
+  inputs: z.array(z.number().int()),
+  outputs: z.array(z.number().int()),
+});
+export type RefFragment = z.infer<typeof refFragment>;
+
+export const kernelArg = z.union([
+  z.object({ buf: z.number().int() }),
+  z.object({ i32: z.number().int() }),
+  z.object({ i64: z.number().int() }),
+  z.object({ f32: z.number() }),
+]);
+export type KernelArg = z.infer<typeof kernelArg>;
+
+const dim3 = z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]);
+
+const common = {
+  origin: z.array(z.string()),
+  ref: refFragment.optional(),
+};
+
+export const kernelInstr = z.object({
+  op: z.literal('kernel'),
+  /** Entry point (extern "C" __global__ name) in kernels/module.cu. */
+  kernel: z.string(),
+  grid: dim3,
+  block: dim3,
+  /** Dynamic shared memory in bytes (the runtime raises the function's limit when > 48 KiB). */
+  smem: z.number().int().nonnegative(),
+  args: z.array(kernelArg),
+  ...common,
+});
+
+/** Matrix operand of a gemm: a row-major [rows, cols] view with leading dimension `ld` (elements). */
+export const matrixView = z.object({
+  buf: z.number().int(),
+  /** Element offset from the buffer's start. */
+  elemOffset: z.number().int().nonnegative().default(0),
+  rows: z.number().int().positive(),
+  cols: z.number().int().positive(),
+  ld: z.number().int().positive(),
+  /** Elements between consecutive matrices of a batched gemm (0 = shared). */
+  batchStride: z.number().int().nonnegative().default(0),
+});
+export type MatrixView = z.infer<typeof matrixView>;
+
+/**
+ * out[b] = epilogue(alpha * opA(a[b]) @ opB(b[b]) + bias) (+ residual when given); fp32 accumulation.
+ * opX transposes the row-major view when transX is true. Shapes: opA [m,k], opB [k,n], out [m,n].
+ */
+export const gemmInstr = z.object({
+  op: z.literal('gemm'),
+  m: z.number().int().positive(),
+  n: z.number().int().positive(),
+  k: z.number().int().positive(),
+  batch: z.number().int().positive(),
+  a: matrixView,
+  transA: z.boolean(),
+  b: matrixView,
+  transB: z.boolean(),
+  out: matrixView,
+  /** Bias of length n, added to every row. */
+  bias: z.number().int().optional(),
+  epilogue: z.enum(['none', 'gelu_tanh', 'gelu_erf', 'silu']),
+  alpha: z.number(),
+  ...common,
+});
+
+export const copyInstr = z.object({
+  op: z.literal('copy'),
+  src: z.number().int(),
+  dst: z.number().int(),
+  ...common,
+});
+
+export type Instr =
+  | z.infer<typeof kernelInstr>
+  | z.infer<typeof gemmInstr>
+  | z.infer<typeof copyInstr>
+  | BranchInstr;
+
+/** Runs `then` when the bool/u8 scalar `cond` (a device buffer) is true, else `else`. */
+export interface BranchInstr {
+  op: 'branch';
+  cond: number;
+  then: Instr[];
+  else: Instr[];
+  origin: string[];
+  ref?: RefFragment;
+}
+
+export const instr: z.ZodType<Instr, z.ZodTypeDef, unknown> = z.lazy(() =>
+  z.union([
+    kernelInstr,
+    gemmInstr,
+    copyInstr,
+    z.object({
+      op: z.literal('branch'),
+      cond: z.number().int(),
+      then: z.array(instr),
+      else: z.array(instr),
+      ...common,
+    }),
+  ]),
+) as z.ZodType<Instr, z.ZodTypeDef, unknown>;
+
+export const ioDecl = z.object({ name: z.string(), buf: z.number().int() });
+
+/**
+ * State that persists across the steps of one generation (First Block Cache). The program itself
+ * updates state buffers (the lowering emits the copies); the runtime only zeroes the state space
+ * on `resetState`.
+ */
+export const stateDecl = z.object({
+  name: z.string(),
+  buf: z.number().int(),
+  /** What it is, e.g. "fbcache.r_ref", "fbcache.residual[0]", "fbcache.valid". */
+  role: z.string(),
+});
+
+export const planSchema = z.object({
+  format: z.literal(PLAN_FORMAT),
+  version: z.literal(PLAN_VERSION),
+  compiledFrom: z.object({
+    model: z.string(),
+    /** sha256 of model.onnx (hex). */
+    modelSha256: z.string(),
+    /** Seed when the weights were generated by --random-weights. */
+    randomWeightsSeed: z.number().int().optional(),
+    paradit: z.string(),
+    createdAt: z.string(),
+  }),
+  target: z.object({
+    backend: z.enum(['cuda', 'cpu']),
+    /** e.g. "sm_90a"; the CUDA runtime refuses a plan for another architecture. */
+    arch: z.string(),
+    dtype: z.enum(['f32', 'f16', 'bf16']),
+    mesh: z.object({ cfg: z.number().int().positive(), ring: z.number().int().positive(), ulysses: z.number().int().positive() }),
+  }),
+  spaces: z.object({
+    weights: z.number().int().nonnegative(),
+    io: z.number().int().nonnegative(),
+    arena: z.number().int().nonnegative(),
+    state: z.number().int().nonnegative(),
+  }),
+  weights: z.object({
+    file: z.literal('weights.bin'),
+    bytes: z.number().int().nonnegative(),
+    alignment: z.number().int().positive(),
+    /** sha256 of weights.bin (hex). */
+    sha256: z.string(),
+  }),
+  kernels: z.object({
+    source: z.literal('kernels/module.cu'),
+    cubin: z.string().nullable(),
+    /** nvcc/NVRTC options the source needs (e.g. -std=c++17). */
+    options: z.array(z.string()),
+  }),
+  buffers: z.array(bufferDecl),
+  inputs: z.array(ioDecl),
+  outputs: z.array(ioDecl),
+  state: z.array(stateDecl),
+  program: z.array(instr),
+  /** Human-facing summary for `inspect`: peak arena bytes, kernel count, ... */
+  stats: z.record(z.string(), z.number()),
+});
+export type Plan = z.infer<typeof planSchema>;
