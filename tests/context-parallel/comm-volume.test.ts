@@ -2,7 +2,8 @@
  * The communication volume `collectiveSummary` reports (inspect --json `collectives`) matches a
  * hand count for one attention layer.
  *
- * Layer: q, k, v each f32[1, N=4, S=8, H=8] (from one [1,8,32] token stream), output gathered.
+ * Layer: q, k, v each f32[B, N=4, S=8, H=8] (from one [B,8,32] token stream), output gathered;
+ * B = 1, or B = 2 (an [uncond; cond] batch) for CFG parallelism.
  * Per-rank bytes received over a group of n: all_gather (n-1)*b, all_to_all (n-1)/n*b,
  * ppermute b, where b is the local operand's size in bytes.
  */
@@ -10,9 +11,9 @@ import { makeMesh, parseModule } from '@paradit/ir';
 import { collectiveSummary, compileForMesh } from '../../packages/passes/src/context-parallel';
 
 /** q from x, k and v from scaled copies of x: one token stream, three distinct tensors. */
-function layer() {
-  return parseModule(`graph main(%x: f32[1,8,32]) {
-    %s = const i64[4] [1, 8, 4, 8]
+function layer(batch = 1) {
+  return parseModule(`graph main(%x: f32[${batch},8,32]) {
+    %s = const i64[4] [${batch}, 8, 4, 8]
     %two = const f32[] [2]
     %three = const f32[] [3]
     %xk = Mul(%x, %two)
@@ -58,5 +59,21 @@ describe('collective volume of one attention layer', () => {
       { op: 'ppermute', count: 2, bytesPerRank: 2 * blk },
     ];
     expect(collectiveSummary(compileForMesh(layer(), makeMesh({ ulysses: 2, ring: 2 }), { prepared: true }))).toEqual(expected);
+  });
+
+  test('cfg 2 (batch 2): the batch is sliced locally; only the output is gathered, once', () => {
+    const b = 1 * 4 * 8 * 8 * F32; // each cfg rank computes one sample: [1,4,8,8] = 1024 bytes
+    const expected = [{ op: 'all_gather', count: 1, bytesPerRank: (2 - 1) * b }];
+    expect(collectiveSummary(compileForMesh(layer(2), makeMesh({ cfg: 2 }), { prepared: true }))).toEqual(expected);
+  });
+
+  test('cfg 2 x ulysses 2 (batch 2): all-to-alls within each cfg group; the output gathers batch then tokens', () => {
+    const b = 1 * 4 * 4 * 8 * F32; // per rank: 1 sample, 4 heads, 4 tokens = 512 bytes
+    const expected = [
+      // axis 0 over cfg from [1,4,4,8] (512 B), then axis 2 over ulysses from [2,4,4,8] (1024 B)
+      { op: 'all_gather', count: 2, bytesPerRank: (2 - 1) * b + (2 - 1) * 2 * b },
+      { op: 'all_to_all', count: 4, bytesPerRank: 4 * ((2 - 1) / 2) * b },
+    ];
+    expect(collectiveSummary(compileForMesh(layer(2), makeMesh({ cfg: 2, ulysses: 2 }), { prepared: true }))).toEqual(expected);
   });
 });

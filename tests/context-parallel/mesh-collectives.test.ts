@@ -23,6 +23,7 @@ import {
   simulateRanks,
 } from '@paradit/ir';
 import type { AttrValue } from '@paradit/ir';
+import { createPassContext, hasMeshOptions, meshFromOptions, meshOf, withMesh } from '@paradit/passes';
 import { randomTensor, rng } from '../models/tiny-dit';
 
 const str = (value: string): AttrValue => ({ kind: 'string', value });
@@ -57,6 +58,20 @@ describe('mesh', () => {
   });
   test('bad degrees are rejected', () => {
     expect(() => makeMesh({ ring: 0 })).toThrow(/--ring must be a positive integer, got 0/);
+  });
+  test('meshFromOptions reads --ulysses/--ring/--cfg as typed (strings) or given (numbers); PassOptions carries the mesh', () => {
+    expect(meshFromOptions({ ulysses: '2', ring: 4 })).toEqual({ cfg: 1, ring: 4, ulysses: 2 });
+    expect(meshFromOptions({})).toEqual({ cfg: 1, ring: 1, ulysses: 1 });
+    expect(hasMeshOptions({})).toBe(false);
+    expect(hasMeshOptions({ cfg: '0' })).toBe(true); // present, so meshFromOptions rejects it
+    for (const bad of ['0', '-2', 'two', '2.5', '', ' ']) {
+      expect(() => meshFromOptions({ cfg: bad })).toThrow(`--cfg must be a positive integer (the number of ranks on that mesh axis), got '${bad}'`);
+    }
+    expect(() => meshFromOptions({ ulysses: 0 })).toThrow(IrError);
+    const ctx = createPassContext();
+    expect(meshOf(ctx)).toEqual({ cfg: 1, ring: 1, ulysses: 1 });
+    expect(meshOf(withMesh(ctx, makeMesh({ ring: 2 }))).ring).toBe(2);
+    expect(meshOf(createPassContext({ options: { mesh: makeMesh({ cfg: 2 }) } })).cfg).toBe(2);
   });
 });
 

@@ -2,7 +2,9 @@
  * The SPMD placement check of the verifier: placements are checked, not trusted. Each case breaks
  * one thing a plan must get right and expects the message that names it.
  */
-import { makeMesh, parseModule, verifySharded } from '@paradit/ir';
+import { IrError, Module, Node, Value, makeMesh, parseModule, tensorType, verifyModule, verifySharded } from '@paradit/ir';
+import type { Pass } from '@paradit/passes';
+import { contextParallelPipeline, createPassContext, defaultPipeline, editGraph, runPipeline, withMesh } from '@paradit/passes';
 import { compileForMesh } from '../../packages/passes/src/context-parallel';
 import { CP_DIT, buildCpDit } from '../models/tiny-dit-cp';
 
@@ -88,5 +90,79 @@ describe('verifySharded', () => {
         return %g
       }`),
     ).toThrow(/Slice: input 0 is placed 1@ulysses tokens\(1:\[3,4\]\/2\), but Slice needs replicated/);
+  });
+  test('a 2-D mask whose key columns stay in natural order beside keys in rank-chunk order', () => {
+    // Joint [2 text, 4 image] over 2 ranks: keys are in the joint order, so the mask's columns
+    // must be reordered too (to_token_order on axis 3), not only its rows.
+    expect(
+      bad(`graph main(%t: f32[1,1,2,4], %i: f32[1,1,4,4], %m: bool[1,1,6,6]) {
+        %ts = shard_slice(%t) {axis=2, groupSize=2, meshAxis="ulysses"} : f32[1,1,1,4]@shard(2,ulysses)
+        %is = shard_slice(%i) {axis=2, groupSize=2, meshAxis="ulysses"} : f32[1,1,2,4]@shard(2,ulysses)
+        %x = Concat(%ts, %is) {axis=2} : f32[1,1,3,4]@shard(2,ulysses)@tokens(2:[2,4]/2)
+        %k = all_gather(%x) {axis=2, groupSize=2, meshAxis="ulysses"} : f32[1,1,6,4]@replicated@tokens(2:[2,4]/2)
+        %mo = to_token_order(%m) {axis=2, chunks=2, fill=1.0, segments=[2,4]} : bool[1,1,6,6]@replicated@tokens(2:[2,4]/2)
+        %ms = shard_slice(%mo) {axis=2, groupSize=2, meshAxis="ulysses"} : bool[1,1,3,6]@shard(2,ulysses)@tokens(2:[2,4]/2)
+        %o = attention(%x, %k, %k, %ms) {kvHeads=1, numHeads=1, scale=0.5} : f32[1,1,3,4]@shard(2,ulysses)@tokens(2:[2,4]/2)
+        %g = all_gather(%o) {axis=2, groupSize=2, meshAxis="ulysses"} : f32[1,1,6,4]@replicated@tokens(2:[2,4]/2)
+        %n = from_token_order(%g) {axis=2, chunks=2, segments=[2,4]} : f32[1,1,6,4]
+        return %n
+      }`),
+    ).toThrow(/attention: input 3 is placed 2@ulysses tokens\(2:\[2,4\]\/2\), but attention needs 2@ulysses tokens\(2,3:\[2,4\]\/2\)/);
+  });
+});
+
+describe('verifyModule checks placements by default', () => {
+  // A missing all_gather before attention, with the node named 'attn_7'.
+  const MISSING_GATHER = `graph main(%x: f32[1,1,4,4]) {
+    %xs = shard_slice(%x) {axis=2, groupSize=2, meshAxis="ulysses"} : f32[1,1,2,4]@shard(2,ulysses)
+    %o = attention(%xs, %xs, %xs) {kvHeads=1, numHeads=1, scale=0.5} : f32[1,1,2,4]@shard(2,ulysses) # attn_7
+    %g = all_gather(%o) {axis=2, groupSize=2, meshAxis="ulysses"} : f32[1,1,4,4]
+    return %g
+  }`;
+
+  test('a module compiled for a mesh gets the SPMD rule without asking; the message names the node', () => {
+    let err: unknown;
+    try {
+      verifyModule(parseModule(MISSING_GATHER));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(IrError);
+    expect((err as IrError).message).toMatch(/node #1 attention 'attn_7': input 1 is placed 2@ulysses, but attention needs replicated/);
+    expect((err as IrError).nodeName).toBe('attn_7');
+  });
+
+  test('explicit placementRules still replace the default (an empty list checks no placements)', () => {
+    expect(() => verifyModule(parseModule(MISSING_GATHER), { placementRules: [] })).not.toThrow();
+  });
+
+  test('placements without any collective are annotations, not an SPMD program: not checked', () => {
+    const m = parseModule(`graph main(%x: f32[1,4,4]@shard(1,ring)) {
+      %y = Transpose(%x) {perm=[0,2,1]} : f32[1,4,4]@shard(1,ring)
+      return %y
+    }`);
+    expect(() => verifyModule(m)).not.toThrow();
+  });
+
+  test("compileForMesh's verify instrument catches a pass that misplaces an op, naming the node", () => {
+    // A broken pass run after the real ones: it records the first ring step's output as
+    // replicated (what a pass that forgot a collective would leave behind).
+    const broken: Pass = {
+      name: 'forget-placement',
+      description: 'test only: drops the placement of one attention_lse output',
+      run: (x: Module) => {
+        const target = x.graph.nodes.find((n) => n.op === 'attention_lse');
+        if (!target || target.outputs[0]!.type.placement === undefined) return x;
+        const outs = target.outputs.map((o, k) => (k === 0 ? new Value(tensorType(o.dtype, o.shape), o.name) : o));
+        const subst = new Map([[target.outputs[0]!, outs[0]!]]);
+        const mapNode = (n: Node): Node => (n === target ? new Node(n.op, n.inputs, outs, n.attrs, n.name) : n);
+        return x.withGraph(editGraph(x.graph, { subst, mapNode }));
+      },
+    };
+    const ctx = withMesh(createPassContext({ verify: true }), makeMesh({ ring: 2 }));
+    const m = buildCpDit({ ...CP_DIT, imageTokens: 8, textTokens: 4 });
+    expect(() => runPipeline(m, [...defaultPipeline(), ...contextParallelPipeline(), broken], ctx)).toThrow(
+      /pass 'forget-placement' produced invalid IR[\s\S]*attention_lse '[^']*ring_step_0': output 0 is recorded as replicated, but its inputs make it/,
+    );
   });
 });

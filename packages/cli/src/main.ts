@@ -2,6 +2,9 @@
 import { Command } from 'commander';
 import { inspectCommand } from './commands/inspect';
 import { checkCommand } from './commands/check';
+import { denoiseCommand } from './commands/denoise';
+import { compileCommand } from './commands/compile';
+import { runCommand } from './commands/run';
 import { reportError } from './errors';
 
 function debugWanted(argv: readonly string[]): boolean {
@@ -20,6 +23,9 @@ async function main(argv: string[]): Promise<number> {
   };
   inspectCommand(program, setCode);
   checkCommand(program, setCode);
+  denoiseCommand(program, setCode);
+  compileCommand(program, setCode);
+  runCommand(program, setCode);
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -1,1 +1,22 @@
-export {};
+/** @paradit/codegen-cuda: dtype policy, lowering, memory planning and plan writing for the CUDA target. */
+export * from './kernel-types';
+export * from './dtype-policy';
+export * from './memory-plan';
+export * from './plan-builder';
+export * from './plan-writer';
+export * from './compile';
+export { rebuildModule } from './lower/rebuild';
+export type { ReplayCtx, NodeHook, RebuildOptions } from './lower/rebuild';
+export { specializeShapes, parseShapeOption } from './lower/specialize-shapes';
+export type { ShapeBindings } from './lower/specialize-shapes';
+export { lowerModule, refOf, REF_INLINE_LIMIT, isRefInlineConstant, instrOrigin } from './lower/lower-graph';
+export type { LowerOptions } from './lower/lower-graph';
+export { matchGemm } from './lower/gemm';
+export { emitFragmentStub, isViewNode, STUB_KERNEL_MARKER } from './lower/stub-emitter';
+export { defaultEmitters } from './lower/emitters';
+export type * from './lower/program';
+export { decomposeAttention } from './lower/decompose-attention';
+export { flashSupported, lowerFlashAttention, foldableInputTransposes } from './lower/attention';
+export { patchifyConvs, patchKernel } from './lower/patchify-conv';
+export { rewriteEinsums, einsumForm } from './lower/einsum-to-matmul';
+export { checkProgram, ProgramError } from './lower/check-program';

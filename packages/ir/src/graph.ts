@@ -36,6 +36,11 @@ export interface TokenOrder {
   readonly axis: number;
   readonly segments: readonly number[];
   readonly chunks: number;
+  /**
+   * More axes in the same order, sorted (a 2-D attention mask: its query rows and its key columns
+   * follow the same joint token order). Absent for the usual single token axis.
+   */
+  readonly also?: readonly number[];
 }
 
 /** A partial result: the ranks of `meshAxis` each hold a part that an all_reduce(`reduce`) completes. */

@@ -27,4 +27,5 @@ export * from './shard-rules/core';
 export { SHARD_RULES } from './shard-rules/table';
 export { AttrReader, makeFail } from './ops/rule';
 export * from './shard-rules/view';
-export { meshAxisSizes, spmdPlacementRule, outputsReplicated, verifySharded } from './verify-spmd';
+export { carriesPlacements, meshAxisSizes, spmdPlacementRule, outputsReplicated, verifySharded } from './verify-spmd';
+export * from './fbcache-names';

@@ -51,9 +51,50 @@ export function canonicalDist(d: Dist): Dist {
   return distOf(placementOf(d));
 }
 
+/** Same order (segments and chunks) on the same axes. */
 export function sameTokens(a: TokenOrder | undefined, b: TokenOrder | undefined): boolean {
   if (!a || !b) return a === b;
-  return a.axis === b.axis && a.chunks === b.chunks && a.segments.length === b.segments.length && a.segments.every((s, i) => s === b.segments[i]);
+  const x = tokenAxes(a);
+  const y = tokenAxes(b);
+  return sameOrder(a, b) && x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+/** Same segments and chunks, whatever axes they are on. */
+export function sameOrder(a: { readonly segments: readonly number[]; readonly chunks: number }, b: { readonly segments: readonly number[]; readonly chunks: number }): boolean {
+  return a.chunks === b.chunks && a.segments.length === b.segments.length && a.segments.every((s, i) => s === b.segments[i]);
+}
+
+/** The axes a token order covers (its axis and `also`), ascending. */
+export function tokenAxes(t: TokenOrder): number[] {
+  return [t.axis, ...(t.also ?? [])].sort((a, b) => a - b);
+}
+
+/** `t`'s order on exactly `axes` (canonical: smallest axis first); undefined for no axes. */
+export function orderOn(t: { readonly segments: readonly number[]; readonly chunks: number }, axes: readonly number[]): TokenOrder | undefined {
+  const sorted = [...new Set(axes)].sort((a, b) => a - b);
+  if (sorted.length === 0) return undefined;
+  const [axis, ...also] = sorted as [number, ...number[]];
+  return also.length > 0 ? { axis, segments: t.segments, chunks: t.chunks, also } : { axis, segments: t.segments, chunks: t.chunks };
+}
+
+/** The single-axis order on `axis`, when d's token order covers that axis. */
+export function tokensAt(d: Dist, axis: number): TokenOrder | undefined {
+  return d.tokens && tokenAxes(d.tokens).includes(axis) ? orderOn(d.tokens, [axis]) : undefined;
+}
+
+/**
+ * `d` with `axis` in order `t` as well: joins d's order when it is the same order on other axes,
+ * replaces it otherwise (a dist holds one order).
+ */
+export function addTokenAxis(d: Dist, axis: number, t: { readonly segments: readonly number[]; readonly chunks: number }): Dist {
+  const axes = d.tokens && sameOrder(d.tokens, t) ? [...tokenAxes(d.tokens), axis] : [axis];
+  return withTokens(d, orderOn(t, axes));
+}
+
+/** `d` with `axis` back in natural order (the order stays on its other axes). */
+export function dropTokenAxis(d: Dist, axis: number): Dist {
+  if (!d.tokens) return d;
+  return withTokens(d, orderOn(d.tokens, tokenAxes(d.tokens).filter((a) => a !== axis)));
 }
 
 export function sameDist(a: Dist, b: Dist): boolean {
@@ -90,11 +131,12 @@ export function withTokens(d: Dist, tokens: TokenOrder | undefined): Dist {
 /** Renumbers axes (e.g. through Transpose/Unsqueeze): `map(axis)` gives the new axis. */
 export function mapAxes(d: Dist, map: (axis: number) => number): Dist {
   const shards = d.shards.map((s) => ({ axis: map(s.axis), meshAxis: s.meshAxis })).sort((a, b) => a.axis - b.axis);
-  return d.tokens ? { shards, tokens: { ...d.tokens, axis: map(d.tokens.axis) } } : { shards };
+  const tokens = d.tokens ? orderOn(d.tokens, tokenAxes(d.tokens).map(map)) : undefined;
+  return tokens ? { shards, tokens } : { shards };
 }
 
 export function formatTokenOrder(t: TokenOrder): string {
-  return `tokens(${t.axis}:[${t.segments.join(',')}]/${t.chunks})`;
+  return `tokens(${tokenAxes(t).join(',')}:[${t.segments.join(',')}]/${t.chunks})`;
 }
 
 export function formatDist(d: Dist): string {
@@ -173,12 +215,12 @@ export function validTokenMask(segments: readonly number[], chunks: number): num
  */
 export function localShape(globalShape: readonly number[], d: Dist, sizeOf: (meshAxis: string) => number): number[] | string {
   const out = [...globalShape];
-  if (d.tokens) {
-    const a = d.tokens.axis;
-    if (out[a] !== naturalLength(d.tokens)) {
-      return `axis ${a} has ${out[a]} tokens, but its token order ${formatTokenOrder(d.tokens)} covers ${naturalLength(d.tokens)}`;
+  for (const a of d.tokens ? tokenAxes(d.tokens) : []) {
+    const t = d.tokens!;
+    if (out[a] !== naturalLength(t)) {
+      return `axis ${a} has ${out[a]} tokens, but its token order ${formatTokenOrder(t)} covers ${naturalLength(t)}`;
     }
-    out[a] = orderedLength(d.tokens);
+    out[a] = orderedLength(t);
   }
   for (const s of d.shards) {
     const n = sizeOf(s.meshAxis);

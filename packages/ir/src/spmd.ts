@@ -9,13 +9,13 @@
  * identical on several ranks (the replicated prefix: same input tensors by identity) runs once.
  * Model outputs must be replicated: the simulator checks that every rank returns the same data.
  */
-import type { Module, Node, Value } from './graph';
+import type { Graph, Module, Node, Value } from './graph';
 import { formatType } from './graph';
 import { Tensor, allocData } from './tensor';
 import { IrError } from './errors';
 import { OPS, AttrReader, makeFail } from './ops';
 import type { RunCtx } from './ops/rule';
-import { runGraph } from './interpreter';
+import { capturedValues, runGraph } from './interpreter';
 import type { Mesh, MeshAxis } from './mesh';
 import { axisSize, formatMesh, groupsOf, isMeshAxis, worldSize } from './mesh';
 import { concatAxis, sliceAxis, splitAxis } from './ops/collective-kernels';
@@ -133,6 +133,12 @@ function isRankDependent(op: string): op is RankDependentOp {
 export interface SimulateOptions {
   /** Called after each node with every rank's outputs (tracing, volume counting). */
   readonly onNode?: (node: Node, outputs: readonly (readonly Tensor[])[]) => void;
+  /**
+   * Per-rank values for the named graph inputs (one tensor per rank, in rank order): persistent
+   * per-rank state such as First Block Cache's residuals, which each rank holds for its own shard.
+   * The types are checked against the input's per-rank type.
+   */
+  readonly rankInputs?: ReadonlyMap<string, readonly Tensor[]>;
 }
 
 /** Runs all ranks and returns each rank's outputs (outer index: rank). */
@@ -144,23 +150,49 @@ export function simulateRanks(m: Module, mesh: Mesh, inputs: readonly Tensor[] |
     throw new IrError('E_INPUT', `the model has ${g.inputs.length} inputs (${g.inputs.map((v) => v.name).join(', ')}), got ${list.length}`);
   }
   const envs = Array.from({ length: W }, () => new Map<Value, Tensor>());
+  const checkType = (v: Value, t: Tensor, what: string): void => {
+    if (t.dtype !== v.dtype || t.shape.length !== v.shape.length || v.shape.some((d, k) => typeof d === 'number' && d !== t.shape[k])) {
+      throw new IrError('E_INPUT', `input '${v.name}'${what}: the model expects ${formatType(v.type)}, got ${t.dtype}[${t.shape.join(',')}]`);
+    }
+  };
   g.inputs.forEach((v, i) => {
+    const perRank = opts.rankInputs?.get(v.name);
+    if (perRank) {
+      if (perRank.length !== W) throw new IrError('E_INPUT', `input '${v.name}': ${perRank.length} per-rank values given for a world of ${W} ranks`);
+      perRank.forEach((t, rank) => {
+        checkType(v, t, ` on rank ${rank}`);
+        envs[rank]!.set(v, t);
+      });
+      return;
+    }
     const t = list ? list[i] : (inputs as ReadonlyMap<string, Tensor>).get(v.name);
     if (!t) throw new IrError('E_INPUT', `missing value for model input '${v.name}' (${formatType(v.type)})`);
-    if (t.dtype !== v.dtype || t.shape.length !== v.shape.length || v.shape.some((d, k) => typeof d === 'number' && d !== t.shape[k])) {
-      throw new IrError('E_INPUT', `input '${v.name}': the model expects ${formatType(v.type)}, got ${t.dtype}[${t.shape.join(',')}]`);
-    }
+    checkType(v, t, '');
     for (const env of envs) env.set(v, t);
   });
+  simulateGraph(g, envs, mesh, m.opset, opts);
+  return envs.map((env) => g.outputs.map((v) => read(env, v)));
+}
+
+function read(env: Map<Value, Tensor>, v: Value): Tensor {
+  const t = env.get(v);
+  if (t) return t;
+  if (v.constant) return v.constant.tensor();
+  throw new IrError('E_RUNTIME', `value '${v.name || v.id}' is read before it is defined`);
+}
+
+/**
+ * Runs the nodes of `g` on every rank in lockstep, with `envs` (one per rank) holding the values
+ * bound so far; subgraphs of `If` run the same way (see simulateIf).
+ */
+function simulateGraph(g: Graph, envs: Map<Value, Tensor>[], mesh: Mesh, opset: number, opts: SimulateOptions): void {
   const lastUse = new Map<Value, number>();
-  g.nodes.forEach((n, i) => n.inputs.forEach((v) => v && lastUse.set(v, i)));
+  g.nodes.forEach((n, i) => {
+    n.inputs.forEach((v) => v && lastUse.set(v, i));
+    // Values a branch reads from this graph stay bound until that node ran.
+    for (const sg of n.subgraphs()) for (const v of capturedValues(sg)) lastUse.set(v, i);
+  });
   const keep = new Set<Value>([...g.outputs, ...g.inputs]);
-  const read = (env: Map<Value, Tensor>, v: Value): Tensor => {
-    const t = env.get(v);
-    if (t) return t;
-    if (v.constant) return v.constant.tensor();
-    throw new IrError('E_RUNTIME', `value '${v.name || v.id}' is read before it is defined`);
-  };
 
   g.nodes.forEach((node, idx) => {
     const fail = makeFail(node);
@@ -171,8 +203,10 @@ export function simulateRanks(m: Module, mesh: Mesh, inputs: readonly Tensor[] |
       if (isRankDependent(node.op)) {
         const full = ins.map((xs) => xs.map((x, k) => x ?? fail(`input ${k} is required`)));
         outs = SIMULATE[node.op]({ node, attr, mesh, ins: full, fail });
+      } else if (node.op === 'If') {
+        outs = simulateIf(node, ins, attr, fail, envs, mesh, opset, opts);
       } else {
-        outs = runLocal(node, ins, attr, fail, envs, m.opset);
+        outs = runLocal(node, ins, attr, fail, envs, opset);
       }
     } catch (e) {
       if (e instanceof IrError) throw e;
@@ -194,7 +228,39 @@ export function simulateRanks(m: Module, mesh: Mesh, inputs: readonly Tensor[] |
       if (v && lastUse.get(v) === idx && !keep.has(v)) for (const env of envs) env.delete(v);
     }
   });
-  return envs.map((env) => g.outputs.map((v) => read(env, v)));
+}
+
+function hasRankDependent(g: Graph): boolean {
+  return g.nodes.some((n) => isRankDependent(n.op) || n.subgraphs().some(hasRankDependent));
+}
+
+/**
+ * `If`: its branches read each rank's own values (never deduplicated by the condition alone). When
+ * every rank takes the same branch it runs in lockstep, so branches may hold collectives (a plan
+ * makes such a condition identical on every rank, e.g. through an all_reduce); otherwise each rank
+ * runs its branch alone, which is only possible without collectives.
+ */
+function simulateIf(
+  node: Node,
+  ins: readonly (readonly (Tensor | undefined)[])[],
+  attr: AttrReader,
+  fail: (m: string) => never,
+  envs: readonly Map<Value, Tensor>[],
+  mesh: Mesh,
+  opset: number,
+  opts: SimulateOptions,
+): Tensor[][] {
+  const conds = ins.map((xs) => Boolean((xs[0] ?? fail('input 0 (the condition) is required')).data[0]));
+  if (conds.some((c) => c !== conds[0])) {
+    if (node.subgraphs().some(hasRankDependent)) {
+      fail(`ranks disagree on the condition (${conds.map((c, r) => `rank ${r}: ${c}`).join(', ')}), but its branches hold collectives; make the condition identical on every rank`);
+    }
+    return envs.map((env, rank) => runGraph(attr.graph(conds[rank] ? 'then_branch' : 'else_branch'), new Map(env), opset));
+  }
+  const branch = attr.graph(conds[0] ? 'then_branch' : 'else_branch');
+  const local = envs.map((env) => new Map(env));
+  simulateGraph(branch, local, mesh, opset, opts);
+  return local.map((env) => branch.outputs.map((v) => read(env, v)));
 }
 
 /** Runs a local op on every rank, once per distinct tuple of input tensors. */

@@ -103,12 +103,22 @@ class Encoder {
       this.sink.str(s.meshAxis);
     }
     const t = d.tokens;
-    if (!t) return this.sink.str('-');
-    this.sink.str('tokens');
-    this.sink.num(t.axis);
-    this.sink.num(t.chunks);
-    this.sink.num(t.segments.length);
-    for (const x of t.segments) this.sink.num(x);
+    if (!t) this.sink.str('-');
+    else {
+      this.sink.str('tokens');
+      this.sink.num(t.axis);
+      this.sink.num(t.also?.length ?? 0);
+      for (const a of t.also ?? []) this.sink.num(a);
+      this.sink.num(t.chunks);
+      this.sink.num(t.segments.length);
+      for (const x of t.segments) this.sink.num(x);
+    }
+    // A partial result differs from a complete one (it still needs its all_reduce).
+    if (d.partial) {
+      this.sink.str('partial');
+      this.sink.str(d.partial.reduce);
+      this.sink.str(d.partial.meshAxis);
+    }
   }
 
   operand(v: Value | null): void {

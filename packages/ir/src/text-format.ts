@@ -81,13 +81,16 @@ export function formatDim(d: Dim): string {
 
 /**
  * `@replicated`, `@shard(1,ulysses)`, one more `@shard(axis,meshAxis)` per extra sharded axis
- * (Placement's `also`), then `@tokens(axis:[segments]/chunks)` for a rank-chunk token order.
+ * (Placement's `also`), then `@tokens(axis:[segments]/chunks)` for a rank-chunk token order
+ * (`@tokens(2,3:[...]/c)` when it covers more axes: a 2-D mask), then
+ * `@partial(reduce,meshAxis)` for a local reduction that awaits its all_reduce.
  */
 export function formatPlacement(p: Placement | undefined): string {
   if (!p) return '';
   const shard = (axis: number, meshAxis: string): string => `@shard(${axis},${IDENT.test(meshAxis) ? meshAxis : quote(meshAxis)})`;
   let s = p.kind === 'replicated' ? '@replicated' : shard(p.axis, p.meshAxis) + (p.also ?? []).map((a) => shard(a.axis, a.meshAxis)).join('');
-  if (p.tokens) s += `@tokens(${p.tokens.axis}:[${p.tokens.segments.join(',')}]/${p.tokens.chunks})`;
+  if (p.tokens) s += `@tokens(${[p.tokens.axis, ...(p.tokens.also ?? [])].join(',')}:[${p.tokens.segments.join(',')}]/${p.tokens.chunks})`;
+  if (p.partial) s += `@partial(${p.partial.reduce},${IDENT.test(p.partial.meshAxis) ? p.partial.meshAxis : quote(p.partial.meshAxis)})`;
   return s;
 }
 

@@ -7,7 +7,8 @@
  *   stmt     := VALUE '=' 'const' type data
  *             | (VALUE,+ '=')? OP '(' (VALUE | '_'),* ')' ('{' (name '=' attr),* '}')? (':' type,+)?
  *   type     := DTYPE '[' (INT | IDENT | STRING),* ']' placement?
- *   placement:= ('@replicated' | ('@shard' '(' INT ',' name ')')+) ('@tokens' '(' INT ':' '[' INT,* ']' '/' INT ')')?
+ *   placement:= ('@replicated' | ('@shard' '(' INT ',' name ')')+) ('@tokens' '(' INT (',' INT)* ':' '[' INT,* ']' '/' INT ')')?
+ *               ('@partial' '(' ('sum' | 'max' | 'mean') ',' name ')')?
  *   data     := '[' number,* ']' | '<hash HEX16>'
  *   attr     := INT | FLOAT | STRING | DTYPE-type data | graph | '[' elements ']'
  *             | ('ints' | 'floats' | 'strings' | 'tensors' | 'graphs') '[' ']'
@@ -16,7 +17,7 @@
  */
 import { DTYPES } from './dtype';
 import type { DType } from './dtype';
-import type { AttrValue, AxisShard, Dim, Placement, TensorType, TokenOrder } from './graph';
+import type { AttrValue, AxisShard, Dim, PartialReduce, Placement, TensorType, TokenOrder } from './graph';
 import { isStaticShape, tensorType } from './graph';
 import { Tensor, numel } from './tensor';
 import { elidedTensor } from './content-hash';
@@ -243,30 +244,37 @@ class SyntaxParser {
     return tensorType(dtype, shape, this.placement());
   }
 
-  /** `@replicated` or `@shard(a,m)` (repeated for `also`), then optionally `@tokens(a:[s,...]/c)`. */
+  /**
+   * `@replicated` or `@shard(a,m)` (repeated for `also`), then optionally `@tokens(a:[s,...]/c)`,
+   * then optionally `@partial(reduce,m)`.
+   */
   private placement(): Placement | undefined {
     if (!this.isPunct('@')) return undefined;
     const start = this.peek(1);
     const shards: AxisShard[] = [];
     let replicated = false;
     let tokens: TokenOrder | undefined;
+    let partial: PartialReduce | undefined;
     while (this.accept('@')) {
       const t = this.peek();
-      if (tokens) this.fail(t, 'nothing after @tokens(...)');
-      if (this.isIdent('replicated') && !replicated && shards.length === 0) {
+      if (partial) this.fail(t, 'nothing after @partial(...)');
+      const placed = replicated || shards.length > 0;
+      if (this.isIdent('replicated') && !placed) {
         this.next();
         replicated = true;
-      } else if (this.isIdent('shard') && !replicated) {
+      } else if (this.isIdent('shard') && !replicated && !tokens) {
         this.next();
         this.expect('(');
         const axis = this.int('a tensor axis');
         this.expect(',');
         shards.push({ axis, meshAxis: this.name('a mesh axis name') });
         this.expect(')');
-      } else if (this.isIdent('tokens') && (replicated || shards.length > 0)) {
+      } else if (this.isIdent('tokens') && placed && !tokens) {
         this.next();
         this.expect('(');
         const axis = this.int('a tensor axis');
+        const also: number[] = [];
+        while (this.accept(',')) also.push(this.int('a tensor axis'));
         this.expect(':');
         this.expect('[');
         const segments = this.list(']', () => this.int('a segment length'));
@@ -274,15 +282,25 @@ class SyntaxParser {
         this.expect('/');
         const chunks = this.int('a chunk count');
         this.expect(')');
-        tokens = { axis, segments, chunks };
+        tokens = also.length > 0 ? { axis, segments, chunks, also } : { axis, segments, chunks };
+      } else if (this.isIdent('partial') && placed) {
+        this.next();
+        this.expect('(');
+        const r = this.peek();
+        const reduce = this.name('a reduction (sum, max or mean)');
+        if (reduce !== 'sum' && reduce !== 'max' && reduce !== 'mean') this.fail(r, 'a reduction (sum, max or mean)');
+        this.expect(',');
+        partial = { reduce, meshAxis: this.name('a mesh axis name') };
+        this.expect(')');
       } else {
-        this.fail(t, replicated || shards.length ? "'shard(...)' or 'tokens(...)'" : "'replicated' or 'shard(...)'");
+        this.fail(t, !placed ? "'replicated' or 'shard(...)'" : tokens ? "'partial(...)'" : replicated ? "'tokens(...)' or 'partial(...)'" : "'shard(...)', 'tokens(...)' or 'partial(...)'");
       }
     }
-    if (replicated) return tokens ? { kind: 'replicated', tokens } : { kind: 'replicated' };
+    const extra = { ...(tokens ? { tokens } : {}), ...(partial ? { partial } : {}) };
+    if (replicated) return { kind: 'replicated', ...extra };
     if (shards.length === 0) return this.fail(start, 'a placement');
     const [first, ...also] = shards;
-    return { kind: 'sharded', ...first!, ...(also.length ? { also } : {}), ...(tokens ? { tokens } : {}) };
+    return { kind: 'sharded', ...first!, ...(also.length ? { also } : {}), ...extra };
   }
 
   private element(dtype: DType): number {

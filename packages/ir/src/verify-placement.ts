@@ -7,7 +7,7 @@
 import type { Node, Value } from './graph';
 import { elementwiseRules } from './ops/elementwise';
 import { isCollectiveOp } from './ops/collective';
-import { distOf, formatTokenOrder, isReplicated, sameTokens } from './placement';
+import { distOf, formatTokenOrder, isReplicated, sameOrder, tokenAxes } from './placement';
 import type { Dist } from './placement';
 
 /** Returns a message (without the node label) when the node's placements are inconsistent. */
@@ -72,15 +72,17 @@ export const elementwiseOperandsAgree: PlacementRule = (node) => {
   const ordered = ops.filter((x) => x.dist.tokens);
   for (const o of ordered) {
     const t = o.dist.tokens!;
-    const axis = t.axis + o.offset;
-    for (const x of ops) {
-      if (x === o || broadcastsAlong(x, axis)) continue;
-      const u = x.dist.tokens;
-      if (u && u.axis + x.offset === axis && sameTokens({ ...u, axis: 0 }, { ...t, axis: 0 })) continue;
-      return (
-        `input ${x.input} is ${u ? `in token order ${formatTokenOrder(u)}` : 'in natural token order'} on broadcast axis ${axis}, ` +
-        `but input ${o.input} is in ${formatTokenOrder(t)}; reorder one of them first`
-      );
+    for (const a of tokenAxes(t)) {
+      const axis = a + o.offset;
+      for (const x of ops) {
+        if (x === o || broadcastsAlong(x, axis)) continue;
+        const u = x.dist.tokens;
+        if (u && tokenAxes(u).includes(axis - x.offset) && sameOrder(u, t)) continue;
+        return (
+          `input ${x.input} is ${u ? `in token order ${formatTokenOrder(u)}` : 'in natural token order'} on broadcast axis ${axis}, ` +
+          `but input ${o.input} is in ${formatTokenOrder(t)}; reorder one of them first`
+        );
+      }
     }
   }
   return undefined;

@@ -7,66 +7,15 @@
  * Mesh axis sizes come from the module's own collectives (their groupSize); global shapes are
  * reconstructed from per-rank types and placements, and the rules run in per-rank coordinates.
  */
-import type { Graph, Module, Node } from './graph';
+import type { Module } from './graph';
 import { IrError } from './errors';
-import type { PlacementRule } from './verify-placement';
 import { DEFAULT_PLACEMENT_RULES } from './verify-placement';
 import { verifyModule } from './verify';
 import type { VerifyOptions } from './verify';
-import { distOf, formatDist, isReplicated, sameDist } from './placement';
-import { SHARD_RULES } from './shard-rules/table';
-import { makeView } from './shard-rules/view';
-import { isCollectiveOp } from './ops/collective';
+import { distOf, formatDist, isReplicated } from './placement';
+import { spmdPlacementRule } from './verify-spmd-rule';
 
-/** groupSize of each mesh axis named by the graph's collectives (and its subgraphs'). */
-export function meshAxisSizes(g: Graph, out: Map<string, number> = new Map()): Map<string, number> {
-  for (const n of g.nodes) {
-    const m = n.attrs.meshAxis;
-    const s = n.attrs.groupSize;
-    if (m?.kind === 'string' && s?.kind === 'int') out.set(m.value, s.value);
-    for (const sg of n.subgraphs()) meshAxisSizes(sg, out);
-  }
-  return out;
-}
-
-function placed(n: Node): boolean {
-  return n.inputs.some((v) => v?.type.placement !== undefined) || n.outputs.some((v) => v.type.placement !== undefined);
-}
-
-/** A placement rule bound to one module (it needs the module's mesh axis sizes and opset). */
-export function spmdPlacementRule(m: Module): PlacementRule {
-  const sizes = meshAxisSizes(m.graph);
-  const sizeOf = (axis: string): number => {
-    const s = sizes.get(axis);
-    if (s === undefined) throw new IrError('E_VERIFY', `a placement names mesh axis '${axis}', but no collective in the module says how many ranks it has`);
-    return s;
-  };
-  return (node) => {
-    if (!placed(node) && !isCollectiveOp(node.op)) return undefined;
-    const dists = node.inputs.map((v) => distOf(v?.type.placement));
-    let plan;
-    try {
-      plan = SHARD_RULES[node.op].propagate(makeView({ node, opset: m.opset, dists, sizeOf, coords: 'local' }));
-    } catch (e) {
-      return (e as Error).message;
-    }
-    const problems: string[] = [];
-    dists.forEach((d, i) => {
-      const need = plan.ins[i]!;
-      if (node.inputs[i] && !sameDist(d, need)) {
-        problems.push(`input ${i} is placed ${formatDist(d)}, but ${node.op} needs ${formatDist(need)}${plan.note ? ` (${plan.note})` : ''}; insert the collective that reshards it`);
-      }
-    });
-    if (problems.length === 0) {
-      node.outputs.forEach((o, k) => {
-        const got = distOf(o.type.placement);
-        const want = plan.outs[k]!;
-        if (!sameDist(got, want)) problems.push(`output ${k} is recorded as ${formatDist(got)}, but its inputs make it ${formatDist(want)}`);
-      });
-    }
-    return problems.length ? problems.join('; ') : undefined;
-  };
-}
+export { carriesPlacements, meshAxisSizes, spmdPlacementRule } from './verify-spmd-rule';
 
 /** Outputs of a compiled module must be whole on every rank. */
 export function outputsReplicated(m: Module): string[] {

@@ -22,6 +22,7 @@ import { TypeReplay } from './replay';
 import { formatTensorType } from './text-format';
 import { DEFAULT_PLACEMENT_RULES } from './verify-placement';
 import type { PlacementRule } from './verify-placement';
+import { carriesPlacements, spmdPlacementRule } from './verify-spmd-rule';
 
 export type VerifyCode =
   | 'redefined' // a value defined twice
@@ -45,12 +46,20 @@ export interface Diagnostic {
 export interface VerifyOptions {
   /** Default-domain opset for verifyGraph/diagnoseGraph (modules carry their own); 18. */
   readonly opset?: number;
-  /** Placement rules to apply; DEFAULT_PLACEMENT_RULES when not given. */
+  /**
+   * Placement rules to apply. Default: DEFAULT_PLACEMENT_RULES, plus the SPMD rule for modules
+   * that carry placements (diagnoseModule).
+   */
   readonly placementRules?: readonly PlacementRule[];
 }
 
+/**
+ * Without explicit `placementRules`, a module that carries placements (one compiled for a mesh)
+ * is also checked with the SPMD placement rule (verify-spmd-rule.ts).
+ */
 export function diagnoseModule(m: Module, opts: VerifyOptions = {}): Diagnostic[] {
-  return new Verifier(opts).run(m.graph, m.opset);
+  const rules = opts.placementRules ?? (carriesPlacements(m) ? [...DEFAULT_PLACEMENT_RULES, spmdPlacementRule(m)] : DEFAULT_PLACEMENT_RULES);
+  return new Verifier({ ...opts, placementRules: rules }).run(m.graph, m.opset);
 }
 
 export function diagnoseGraph(g: Graph, opts: VerifyOptions = {}): Diagnostic[] {

@@ -6,7 +6,7 @@
  *   runSimulated(module, mesh, inputs)    -> model outputs (all ranks in one process; @paradit/ir)
  *   collectiveSummary(module)             -> [{op, count, bytesPerRank}] per forward (one step)
  */
-import { DEFAULT_PLACEMENT_RULES, Module, Tensor, byteSize, formatMesh, makeMesh, numel, runSimulated, simulateRanks, verifySharded, worldSize } from '@paradit/ir';
+import { DEFAULT_PLACEMENT_RULES, Module, Tensor, byteSize, formatMesh, numel, runSimulated, simulateRanks, verifySharded, worldSize } from '@paradit/ir';
 import type { Mesh, Node } from '@paradit/ir';
 import type { Pass } from './pass';
 import { createPassContext } from './pass';
@@ -17,7 +17,6 @@ import { splitCfgBatch } from './split-cfg-batch';
 import { shardSequence } from './shard-sequence';
 import { insertAllToAllPass } from './insert-all-to-all';
 import { insertRingAttentionPass } from './insert-ring-attention';
-import { withMesh } from './shard/mesh-options';
 
 /** The context-parallel passes, in order. */
 export function contextParallelPipeline(): Pass[] {
@@ -40,13 +39,11 @@ export interface CompileForMeshOptions {
 /** Compiles `m` for `mesh`: default pipeline (unless prepared), then the context-parallel passes. */
 export function compileForMesh(m: Module, mesh: Mesh, opts: CompileForMeshOptions = {}): Module {
   const verify = opts.verify ?? true;
-  const ctx = withMesh(
-    createPassContext({
-      verify: verify ? (x: Module) => verifySharded(x, { placementRules: DEFAULT_PLACEMENT_RULES }) : false,
-      ...(opts.report ? { report: opts.report } : {}),
-    }),
-    mesh,
-  );
+  const ctx = createPassContext({
+    options: { mesh },
+    verify: verify ? (x: Module) => verifySharded(x, { placementRules: DEFAULT_PLACEMENT_RULES }) : false,
+    ...(opts.report ? { report: opts.report } : {}),
+  });
   const passes = [...(opts.prepared ? [] : defaultPipeline()), ...contextParallelPipeline()];
   return runPipeline(m, passes, ctx);
 }
@@ -110,11 +107,6 @@ export function simulatedExecutor(mesh: Mesh, opts: CompileForMeshOptions = {}):
 /** The fields `paradit inspect --ulysses U --ring R --cfg C --json` adds, for an already compiled module. */
 export function meshInspection(compiled: Module, mesh: Mesh): { world: number; mesh: { cfg: number; ring: number; ulysses: number }; collectives: CollectiveStat[] } {
   return { world: worldSize(mesh), mesh: { cfg: mesh.cfg, ring: mesh.ring, ulysses: mesh.ulysses }, collectives: collectiveSummary(compiled) };
-}
-
-/** The mesh from CLI degrees, validated (`--ulysses U --ring R --cfg C`). */
-export function meshFromOptions(o: { ulysses?: number; ring?: number; cfg?: number }): Mesh {
-  return makeMesh({ ulysses: o.ulysses ?? 1, ring: o.ring ?? 1, cfg: o.cfg ?? 1 });
 }
 
 export function describeMesh(mesh: Mesh): string {

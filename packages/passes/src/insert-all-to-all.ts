@@ -9,8 +9,10 @@
  * Requires: the output of shard-sequence (attention q split on axis 2 over the sequence mesh
  *   axis, k and v each the output of all_gather over it); mesh from ctx with ulysses U > 1.
  * Ensures: per rank, attention runs on N/U heads over the whole sequence (or its ring block);
- *   attention outputs are placed as before. Refuses (IrError naming the attention node) when the
- *   head counts are not divisible by U, listing the degrees that work.
+ *   attention outputs are placed as before. Grouped-query key/value heads that U does not divide
+ *   are repeated first (kvRepeat: exact, each query head keeps its kv head). Refuses (IrError
+ *   naming the attention node) when the query heads are not divisible by U, listing the degrees
+ *   that work.
  *
  * Before (U = 2, R = 1):
  *   %kg = all_gather(%k) {meshAxis: ulysses, axis: 2, groupSize: 2}   f32[1,4,32,8]@tokens(...)
@@ -21,19 +23,16 @@
  *   %o2 = attention(%q2, %k2, %v2) {numHeads: 2, kvHeads: 2}           f32[1,2,32,8]@shard(1,ulysses)
  *   %o = all_to_all(%o2) {meshAxis: ulysses, splitAxis: 2, concatAxis: 1, groupSize: 2}  f32[1,4,16,8]@shard(2,ulysses)
  */
-import { IrError, Module, Node, Value, axisPlace, distFromPlaces, distOf, isPlainAxis, seqMeshAxis, withPlace } from '@paradit/ir';
+import { IrError, Module, Tensor, Value, axisPlace, distFromPlaces, distOf, isPlainAxis, seqMeshAxis, withPlace } from '@paradit/ir';
 import type { AttrValue, AxisPlace, Dist, Mesh } from '@paradit/ir';
 import type { Pass } from './pass';
 import { meshOf } from './shard/mesh-options';
 import { globalShape, meshSizes } from './shard/view';
 import { PlacedRebuild } from './shard/rebuild';
+import { attentionOutDist, deadKeyGathers, findGatheredKeySites } from './shard/gathered-keys';
+import type { GatheredKeySite } from './shard/gathered-keys';
 
-export interface UlyssesSite {
-  readonly node: Node;
-  readonly q: Value;
-  /** Keys and values before their sequence gather. */
-  readonly k: Value;
-  readonly v: Value;
+export interface UlyssesSite extends GatheredKeySite {
   readonly heads: number;
   readonly kvHeads: number;
 }
@@ -41,56 +40,55 @@ export interface UlyssesSite {
 const str = (value: string): AttrValue => ({ kind: 'string', value });
 const int = (value: number): AttrValue => ({ kind: 'int', value });
 
-/** The all_gather over `meshAxis` on axis 2 that produced `v`, if that is how v was made. */
-function gatheredFrom(producers: ReadonlyMap<Value, Node>, v: Value | null, meshAxis: string): Value | undefined {
-  const g = v ? producers.get(v) : undefined;
-  if (!g || g.op !== 'all_gather') return undefined;
-  const a = g.attrs;
-  return a.meshAxis?.kind === 'string' && a.meshAxis.value === meshAxis && a.axis?.kind === 'int' && a.axis.value === 2 ? g.inputs[0]! : undefined;
-}
-
-/** Attention nodes in the gather-keys form over the sequence mesh axis. */
+/** Attention nodes in the gather-keys form over the sequence mesh axis, with heads not yet split. */
 export function findUlyssesSites(m: Module, mesh: Mesh): UlyssesSite[] {
   const S = seqMeshAxis(mesh);
   if (mesh.ulysses <= 1 || !S) return [];
-  const producers = m.graph.producers();
-  const sites: UlyssesSite[] = [];
-  for (const n of m.graph.nodes) {
-    if (n.op !== 'attention') continue;
-    const q = n.inputs[0]!;
-    const qd = axisPlace(distOf(q.type.placement), 2);
-    const k = gatheredFrom(producers, n.inputs[1]!, S);
-    const v = gatheredFrom(producers, n.inputs[2]!, S);
-    if (qd.meshAxis !== S || !k || !v || !isPlainAxis(axisPlace(distOf(q.type.placement), 1))) continue;
-    const heads = n.attrs.numHeads?.kind === 'int' ? n.attrs.numHeads.value : q.shape[1] as number;
-    const kvHeads = n.attrs.kvHeads?.kind === 'int' ? n.attrs.kvHeads.value : heads;
-    sites.push({ node: n, q, k, v, heads, kvHeads });
-  }
-  return sites;
+  return findGatheredKeySites(m, S)
+    .filter((s) => isPlainAxis(axisPlace(distOf(s.q.type.placement), 1)))
+    .map((s) => {
+      const heads = s.node.attrs.numHeads?.kind === 'int' ? s.node.attrs.numHeads.value : (s.q.shape[1] as number);
+      const kvHeads = s.node.attrs.kvHeads?.kind === 'int' ? s.node.attrs.kvHeads.value : heads;
+      return { ...s, heads, kvHeads };
+    });
 }
 
 function divisors(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
 }
 
-/** Throws the user-facing message when a site's heads do not split over U. */
+/**
+ * Throws the user-facing message when a site's query heads do not split over U. Key/value heads
+ * need not: they are replicated (kvRepeat), so the degrees that work are the divisors of the
+ * query head count.
+ */
 export function checkUlyssesHeads(sites: readonly UlyssesSite[], U: number): void {
   for (const s of sites) {
-    for (const [count, what] of [[s.heads, 'head'], [s.kvHeads, 'key/value head']] as const) {
-      if (count % U === 0) continue;
-      const g = gcd(s.heads, s.kvHeads);
-      throw new IrError(
-        'E_UNSUPPORTED',
-        `attention '${s.node.name || s.node.op}': ${count} ${what}${count === 1 ? ' is' : 's are'} not divisible by ulysses degree ${U}; ` +
-          `use --ring or a degree that divides ${g} (${divisors(g).join(', ')})`,
-        s.node.name,
-      );
-    }
+    if (s.heads % U === 0) continue;
+    throw new IrError(
+      'E_UNSUPPORTED',
+      `attention '${s.node.name || s.node.op}': ${s.heads} head${s.heads === 1 ? ' is' : 's are'} not divisible by ulysses degree ${U}; ` +
+        `use --ring or a degree that divides ${s.heads} (${divisors(s.heads).join(', ')})`,
+      s.node.name,
+    );
   }
 }
 
 function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
+}
+
+/**
+ * Grouped-query attention with fewer key/value heads than U (or a count U does not divide): each
+ * kv head is repeated `r` times (consecutively), so that the Nkv*r = lcm(Nkv, U) heads split over
+ * U and every query head h still reads its own head: h / (N / (Nkv*r)) / r = h / (N / Nkv). Since
+ * Nkv and U both divide N, so does lcm(Nkv, U). Returns 1 when no repetition is needed.
+ */
+export function kvRepeat(heads: number, kvHeads: number, U: number): number {
+  if (kvHeads % U === 0) return 1;
+  const l = (kvHeads * U) / gcd(kvHeads, U);
+  if (heads % l !== 0) throw new IrError('E_UNSUPPORTED', `${heads} query heads over ${kvHeads} key/value heads cannot be split over ulysses degree ${U}`);
+  return l / kvHeads;
 }
 
 export function insertAllToAll(m: Module, mesh: Mesh): Module {
@@ -100,15 +98,7 @@ export function insertAllToAll(m: Module, mesh: Mesh): Module {
   checkUlyssesHeads(sites, U);
   const byNode = new Map(sites.map((s) => [s.node, s]));
   // The old key/value gathers disappear when the rewritten attentions were their only readers.
-  const users = m.graph.users();
-  const producers = m.graph.producers();
-  const dead = new Set<Node>();
-  for (const s of sites) {
-    for (const x of [s.node.inputs[1]!, s.node.inputs[2]!]) {
-      const g = producers.get(x)!;
-      if ((users.get(x) ?? []).every((u) => byNode.has(u)) && !m.graph.outputs.includes(x)) dead.add(g);
-    }
-  }
+  const dead = deadKeyGathers(m, sites);
   const sizeOf = meshSizes(mesh);
   const r = new PlacedRebuild(m, sizeOf);
   const a2a = (x: Value, split: number, concat: number, name: string, to: Dist): Value =>
@@ -121,24 +111,32 @@ export function insertAllToAll(m: Module, mesh: Mesh): Module {
       continue;
     }
     const name = n.name || 'attention';
+    const rep = kvRepeat(s.heads, s.kvHeads, U);
     // q: sequence whole within the Ulysses group (split over ring if R > 1), heads split.
     const scattered = new Map<Value, Value>(); // self-attention on one tensor: one all-to-all
     const scatter = (x: Value, what: string): Value => {
       const hit = scattered.get(x);
       if (hit) return hit;
-      const d = r.dist(r.get(x));
+      const d = r.dist(x);
       const seq = axisPlace(d, 2);
       const seqAfter: AxisPlace = { ...(seq.tokens ? { tokens: seq.tokens } : {}), ...(mesh.ring > 1 ? { meshAxis: 'ring' } : {}) };
-      const y = a2a(r.get(x), 1, 2, `${name}/${what}_all_to_all`, withPlace(withPlace(d, 1, { meshAxis: 'ulysses' }), 2, seqAfter));
+      const y = a2a(x, 1, 2, `${name}/${what}_all_to_all`, withPlace(withPlace(d, 1, { meshAxis: 'ulysses' }), 2, seqAfter));
       scattered.set(x, y);
       return y;
     };
-    const q = scatter(s.q, 'q');
+    const q = scatter(r.get(s.q), 'q');
     const gathered = new Map<Value, Value>();
     const kvWhole = (x: Value, what: string): Value => {
       const hit = gathered.get(x);
       if (hit) return hit;
-      const y = scatter(x, what);
+      let src = r.get(x);
+      if (rep > 1) {
+        // GQA below U: repeat each kv head rep times (Gather on the head axis; tokens stay split).
+        const idx = Array.from({ length: s.kvHeads * rep }, (_, j) => Math.floor(j / rep));
+        const at = r.b.constant(Tensor.from('i64', [idx.length], idx), `${name}.kv_head_index`);
+        src = r.add('Gather', [src, at], { axis: int(1) }, `${name}/${what}_repeat_heads`, [r.dist(src)])[0]!;
+      }
+      const y = scatter(src, what);
       const whole = mesh.ring > 1 ? r.reshard(y, withPlace(r.dist(y), 2, { ...axisPlace(r.dist(y), 2), meshAxis: undefined }), `${name}/${what}`) : y;
       gathered.set(x, whole);
       return whole;
@@ -161,8 +159,8 @@ export function insertAllToAll(m: Module, mesh: Mesh): Module {
       });
       mask = r.reshard(mv, distFromPlaces(places), `${name}/mask`, mv.dtype === 'bool' ? 1 : 0);
     }
-    const attrs = { ...n.attrs, numHeads: int(s.heads / U), kvHeads: int(s.kvHeads / U) };
-    const outDist = distFromPlaces(new Map([0, 1, 2].map((a) => [a, axisPlace(qd, a)] as const).filter(([, p]) => !isPlainAxis(p))));
+    const attrs = { ...n.attrs, numHeads: int(s.heads / U), kvHeads: int((s.kvHeads * rep) / U) };
+    const outDist = attentionOutDist(qd);
     const o = r.add('attention', [q, k, v, mask], attrs, name, [outDist])[0]!;
     const back = a2a(o, 2, 1, `${name}/out_all_to_all`, distOf(n.outputs[0]!.type.placement));
     r.replace(n.outputs[0]!, back);

@@ -23,41 +23,23 @@
  *   %o1, %l1 = attention_lse(%q, %k1, %v1, %m1) {...}
  *   %o, %l = lse_merge(%o0, %l0, %o1, %l1)                          f32[1,4,8,8]@shard(2,ring)
  */
-import { Module, Node, Value, axisPlace, distFromPlaces, distOf, dtypeToOnnx, globalShape, isPlainAxis, withPlace } from '@paradit/ir';
+import { Module, Value, axisPlace, dtypeToOnnx, globalShape, withPlace } from '@paradit/ir';
 import type { AttrValue, AxisPlace, Mesh } from '@paradit/ir';
 import type { Pass } from './pass';
 import { meshOf } from './shard/mesh-options';
 import { meshSizes } from './shard/view';
 import { PlacedRebuild } from './shard/rebuild';
+import { attentionOutDist, deadKeyGathers, findGatheredKeySites } from './shard/gathered-keys';
+import type { GatheredKeySite } from './shard/gathered-keys';
 
 const str = (value: string): AttrValue => ({ kind: 'string', value });
 const int = (value: number): AttrValue => ({ kind: 'int', value });
 
-export interface RingSite {
-  readonly node: Node;
-  /** Keys and values before their ring gather: this rank's block. */
-  readonly k: Value;
-  readonly v: Value;
-}
+export type RingSite = GatheredKeySite;
 
-function ringGatherInput(producers: ReadonlyMap<Value, Node>, x: Value | null): Value | undefined {
-  const g = x ? producers.get(x) : undefined;
-  if (!g || g.op !== 'all_gather') return undefined;
-  const ok = g.attrs.meshAxis?.kind === 'string' && g.attrs.meshAxis.value === 'ring' && g.attrs.axis?.kind === 'int' && g.attrs.axis.value === 2;
-  return ok ? g.inputs[0]! : undefined;
-}
-
+/** Attention nodes whose q is split over 'ring' and whose keys and values are gathered over it. */
 export function findRingSites(m: Module, mesh: Mesh): RingSite[] {
-  if (mesh.ring <= 1) return [];
-  const producers = m.graph.producers();
-  const sites: RingSite[] = [];
-  for (const n of m.graph.nodes) {
-    if (n.op !== 'attention') continue;
-    const k = ringGatherInput(producers, n.inputs[1]!);
-    const v = ringGatherInput(producers, n.inputs[2]!);
-    if (k && v && axisPlace(distOf(n.inputs[0]!.type.placement), 2).meshAxis === 'ring') sites.push({ node: n, k, v });
-  }
-  return sites;
+  return mesh.ring > 1 ? findGatheredKeySites(m, 'ring') : [];
 }
 
 export function insertRingAttention(m: Module, mesh: Mesh): Module {
@@ -65,14 +47,7 @@ export function insertRingAttention(m: Module, mesh: Mesh): Module {
   if (sites.length === 0) return m;
   const R = mesh.ring;
   const byNode = new Map(sites.map((s) => [s.node, s]));
-  const users = m.graph.users();
-  const producers = m.graph.producers();
-  const dead = new Set<Node>();
-  for (const s of sites) {
-    for (const x of [s.node.inputs[1]!, s.node.inputs[2]!]) {
-      if ((users.get(x) ?? []).every((u) => byNode.has(u)) && !m.graph.outputs.includes(x)) dead.add(producers.get(x)!);
-    }
-  }
+  const dead = deadKeyGathers(m, sites);
   const sizeOf = meshSizes(mesh);
   const r = new PlacedRebuild(m, sizeOf);
   for (const n of m.graph.nodes) {
@@ -85,7 +60,7 @@ export function insertRingAttention(m: Module, mesh: Mesh): Module {
     const name = n.name || 'attention';
     const q = r.get(n.inputs[0]!);
     const qd = r.dist(q);
-    const oDist = distFromPlaces(new Map([0, 1, 2].map((a) => [a, axisPlace(qd, a)] as const).filter(([, p]) => !isPlainAxis(p))));
+    const oDist = attentionOutDist(qd);
     const lseDist = oDist; // [B,N,Sq]: the same axes 0..2
     // The mask's key axis (when it has one) is sliced to the block held at each step.
     const mask = n.inputs[3] ? r.get(n.inputs[3]) : undefined;

@@ -8,7 +8,7 @@
  * Everything a pass may depend on besides its input comes through the PassContext: typed options
  * and instruments (verifier, timing report, print-after dumps). Nothing reads env vars or globals.
  */
-import { Module, printModule, verifyModule } from '@paradit/ir';
+import { Mesh, Module, makeMesh, printModule, verifyModule } from '@paradit/ir';
 import { PassReport } from './report';
 
 export interface Pass {
@@ -42,6 +42,11 @@ export interface PassOptions {
    * A rule set that exceeds it has two rules that undo each other.
    */
   readonly rewriteStepsPerNode: number;
+  /**
+   * The context-parallel passes: the (cfg, ring, ulysses) mesh to compile for (mesh.ts). Default
+   * 1x1x1 (no parallelism). The CLI makes it from --ulysses/--ring/--cfg with meshFromOptions.
+   */
+  readonly mesh: Mesh;
 }
 
 export const DEFAULT_PASS_OPTIONS: PassOptions = Object.freeze({
@@ -49,6 +54,7 @@ export const DEFAULT_PASS_OPTIONS: PassOptions = Object.freeze({
   cseMaxContentElements: 1 << 16,
   canonicalizeMaxRounds: 10,
   rewriteStepsPerNode: 20,
+  mesh: makeMesh(),
 });
 
 /** Debugging and measurement hooks; all optional, all passed in by the caller. */

@@ -15,8 +15,9 @@ import {
   validateTestData,
   withinTolerance,
 } from '@paradit/runtime';
-import { meshFromOptions, simulatedExecutor } from '@paradit/passes';
+import { simulatedExecutor } from '@paradit/passes';
 import { EXIT_MISMATCH, EXIT_OK } from '../errors';
+import { addMeshFlags, meshFromFlags } from '../mesh-flags';
 
 export interface OutputCheck {
   readonly dataSet: string;
@@ -100,20 +101,32 @@ export function formatCheck(r: CheckReport): string {
 }
 
 export function checkCommand(program: Command, setCode: (c: number) => void): void {
-  program
+  const cmd = program
     .command('check')
     .description('run an ONNX model-zoo folder (model.onnx + test_data_set_*) and compare with its reference outputs')
     .argument('<dir>', 'model folder')
     .option('--json', 'print one JSON object')
-    .option('--tolerance <relL2>', 'relative L2 tolerance (default: 1e-4 for fp32 outputs, 5e-2 for bf16/fp16)', parseFloat)
-    .option('--ulysses <n>', 'compile for this Ulysses degree and run simulated ranks', (v) => parseInt(v, 10))
-    .option('--ring <n>', 'ring degree', (v) => parseInt(v, 10))
-    .option('--cfg <n>', 'CFG-parallel degree', (v) => parseInt(v, 10))
-    .action((dir: string, opts: { json?: boolean; tolerance?: number; ulysses?: number; ring?: number; cfg?: number }) => {
-      const sharded = opts.ulysses || opts.ring || opts.cfg;
-      const execute = sharded ? simulatedExecutor(meshFromOptions({ ulysses: opts.ulysses, ring: opts.ring, cfg: opts.cfg })) : undefined;
-      const r = checkModelDir(path.resolve(dir), { tolerance: opts.tolerance, execute: execute as CheckOptions['execute'] });
-      process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatCheck(r)}\n`);
-      setCode(r.ok ? EXIT_OK : EXIT_MISMATCH);
-    });
+    .option('--tolerance <relL2>', 'relative L2 tolerance (default: 1e-4 for fp32 outputs, 5e-2 for bf16/fp16)');
+  addMeshFlags(cmd, 'compile for this mesh and run every rank simulated').action((dir: string, opts: CheckFlags) => {
+    const tolerance = opts.tolerance === undefined ? undefined : parseTolerance(opts.tolerance);
+    const mesh = meshFromFlags(opts);
+    const execute = mesh ? simulatedExecutor(mesh) : undefined;
+    const r = checkModelDir(path.resolve(dir), { ...(tolerance !== undefined ? { tolerance } : {}), ...(execute ? { execute } : {}) });
+    process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatCheck(r)}\n`);
+    setCode(r.ok ? EXIT_OK : EXIT_MISMATCH);
+  });
+}
+
+interface CheckFlags {
+  json?: boolean;
+  tolerance?: string;
+  ulysses?: string;
+  ring?: string;
+  cfg?: string;
+}
+
+function parseTolerance(s: string): number {
+  const t = Number(s);
+  if (!Number.isFinite(t) || t < 0) throw new IrError('E_INPUT', `--tolerance must be a non-negative number (a relative L2 error), got '${s}'`);
+  return t;
 }

@@ -1,7 +1,12 @@
 /** `paradit inspect MODEL [--json]`: what a model takes, returns and contains. */
 import type { Command } from 'commander';
 import { Graph, Module, Value, byteSize, loadModel, numel, isStaticShape, IrError } from '@paradit/ir';
-import { compileForMesh, createPassContext, defaultPipeline, discoverBlocks, meshFromOptions, meshInspection, runPipeline } from '@paradit/passes';
+import fs from 'node:fs';
+import { compileForMesh, createPassContext, defaultPipeline, discoverBlocks, meshInspection, renderBlocksDot, runPipeline } from '@paradit/passes';
+import { meshFromFlags } from '../mesh-flags';
+import { compileDenoiseStep } from '@paradit/passes';
+import { fbcacheSignature } from '@paradit/runtime';
+import { planSummary } from '@paradit/codegen-cuda';
 
 export interface ValueSummary {
   readonly name: string;
@@ -94,9 +99,13 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
     .option('--random-weights [seed]', 'replace missing external weights with seeded random data (benchmarking)')
     .option('--raw', 'the imported graph, without passes')
     .option('--after <pass>', 'print the IR text after this pass of the default pipeline')
-    .option('--ulysses <n>', 'Ulysses degree (adds collectives and world to --json)', (v) => parseInt(v, 10))
-    .option('--ring <n>', 'ring degree', (v) => parseInt(v, 10))
-    .option('--cfg <n>', 'CFG-parallel degree', (v) => parseInt(v, 10))
+    .option('--dot <file>', 'write a Graphviz drawing of the block-level structure (prologue, blocks, streams, head) to FILE')
+    .option('--ulysses <n>', 'Ulysses degree (adds collectives and world to --json)')
+    .option('--ring <n>', 'ring degree')
+    .option('--cfg <n>', 'CFG-parallel degree')
+    .option('--fbcache <threshold>', 'compile one denoising step with the First Block Cache gate (the threshold is a step input; T only turns the gate on); see it with --after insert-cache-gate')
+    .option('--target <backend>', 'also lower for this target (cuda) and report the plan: peak activation memory, kernels, gemms')
+    .option('--dtype <dtype>', 'with --target: storage dtype bf16, fp16 or fp32', 'bf16')
     .action((model: string, opts: InspectOptions) => {
       const raw = loadModel(model, randomOption(opts.randomWeights));
       if (raw.meta.randomWeights) process.stderr.write("paradit: note: weights are seeded random data, not the model's own\n");
@@ -113,26 +122,41 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
         },
       });
       const m = runPipeline(raw, defaultPipeline(), ctx);
+      // --fbcache: the step as `denoise` compiles it (mesh passes, then the gate; fbcache/compile.ts).
+      const step = opts.fbcache === undefined ? undefined : compileDenoiseStep(m, { prepared: true, fbcache: true, mesh: meshFromFlags(opts), printAfter: ctx.instruments.printAfter, dump: ctx.instruments.dump });
       if (opts.after) {
         if (afterText === undefined) throw new IrError('E_INPUT', `--after ${opts.after}: no pass of that name ran; the default pipeline's passes are ${defaultPipeline().map((p) => p.name).join(', ')}`);
         process.stdout.write(`${afterText}\n`);
         return;
       }
       const blocks = discoverBlocks(m.graph);
+      if (opts.dot) writeDot(opts.dot, renderBlocksDot(m.graph, blocks, 'blocks'));
       const base = summarize(m, model);
       const out: Record<string, unknown> = {
         ...base,
         attentionSites: base.opCounts['attention'] ?? 0,
         blocks: blocks.groups.map((g) => ({ kind: g.kind, count: g.count })),
+        // Blocks that run before the latent enters (a text token refiner): part of the prologue.
+        preBlocks: blocks.preGroups.map((g) => ({ kind: g.kind, count: g.count })),
+        // The token streams entering the first block (main: the one that reaches the output).
+        streams: blocks.streams.map((st) => ({ role: st.role, dtype: st.value.dtype, shape: [...st.value.shape] })),
       };
-      if (opts.ulysses || opts.ring || opts.cfg) {
-        const mesh = meshFromOptions({ ulysses: opts.ulysses, ring: opts.ring, cfg: opts.cfg });
+      const mesh = meshFromFlags(opts); // shared with check (mesh-flags.ts): rejects 0, -1, 'two'
+      if (mesh) {
         Object.assign(out, meshInspection(compileForMesh(m, mesh, { prepared: true }), mesh));
       }
+      const gate = step ? fbcacheSignature(step) : undefined;
+      // --target cuda: lower without writing anything (codegen-cuda's planSummary).
+      if (opts.target) out.plan = planSummary(raw, opts.target, opts.dtype ?? 'bf16');
+      if (gate) out.fbcache = { totalBlocks: gate.totalBlocks, skippedBlocks: gate.skippedBlocks, state: gate.state.map((p) => p.role) };
       if (opts.json) process.stdout.write(`${JSON.stringify(out)}\n`);
       else {
         const lines = [formatSummary(base), `attention sites: ${String(out.attentionSites)}`, `blocks: ${blocks.groups.map((g) => `${g.count} x ${g.kind}`).join(', ') || 'none found'}`];
+        if (blocks.preGroups.length) lines.push(`pre-blocks (in the prologue): ${blocks.preGroups.map((g) => `${g.count} x ${g.kind}`).join(', ')}`);
+        if (blocks.streams.length) lines.push(`streams: ${blocks.streams.map((st) => `${st.role} ${st.value.dtype}[${st.value.shape.join(',')}]`).join(', ')}`);
         if (out.collectives) lines.push(`collectives (world ${String(out.world)}): ${JSON.stringify(out.collectives)}`);
+        if (out.plan) lines.push(`plan (${opts.target}, ${opts.dtype ?? 'bf16'}): ${JSON.stringify(out.plan)}`);
+        if (gate) lines.push(`fbcache: gate after block 0; a cached step skips ${gate.skippedBlocks} of ${gate.totalBlocks} blocks; state ${gate.state.map((p) => p.role).join(', ')}`);
         process.stdout.write(`${lines.join('\n')}\n`);
       }
     });
@@ -142,10 +166,26 @@ interface InspectOptions {
   json?: boolean;
   raw?: boolean;
   after?: string;
+  dot?: string;
+  fbcache?: string;
+  target?: string;
+  dtype?: string;
   randomWeights?: string | boolean;
-  ulysses?: number;
-  ring?: number;
-  cfg?: number;
+  ulysses?: string;
+  ring?: string;
+  cfg?: string;
+}
+
+/** Writes the drawing through a temporary file, so a failed write leaves nothing half-written. */
+function writeDot(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new IrError('E_INPUT', `--dot ${file}: cannot write the drawing (${e instanceof Error ? e.message : String(e)}); pass a path in a writable folder`);
+  }
 }
 
 /** `--random-weights [seed]` -> the importer's option. */

@@ -8,8 +8,8 @@
  *   attention_lse(q [B,N,Sq,H], k [B,Nkv,Skv,H], v [B,Nkv,Skv,Hv], mask?) {scale, numHeads, kvHeads}
  *     -> (o f32 [B,N,Sq,Hv], lse f32 [B,N,Sq])
  *   lse[i] = log sum_j exp(s_ij), o[i] = sum_j exp(s_ij - lse[i]) v_j, s = scale*q.k + mask
- *   (mask and head grouping exactly as in `attention`). A row whose every key is masked out has
- *   o = 0 and lse = -inf, so a merge ignores it.
+ *   (mask and head grouping exactly as in `attention`: the same kernel, attentionKernel). A row
+ *   whose every key is masked out has o = 0 and lse = -inf, so a merge ignores it.
  *
  *   lse_merge(o1, lse1, o2, lse2) -> (o f32, lse f32): the softmax-weighted combination
  *   lse = log(e^lse1 + e^lse2), o = e^(lse1-lse) o1 + e^(lse2-lse) o2 (max-subtracted).
@@ -20,71 +20,18 @@ import { isFloat } from '../dtype';
 import { Tensor } from '../tensor';
 import type { OpRule, RunCtx } from './rule';
 import { need, tensorType } from './rule';
-import { broadcastStrides, fmt } from './nn-kernels';
-import { attentionRule } from './paradit-attention';
+import { fmt } from './nn-kernels';
+import { attentionKernel, attentionRule } from './paradit-attention';
 
+/** The attention kernel of `attention` (paradit-attention.ts), with the row lse, in f32. */
 function runAttentionLse(ctx: RunCtx): Tensor[] {
   const q = need(ctx, ctx.inputs, 0);
-  const k = need(ctx, ctx.inputs, 1);
   const v = need(ctx, ctx.inputs, 2);
-  const mask = ctx.inputs[3];
-  const [B, N, Sq, H] = q.shape as [number, number, number, number];
-  const Nkv = k.shape[1]!;
-  const Skv = k.shape[2]!;
+  const [B, N, Sq] = q.shape as [number, number, number];
   const Hv = v.shape[3]!;
-  const group = N / Nkv;
-  const scale = ctx.attr.float('scale');
   const o = new Float32Array(B * N * Sq * Hv);
   const lse = new Float32Array(B * N * Sq);
-  const ms = mask ? broadcastStrides(mask.shape, [B, N, Sq, Skv]) : [0, 0, 0, 0];
-  const md = mask?.data;
-  const boolMask = mask?.dtype === 'bool';
-  const s = new Float64Array(Skv);
-  const acc = new Float64Array(Hv);
-  const qd = q.data;
-  const kd = k.data;
-  const vd = v.data;
-  for (let b = 0; b < B; b++) {
-    for (let n = 0; n < N; n++) {
-      const kvh = Math.floor(n / group);
-      const kOff = (b * Nkv + kvh) * Skv * H;
-      const vOff = (b * Nkv + kvh) * Skv * Hv;
-      for (let i = 0; i < Sq; i++) {
-        const qOff = ((b * N + n) * Sq + i) * H;
-        const mRow = b * ms[0]! + n * ms[1]! + i * ms[2]!;
-        let max = -Infinity;
-        for (let j = 0; j < Skv; j++) {
-          let dot = 0;
-          const kr = kOff + j * H;
-          for (let h = 0; h < H; h++) dot += qd[qOff + h]! * kd[kr + h]!;
-          let x = dot * scale;
-          if (md) {
-            const m = md[mRow + j * ms[3]!]!;
-            x = boolMask ? (m ? x : -Infinity) : x + m;
-          }
-          s[j] = x;
-          if (x > max) max = x;
-        }
-        const row = (b * N + n) * Sq + i;
-        if (max === -Infinity) {
-          lse[row] = -Infinity; // every key masked: contributes nothing to a merge
-          continue;
-        }
-        acc.fill(0);
-        let sum = 0;
-        for (let j = 0; j < Skv; j++) {
-          if (s[j] === -Infinity) continue; // masked keys never touch v (padding may hold anything)
-          const e = Math.exp(s[j]! - max);
-          sum += e;
-          const vr = vOff + j * Hv;
-          for (let h = 0; h < Hv; h++) acc[h] += e * vd[vr + h]!;
-        }
-        const inv = 1 / sum;
-        for (let h = 0; h < Hv; h++) o[row * Hv + h] = acc[h]! * inv;
-        lse[row] = max + Math.log(sum);
-      }
-    }
-  }
+  attentionKernel(q, need(ctx, ctx.inputs, 1), v, ctx.inputs[3], ctx.attr.float('scale'), o, lse);
   return [new Tensor('f32', [B, N, Sq, Hv], o), new Tensor('f32', [B, N, Sq], lse)];
 }
 

@@ -17,7 +17,7 @@
  */
 import type { Dim, TensorType } from '../graph';
 import { isFloat } from '../dtype';
-import type { Tensor } from '../tensor';
+import type { Tensor, TensorData } from '../tensor';
 import type { InferCtx, OpRule, RunCtx } from './rule';
 import { need, tensorType } from './rule';
 import { alloc, broadcastStrides, finish, fmt, gemm } from './nn-kernels';
@@ -69,23 +69,26 @@ function inferAttention(ctx: InferCtx): TensorType[] {
   return [tensorType(q.dtype, [B, N, Sq, v.shape[3]!])];
 }
 
-function runAttention(ctx: RunCtx): Tensor[] {
-  const q = need(ctx, ctx.inputs, 0);
-  const k = need(ctx, ctx.inputs, 1);
-  const v = need(ctx, ctx.inputs, 2);
-  const mask = ctx.inputs[3];
+/**
+ * The attention kernel of `attention` and of `attention_lse` (ring steps): per (b, n), scores =
+ * scale * q @ k^T (+ mask), a max-subtracted softmax in doubles, then p @ v, both products
+ * through the blocked gemm. Writes `out` ([B,N,Sq,Hv]) and, when given, the row log-sum-exp
+ * `lse` ([B,N,Sq]). A masked key gets probability exactly 0 (so v must be finite there: padding
+ * tokens are zero-filled); a row whose every key is masked gives zeros and lse = -inf.
+ */
+export function attentionKernel(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | undefined, scale: number, out: TensorData, lse?: Float32Array): void {
   const [B, N, Sq, H] = q.shape as [number, number, number, number];
   const Nkv = k.shape[1]!;
   const Skv = k.shape[2]!;
   const Hv = v.shape[3]!;
   const group = N / Nkv;
-  const scale = ctx.attr.float('scale');
-  const out = alloc(q.dtype, [B, N, Sq, Hv]);
   const kt = new Float64Array(H * Skv);
   const scores = new Float64Array(Sq * Skv);
   const ms = mask ? broadcastStrides(mask.shape, [B, N, Sq, Skv]) : [0, 0, 0, 0];
   const md = mask?.data;
   const boolMask = mask?.dtype === 'bool';
+  const log = Math.log;
+  const exp = Math.exp;
   for (let b = 0; b < B; b++) {
     for (let n = 0; n < N; n++) {
       const kvh = Math.floor(n / group);
@@ -112,20 +115,31 @@ function runAttention(ctx: RunCtx): Tensor[] {
         }
         if (max === -Infinity) {
           scores.fill(0, r, r + Skv); // every key masked out: safe softmax gives zeros
+          if (lse) lse[(b * N + n) * Sq + i] = -Infinity; // and contributes nothing to a merge
           continue;
         }
         let sum = 0;
         for (let j = 0; j < Skv; j++) {
-          const e = Math.exp(scores[r + j]! - max);
+          const e = exp(scores[r + j]! - max);
           scores[r + j] = e;
           sum += e;
         }
         const inv = 1 / sum;
         for (let j = 0; j < Skv; j++) scores[r + j]! *= inv;
+        if (lse) lse[(b * N + n) * Sq + i] = max + log(sum);
       }
       gemm(scores, 0, Skv, v.data, vOff, Hv, out, (b * N + n) * Sq * Hv, Hv, Sq, Skv, Hv);
     }
   }
+}
+
+function runAttention(ctx: RunCtx): Tensor[] {
+  const q = need(ctx, ctx.inputs, 0);
+  const v = need(ctx, ctx.inputs, 2);
+  const [B, N, Sq] = q.shape as [number, number, number];
+  const Hv = v.shape[3]!;
+  const out = alloc(q.dtype, [B, N, Sq, Hv]);
+  attentionKernel(q, need(ctx, ctx.inputs, 1), v, ctx.inputs[3], ctx.attr.float('scale'), out);
   return [finish(q.dtype, [B, N, Sq, Hv], out)];
 }
 

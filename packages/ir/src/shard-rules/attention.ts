@@ -6,11 +6,14 @@
  * attention(q [B,N,Sq,H], k/v [B,Nkv,Skv,*], mask?): each query is independent, so q may be split
  * on Sq (and on B and N); keys and values must be whole on Skv on every rank, in any token order
  * (attention is permutation-equivariant over keys) as long as k, v and the mask's key axis share
- * it. The output is placed like q. attention_lse (one ring step) additionally accepts a key block
+ * it. A 2-D mask [.., Sq, Skv] follows both: its rows like q (split, in q's token order), its
+ * columns like the keys (whole or one ring block, in their order); when q and k share one joint
+ * order the mask carries it on both axes. The output is placed like q. attention_lse (one ring step) additionally accepts a key block
  * (Skv split over a mesh axis): its output is a partial result that lse_merge completes.
  * rope(x, cos, sin): tables are indexed by token, so they are placed like x's token axis.
  */
 import type { Dist } from '../placement';
+import { sameOrder, tokenAxes } from '../placement';
 import type { AxisPlace, ShardPlan, ShardRule, ShardView, TraceResult, TraceStep } from './core';
 import { axisPlace, distFromPlaces, isPlainAxis, replicateAll } from './core';
 
@@ -20,15 +23,15 @@ function attentionPlan(v: ShardView, allowKeyBlocks: boolean): ShardPlan {
   const kS = v.inShapes[1]!;
   const mS0 = v.inShapes[3];
   const rowMask = mS0 !== undefined && mS0.length >= 2 && mS0[mS0.length - 2] !== 1 && mS0[mS0.length - 1] !== 1;
-  if (rowMask && (q.tokens?.axis === 2 || k.tokens?.axis === 2)) {
-    // A mask with both a query and a key axis would need a token order on two axes, which a
-    // placement cannot state: run this attention whole (correct, not split).
-    return replicateAll(v, 'its mask has query and key axes; it runs whole on every rank');
-  }
   const pB = axisPlace(q, 0);
   const pN = axisPlace(q, 1);
   const pSq = axisPlace(q, 2);
   const kSeq = axisPlace(k, 2);
+  if (rowMask && pSq.tokens && kSeq.tokens && !sameOrder(pSq.tokens, kSeq.tokens)) {
+    // A 2-D mask holds one token order on its rows and columns (placement.ts); queries and keys
+    // in two different orders cannot share it: run this attention whole (correct, not split).
+    return replicateAll(v, 'its mask has query and key axes in different token orders; it runs whole on every rank');
+  }
   // Keys: whole on Skv (a gather keeps their token order), unless this is one ring step.
   const pSkv: AxisPlace = allowKeyBlocks ? kSeq : kSeq.tokens ? { tokens: kSeq.tokens } : {};
   const kvDist = (shape: readonly number[]): Dist => {
@@ -85,7 +88,7 @@ export const lseMergeShardRule: ShardRule = {
 
 function placesOf(d: Dist): Map<number, AxisPlace> {
   const m = new Map<number, AxisPlace>();
-  const axes = new Set([...d.shards.map((s) => s.axis), ...(d.tokens ? [d.tokens.axis] : [])]);
+  const axes = new Set([...d.shards.map((s) => s.axis), ...(d.tokens ? tokenAxes(d.tokens) : [])]);
   for (const a of axes) m.set(a, axisPlace(d, a));
   return m;
 }

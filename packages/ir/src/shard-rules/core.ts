@@ -17,7 +17,7 @@
 import type { Tensor } from '../tensor';
 import type { AttrReader } from '../ops/rule';
 import type { Dist } from '../placement';
-import { REPLICATED, shardOf, withShard, withTokens, naturalLength } from '../placement';
+import { REPLICATED, addTokenAxis, dropTokenAxis, orderOn, shardOf, tokenAxes, tokensAt, withShard, withTokens, naturalLength } from '../placement';
 import type { TokenOrder } from '../graph';
 
 export type Shape = readonly number[];
@@ -80,9 +80,8 @@ export function replicateAll(v: ShardView, note?: string): ShardPlan {
 
 /** A dist restricted to the axes for which `keep` holds (tokens kept only on a kept axis). */
 export function restrict(d: Dist, keep: (axis: number) => boolean): Dist {
-  let out: Dist = { shards: d.shards.filter((s) => keep(s.axis)) };
-  if (d.tokens && keep(d.tokens.axis)) out = withTokens(out, d.tokens);
-  return out;
+  const out: Dist = { shards: d.shards.filter((s) => keep(s.axis)) };
+  return d.tokens ? withTokens(out, orderOn(d.tokens, tokenAxes(d.tokens).filter(keep))) : out;
 }
 
 /** Renumbers a dist's axes with `map` (undefined: the axis disappears, its shard too). */
@@ -93,12 +92,10 @@ export function remap(d: Dist, map: (axis: number) => number | undefined): Dist 
     if (a !== undefined) shards.push({ axis: a, meshAxis: s.meshAxis });
   }
   shards.sort((x, y) => x.axis - y.axis);
-  let out: Dist = { shards };
-  if (d.tokens) {
-    const a = map(d.tokens.axis);
-    if (a !== undefined) out = withTokens(out, { ...d.tokens, axis: a });
-  }
-  return out;
+  const out: Dist = { shards };
+  if (!d.tokens) return out;
+  const axes = tokenAxes(d.tokens).map(map).filter((a): a is number => a !== undefined);
+  return withTokens(out, orderOn(d.tokens, axes));
 }
 
 /** The placement of one axis of a dist: its shard and its token order. */
@@ -109,7 +106,7 @@ export interface AxisPlace {
 
 export function axisPlace(d: Dist, axis: number): AxisPlace {
   const meshAxis = shardOf(d, axis);
-  const tokens = d.tokens?.axis === axis ? d.tokens : undefined;
+  const tokens = tokensAt(d, axis);
   return { ...(meshAxis !== undefined ? { meshAxis } : {}), ...(tokens ? { tokens } : {}) };
 }
 
@@ -125,12 +122,13 @@ export function samePlace(a: AxisPlace, b: AxisPlace): boolean {
   return x.chunks === y.chunks && x.segments.length === y.segments.length && x.segments.every((s, i) => s === y.segments[i]);
 }
 
-/** `d` with axis `axis` placed as `p` (the token order moved to that axis). */
+/**
+ * `d` with axis `axis` placed as `p`. A token order joins d's when it is the same order (a 2-D
+ * mask: rows and columns in one joint order), else it replaces it; a trivial order is dropped.
+ */
 export function withPlace(d: Dist, axis: number, p: AxisPlace): Dist {
-  let out = withShard(d, axis, p.meshAxis);
-  if (p.tokens) out = withTokens(out, { ...p.tokens, axis }); // drops a trivial order
-  else if (out.tokens?.axis === axis) out = withTokens(out, undefined);
-  return out;
+  const out = withShard(d, axis, p.meshAxis);
+  return p.tokens ? addTokenAxis(out, axis, p.tokens) : dropTokenAxis(out, axis);
 }
 
 /** Builds a dist from per-axis places. */

@@ -7,7 +7,7 @@
  * gathered first.
  */
 import type { Dist } from '../placement';
-import { REPLICATED, chunkLength } from '../placement';
+import { REPLICATED, chunkLength, tokenAxes } from '../placement';
 import type { AxisPlace, ShardPlan, ShardRule, ShardView, TraceResult } from './core';
 import { axisPlace, distFromPlaces, isPlainAxis, oneChunkPerRank, plainOn, remap, tokensOn, withPlace } from './core';
 import type { TokenOrder } from '../graph';
@@ -67,7 +67,7 @@ export const reshapeRule: ShardRule = {
     let need = d;
     const out = new Map<number, AxisPlace>();
     const dropped: number[] = [];
-    const axes = new Set([...d.shards.map((s) => s.axis), ...(d.tokens ? [d.tokens.axis] : [])]);
+    const axes = new Set([...d.shards.map((s) => s.axis), ...(d.tokens ? tokenAxes(d.tokens) : [])]);
     for (const a of axes) {
       const p = axisPlace(d, a);
       const m = reshapeAxis(inS, outS, a);

@@ -6,7 +6,7 @@
 import type { OpKind } from '../ops/op-kinds';
 import type { ShardRule, ShardView } from './core';
 import { replicateAll } from './core';
-import { REPLICATED } from '../placement';
+import { REPLICATED, distOf, formatDist, sameDist } from '../placement';
 import { broadcastRule, unaryRule } from './elementwise';
 import { concatRule, expandRule, gatherRule, reshapeRule, sliceRule, splitRule, transposeRule } from './layout';
 import { axisOpRule, batchParallelRule, gemmRule, lastAxisRule, matmulRule, onnxNormRule, reduceRule, softmaxAxes } from './nn';
@@ -30,6 +30,23 @@ function gathered(why: string): ShardRule {
 }
 
 const mixes = gathered('mixes positions along any axis');
+
+/**
+ * If: the condition is whole on every rank (all ranks take the same branch); the outputs are
+ * placed as both branches return them (branches built per rank, e.g. by insert-cache-gate).
+ * Unplaced branches give replicated outputs, as a gathered If would.
+ */
+const ifRule: ShardRule = {
+  propagate(v) {
+    const t = v.attr.graph('then_branch').outputs.map((o) => distOf(o.type.placement));
+    const e = v.attr.graph('else_branch').outputs.map((o) => distOf(o.type.placement));
+    t.forEach((d, i) => {
+      if (e[i] && !sameDist(d, e[i]!)) throw new Error(`If: output ${i} is placed ${formatDist(d)} by the then-branch but ${formatDist(e[i]!)} by the else-branch`);
+    });
+    return { ins: v.dists.map(() => REPLICATED), outs: t };
+  },
+  trace: () => 'origin',
+};
 
 /**
  * Shape/Size: when planning, a placed operand stays as it is (the pass replaces the node by a
@@ -89,7 +106,7 @@ export const SHARD_RULES: { readonly [K in OpKind]: ShardRule } = {
   // Shape/Size of a placed value become constants in the sharding pass (global shapes are static).
   Shape: shapeOf, Size: shapeOf,
   ConstantOfShape: notSharded, Range: notSharded, Constant: notSharded, OneHot: notSharded, EyeLike: notSharded,
-  If: gathered('runs a subgraph'),
+  If: ifRule,
   // ParaDiT ops.
   attention: attentionShardRule, rope: ropeShardRule,
   rms_norm: lastAxisRule, layer_norm: lastAxisRule, linear: lastAxisRule,

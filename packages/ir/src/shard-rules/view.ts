@@ -13,7 +13,7 @@ import { IrError } from '../errors';
 import { isElided } from '../content-hash';
 import { AttrReader, makeFail } from '../ops/rule';
 import type { Dist } from '../placement';
-import { distOf, naturalLength, orderedLength } from '../placement';
+import { distOf, naturalLength, orderedLength, tokenAxes } from '../placement';
 import type { ShardView } from './core';
 
 export type SizeOf = (meshAxis: string) => number;
@@ -22,12 +22,12 @@ export type SizeOf = (meshAxis: string) => number;
 export function globalShape(local: readonly number[], d: Dist, sizeOf: SizeOf): number[] {
   const out = [...local];
   for (const s of d.shards) out[s.axis] = out[s.axis]! * sizeOf(s.meshAxis);
-  if (d.tokens) {
-    const a = d.tokens.axis;
-    if (out[a] !== orderedLength(d.tokens)) {
-      throw new IrError('E_VERIFY', `a value of shape [${local.join(',')}] has ${out[a]} positions on token axis ${a}, but its token order needs ${orderedLength(d.tokens)}`);
+  for (const a of d.tokens ? tokenAxes(d.tokens) : []) {
+    const t = d.tokens!;
+    if (out[a] !== orderedLength(t)) {
+      throw new IrError('E_VERIFY', `a value of shape [${local.join(',')}] has ${out[a]} positions on token axis ${a}, but its token order needs ${orderedLength(t)}`);
     }
-    out[a] = naturalLength(d.tokens);
+    out[a] = naturalLength(t);
   }
   return out;
 }

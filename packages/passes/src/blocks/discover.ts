@@ -2,49 +2,78 @@
  * Transformer-block discovery (analysis; the module is not changed).
  *
  * 1. Residual units along the stream(s) (residual.ts).
- * 2. Block boundaries: a block starts at an attention unit that follows a unit which closes a
- *    block (a feed-forward unit, or an attention unit with an MLP beside it, as in FLUX's
- *    single-stream blocks). So Wan's self-attention, cross-attention and feed-forward units form
+ * 2. Block boundaries: a block starts at an attention unit (or a linear attention's, which has
+ *    no Softmax) that follows a unit which closes a block (a feed-forward unit, or an attention
+ *    unit with an MLP beside it, as in FLUX's single-stream blocks). So Wan's self-attention, cross-attention and feed-forward units form
  *    one block, and FLUX's joint attention with both streams' feed-forwards form one block.
- * 3. Each block also takes the side nodes that only it uses (its AdaLN modulation linears).
- * 4. Blocks are hashed modulo weights; consecutive identical blocks form a group.
+ *    Each block is then made convex (nodes on a path from the block to itself join it).
+ * 3. Each block also takes the nodes only it uses: its AdaLN modulation linears, and work on a
+ *    stream whose residual was pruned (claim.ts).
+ * 4. Blocks are hashed modulo weights; consecutive identical blocks form a group, named by what
+ *    the block is (kinds.ts).
+ *
+ * A stream is a residual chain that persists across blocks: a block's stream inputs are the
+ * values from outside it that derive from a residual chain and are its current state (a value
+ * that an earlier block already updated through a residual, read again as a cross-attention
+ * context, is a side input). Values derived from a stream inside the block are the block's own
+ * nodes, never extra streams.
  *
  * The report names the token streams, the first block, the region after it, and the output head.
+ *
+ *   FLUX:  prologue | [double-stream] x2 | [single-stream] x4 | head
+ *          streams entering block 0: image (main, reaches the output), text (context)
  */
 import type { Graph, Node, Value } from '@paradit/ir';
-import { GraphView } from './graph-view';
+import { GraphView, METADATA_OPS } from './graph-view';
 import { ResidualUnit, findResidualOps, isAttentionNode, residualUnits } from './residual';
 import { blockSignature } from './signature';
+import { claimSideNodes, makeConvex, streamValues } from './claim';
+import { BlockGroup, externalInputs, nameGroups } from './kinds';
+
+export type { BlockGroup } from './kinds';
 
 export interface Block {
   readonly index: number;
-  /** Group kind, e.g. "double-stream", "single-stream". */
+  /** Group kind, e.g. "double-stream", "single-stream", "single-stream+cross-attn". */
   kind: string;
+  /** True when the block is its predecessor with some stream outputs pruned as dead code. */
+  pruned: boolean;
   readonly signature: string;
   /** Nodes in graph order. */
   readonly nodes: Node[];
-  /** Stream values entering the block, in a canonical order. */
+  /** Stream values entering the block, in first-use order. */
   readonly streamInputs: Value[];
   /** Values computed in the block and read after it (the block's stream outputs). */
   readonly streamOutputs: Value[];
   /** Values from outside the block that are not streams (time embedding, RoPE tables, masks). */
   readonly globalInputs: Value[];
+  /** Attention nodes of the block, in graph order. */
+  readonly attention: Node[];
   readonly attentionCount: number;
 }
 
-export interface BlockGroup {
-  readonly kind: string;
-  readonly count: number;
-  /** Block indices. */
-  readonly blocks: number[];
+/** A token stream entering the first block. */
+export interface StreamInfo {
+  /** The value entering block 0. */
+  readonly value: Value;
+  /** "main" for the stream that reaches the graph output, else "context". */
+  readonly role: 'main' | 'context';
 }
 
 export interface BlockReport {
   readonly blocks: Block[];
   readonly groups: BlockGroup[];
-  /** Index into the first block's streamInputs/streamOutputs of the stream that reaches the output. */
+  /** Index into the first block's streamInputs of the stream that reaches the output. */
   readonly mainStream: number;
-  /** Nodes before the first block (embedders, timestep and positional tables). */
+  /** The streams entering the first block, in its streamInputs order. */
+  readonly streams: StreamInfo[];
+  /**
+   * Blocks that run before the latent enters a stream (a text token refiner); their nodes are in
+   * the prologue, and they are not in `blocks` or `groups`.
+   */
+  readonly preBlocks: Block[];
+  readonly preGroups: BlockGroup[];
+  /** Nodes before the first block (embedders, timestep and positional tables, pre-blocks). */
   readonly prologue: Node[];
   /** Nodes after the first block up to the end of the last block (what First Block Cache skips). */
   readonly afterFirst: Node[];
@@ -60,32 +89,55 @@ export function discoverBlocks(g: Graph): BlockReport {
   groupsOfUnits.forEach((us, bi) => {
     for (const u of us) for (const n of u.body) if (!owner.has(n)) owner.set(n, bi);
   });
-  const streamDerived = descendants(view, groupsOfUnits.flatMap((us) => us.flatMap((u) => u.residuals.map((r) => r.skip))));
-  claimSideNodes(view, owner, streamDerived);
+  makeConvex(view, owner, groupsOfUnits.length);
+  claimSideNodes(view, owner, streamValues(units));
+  // Blocks before the first one whose residuals run on the latent (a text token refiner, as in
+  // HunyuanVideo's context embedder) prepare a condition: they are reported apart, belong to the
+  // prologue, and their chain is no stream of the main blocks (the refined text is a context
+  // unless a main block updates it). Without an identifiable latent input every block counts.
+  const latent = latentInput(view);
+  const skipsOf = (us: readonly ResidualUnit[]): Value[] => us.flatMap((u) => u.residuals.map((r) => r.skip));
+  const cut = latent ? Math.max(0, groupsOfUnits.findIndex((us) => skipsOf(us).some((v) => view.dependsOn(v, latent)))) : 0;
+  const preDerived = descendants(view, groupsOfUnits.slice(0, cut).flatMap(skipsOf));
+  const streamDerived = descendants(view, groupsOfUnits.slice(cut).flatMap(skipsOf));
 
   const nodesOf: Node[][] = groupsOfUnits.map(() => []);
   for (const n of g.nodes) {
     const b = owner.get(n);
     if (b !== undefined) nodesOf[b]!.push(n);
   }
-  const blocks = nodesOf.map((nodes, index) => makeBlock(view, index, nodes, streamDerived));
-  const groups = nameGroups(blocks);
+  // The block where each stream value is first used as a residual's skip: after that block the
+  // value is an old state of its chain (a cross-attention over the text embedding), not a stream.
+  const skipBlock = new Map<Value, number>();
+  groupsOfUnits.forEach((us, bi) => {
+    for (const u of us) for (const r of u.residuals) if (!skipBlock.has(r.skip)) skipBlock.set(r.skip, bi);
+  });
+  const isStream = (v: Value, block: number): boolean => (block < cut ? preDerived : streamDerived).has(v) && (skipBlock.get(v) ?? block) >= block;
+  const all = nodesOf.map((nodes, index) => makeBlock(view, index, nodes, isStream));
+  const preBlocks = all.slice(0, cut);
+  const blocks = cut === 0 ? all : all.slice(cut).map((b, i): Block => ({ ...b, index: i }));
+  const preGroups = nameGroups(view, preBlocks);
+  const groups = nameGroups(view, blocks);
+  const inPre = new Set(preBlocks.flatMap((b) => b.nodes));
   const firstPos = blocks.length ? view.position.get(blocks[0]!.nodes[0]!)! : g.nodes.length;
   const lastBlockNodes = blocks.length ? blocks[blocks.length - 1]!.nodes : [];
   const lastPos = lastBlockNodes.length ? view.position.get(lastBlockNodes[lastBlockNodes.length - 1]!)! : -1;
   const inBlock0 = new Set(blocks[0]?.nodes ?? []);
-  const prologue = g.nodes.filter((n) => owner.get(n) === undefined && view.position.get(n)! < firstPos);
-  const afterFirst = g.nodes.filter((n) => !inBlock0.has(n) && !prologue.includes(n) && view.position.get(n)! <= lastPos);
+  const prologue = g.nodes.filter((n) => (owner.get(n) === undefined || inPre.has(n)) && view.position.get(n)! < firstPos);
+  const inPrologue = new Set(prologue);
+  const afterFirst = g.nodes.filter((n) => !inBlock0.has(n) && !inPrologue.has(n) && view.position.get(n)! <= lastPos);
   const head = g.nodes.filter((n) => owner.get(n) === undefined && view.position.get(n)! > lastPos);
-  return { blocks, groups, mainStream: blocks.length ? mainStreamIndex(view, blocks[0]!) : 0, prologue, afterFirst, head };
+  const mainStream = blocks.length ? mainStreamIndex(view, blocks[0]!, latent) : 0;
+  const streams = (blocks[0]?.streamInputs ?? []).map((value, i): StreamInfo => ({ value, role: i === mainStream ? 'main' : 'context' }));
+  return { blocks, groups, preBlocks, preGroups, mainStream, streams, prologue, afterFirst, head };
 }
 
-/** Step 2: consecutive units -> blocks. Units before the first attention unit are not blocks. */
+/** Step 2: consecutive units -> blocks. Units before the first token-mixing unit are not blocks. */
 function splitIntoBlocks(units: readonly ResidualUnit[]): ResidualUnit[][] {
   const blocks: ResidualUnit[][] = [];
   let prevCloses = true;
   for (const u of units) {
-    if (u.attention.length > 0 && prevCloses) blocks.push([u]);
+    if (u.mixing.length > 0 && prevCloses) blocks.push([u]);
     else if (blocks.length > 0) blocks[blocks.length - 1]!.push(u);
     else continue;
     prevCloses = u.closes;
@@ -93,93 +145,41 @@ function splitIntoBlocks(units: readonly ResidualUnit[]): ResidualUnit[][] {
   return blocks;
 }
 
+/** Values computed from the data of `roots` (Shape and Size read only the type: a mask of ones sized like the stream is not stream data). */
 function descendants(view: GraphView, roots: readonly Value[]): Set<Value> {
   const out = new Set<Value>(roots);
   for (const n of view.graph.nodes) {
+    if (METADATA_OPS.has(n.op)) continue;
     if (n.inputs.some((v) => v && out.has(v))) for (const o of n.outputs) out.add(o);
   }
   return out;
 }
 
-/** Step 3: a node not derived from any stream, all of whose users sit in one block, joins it. */
-function claimSideNodes(view: GraphView, owner: Map<Node, number>, streamDerived: Set<Value>): void {
-  const outputs = new Set(view.graph.outputs);
-  for (let i = view.graph.nodes.length - 1; i >= 0; i--) {
-    const n = view.graph.nodes[i]!;
-    if (owner.has(n) || n.outputs.some((o) => streamDerived.has(o) || outputs.has(o))) continue;
-    let block: number | undefined;
-    let ok = true;
-    for (const o of n.outputs) {
-      for (const u of view.usersOf(o)) {
-        const b = owner.get(u);
-        if (b === undefined || (block !== undefined && b !== block)) ok = false;
-        block = b;
-      }
-    }
-    if (ok && block !== undefined) owner.set(n, block);
-  }
-}
-
-function makeBlock(view: GraphView, index: number, nodes: Node[], streamDerived: Set<Value>): Block {
+function makeBlock(view: GraphView, index: number, nodes: Node[], isStream: (v: Value, block: number) => boolean): Block {
   const inside = new Set(nodes);
-  const defined = new Set(nodes.flatMap((n) => [...n.outputs]));
-  const external: Value[] = [];
-  const seen = new Set<Value>();
-  for (const n of nodes) {
-    for (const v of n.inputs) {
-      if (v && !v.constant && !defined.has(v) && !seen.has(v)) {
-        seen.add(v);
-        external.push(v);
-      }
-    }
-  }
+  const external = externalInputs(nodes);
   const graphOutputs = new Set(view.graph.outputs);
   const streamOutputs = nodes.flatMap((n) => n.outputs.filter((o) => graphOutputs.has(o) || view.usersOf(o).some((u) => !inside.has(u))));
+  const attention = nodes.filter(isAttentionNode);
   return {
     index,
     kind: '',
+    pruned: false,
     signature: blockSignature(nodes, external),
     nodes,
-    streamInputs: external.filter((v) => streamDerived.has(v)),
+    streamInputs: external.filter((v) => isStream(v, index)),
     streamOutputs,
-    globalInputs: external.filter((v) => !streamDerived.has(v)),
-    attentionCount: nodes.filter(isAttentionNode).length,
+    globalInputs: external.filter((v) => !isStream(v, index)),
+    attention,
+    attentionCount: attention.length,
   };
 }
 
-/** Step 4: groups of consecutive identical blocks, named by how many streams they carry. */
-function nameGroups(blocks: Block[]): BlockGroup[] {
-  const groups: BlockGroup[] = [];
-  const names = new Map<string, string>();
-  const used = new Map<string, number>();
-  for (const b of blocks) {
-    let kind = names.get(b.signature);
-    if (!kind) {
-      const n = b.streamInputs.length;
-      let base = n === 1 ? 'single-stream' : n === 2 ? 'double-stream' : `${n}-stream`;
-      if (b.attentionCount > 1) base += `-${b.attentionCount}attn`;
-      const k = (used.get(base) ?? 0) + 1;
-      used.set(base, k);
-      kind = k === 1 ? base : `${base}-v${k}`;
-      names.set(b.signature, kind);
-    }
-    b.kind = kind;
-    const last = groups[groups.length - 1];
-    if (last && last.kind === kind) {
-      last.blocks.push(b.index);
-      (last as { count: number }).count++;
-    } else groups.push({ kind, count: 1, blocks: [b.index] });
-  }
-  return groups;
-}
-
 /**
- * The main stream: the first block's stream input derived from the graph input that has the
- * output's shape (the latent), else the one with the most elements.
+ * The main stream: the first block's stream input derived from the latent input, else the one
+ * with the most elements.
  */
-function mainStreamIndex(view: GraphView, first: Block): number {
-  const out = view.graph.outputs[0];
-  const latent = view.graph.inputs.find((v) => out && v.shape.length === out.shape.length && v.shape.every((d, i) => d === out.shape[i]));
+function mainStreamIndex(view: GraphView, first: Block, latent: Value | undefined): number {
   if (latent) {
     const fromLatent = first.streamInputs.filter((s) => view.dependsOn(s, latent));
     if (fromLatent.length === 1) return first.streamInputs.indexOf(fromLatent[0]!);
@@ -190,4 +190,15 @@ function mainStreamIndex(view: GraphView, first: Block): number {
     if (size(s) > size(first.streamInputs[best]!)) best = i;
   });
   return best;
+}
+
+/**
+ * The latent input: the graph input with the output's shape, else one that differs from it only
+ * in the channel axis 1 (a model that also predicts a variance doubles its output channels).
+ */
+function latentInput(view: GraphView): Value | undefined {
+  const out = view.graph.outputs[0];
+  if (!out) return undefined;
+  const same = (v: Value, skip: number): boolean => v.shape.length === out.shape.length && v.shape.every((d, i) => i === skip || d === out.shape[i]);
+  return view.graph.inputs.find((v) => same(v, -1)) ?? view.graph.inputs.find((v) => out.shape.length >= 2 && same(v, 1));
 }

@@ -4,6 +4,12 @@
  */
 import type { Graph, Node, Value } from '@paradit/ir';
 
+/**
+ * Ops that read only their input's type. Data flow through them is no dependence: a mask of ones
+ * sized with Shape(stream) is not computed from the stream.
+ */
+export const METADATA_OPS: ReadonlySet<string> = new Set(['Shape', 'Size']);
+
 export class GraphView {
   readonly position = new Map<Node, number>();
   readonly producer = new Map<Value, Node>();
@@ -42,7 +48,7 @@ export class GraphView {
     return out;
   }
 
-  /** True when `b` is computed (transitively) from `a`. */
+  /** True when `b` is computed (transitively) from the data of `a` (not through Shape/Size). */
   dependsOn(b: Value, a: Value): boolean {
     if (a === b) return true;
     const pa = this.producer.get(a);
@@ -55,20 +61,20 @@ export class GraphView {
       if (seen.has(x)) continue;
       seen.add(x);
       const p = this.producer.get(x);
-      if (!p || this.position.get(p)! <= limit) continue;
+      if (!p || this.position.get(p)! <= limit || METADATA_OPS.has(p.op)) continue;
       for (const i of p.inputs) if (i) stack.push(i);
     }
     return false;
   }
 
-  /** Nodes on some path from `from` (exclusive) to `to` (inclusive of its producer). */
+  /** Nodes on some data path from `from` (exclusive) to `to` (inclusive of its producer). */
   between(from: Value, to: Value): Set<Node> {
     const anc = this.ancestorNodes(to, this.producer.has(from) ? this.position.get(this.producer.get(from)!)! : -1);
     const out = new Set<Node>();
     const reach = new Set<Value>([from]);
     const ordered = [...anc].sort((x, y) => this.position.get(x)! - this.position.get(y)!);
     for (const n of ordered) {
-      if (n.inputs.some((v) => v && reach.has(v))) {
+      if (!METADATA_OPS.has(n.op) && n.inputs.some((v) => v && reach.has(v))) {
         out.add(n);
         for (const o of n.outputs) reach.add(o);
       }

@@ -31,7 +31,12 @@ export interface ResidualUnit {
   /** Nodes of every residual body, in graph order. */
   readonly body: Node[];
   readonly attention: Node[];
-  /** True when the unit ends a block: it has no attention, or it runs an MLP beside its attention. */
+  /**
+   * The unit's token mixing: its attention, or without one the products of two activations (a
+   * linear attention's relu(k)^T v and q (k^T v), which has no Softmax). Blocks start at mixing.
+   */
+  readonly mixing: Node[];
+  /** True when the unit ends a block: it mixes no tokens, or it runs an MLP beside its mixing. */
   readonly closes: boolean;
   /** Graph position of its first residual op. */
   readonly position: number;
@@ -88,15 +93,27 @@ export function residualUnits(view: GraphView, residuals: readonly ResidualOp[])
     for (const i of members) for (const n of bodies[i]!) body.add(n);
     const ordered = [...body].sort((a, b) => view.position.get(a)! - view.position.get(b)!);
     const attention = ordered.filter(isAttentionNode);
+    const mixing = attention.length > 0 ? attention : activationProducts(view, ordered);
     units.push({
       residuals: members.map((i) => residuals[i]!),
       body: ordered,
       attention,
-      closes: attention.length === 0 || hasParallelWork(view, ordered, attention),
+      mixing,
+      closes: mixing.length === 0 || hasParallelWork(view, ordered, mixing),
       position: Math.min(...members.map((i) => view.position.get(residuals[i]!.node)!)),
     });
   }
   return units.sort((a, b) => a.position - b.position);
+}
+
+/**
+ * MatMul/Einsum nodes whose operands are both computed inside the body, i.e. from the stream (a
+ * linear layer multiplies by a weight, which is a constant or a graph input, so it is not one).
+ */
+function activationProducts(view: GraphView, body: readonly Node[]): Node[] {
+  const inBody = new Set(body);
+  const computed = (v: Value | null): boolean => v !== null && inBody.has(view.producer.get(v)!);
+  return body.filter((n) => (n.op === 'MatMul' || n.op === 'Einsum') && n.inputs.length >= 2 && n.inputs.every(computed));
 }
 
 /** True when some heavy node of the body is neither upstream nor downstream of any attention. */
@@ -105,6 +122,9 @@ function hasParallelWork(view: GraphView, body: readonly Node[], attention: read
   const downstream = new Set<Node>();
   for (const a of attention) {
     for (const i of a.inputs) if (i) for (const n of view.ancestorNodes(i)) upstream.add(n);
+    // An unfused attention (a Softmax) reads v in the product after it: v's projection is part
+    // of the attention, not work beside it.
+    if (a.op === 'Softmax') for (const pv of probsProducts(view, a)) for (const i of pv.inputs) if (i) for (const n of view.ancestorNodes(i)) upstream.add(n);
   }
   const reach = new Set<Value>(attention.flatMap((a) => [...a.outputs]));
   for (const n of body) {
@@ -114,4 +134,21 @@ function hasParallelWork(view: GraphView, body: readonly Node[], attention: read
     }
   }
   return body.some((n) => HEAVY.has(n.op) && !ATTENTION.has(n.op) && !upstream.has(n) && !downstream.has(n) && !attention.includes(n));
+}
+
+/** The MatMuls that multiply a Softmax's probabilities into v (through casts and reshapes). */
+function probsProducts(view: GraphView, softmax: Node): Node[] {
+  const out: Node[] = [];
+  let frontier: Value[] = [...softmax.outputs];
+  for (let depth = 0; depth < 4 && frontier.length > 0; depth++) {
+    const next: Value[] = [];
+    for (const v of frontier) {
+      for (const u of view.usersOf(v)) {
+        if (u.op === 'MatMul' || u.op === 'Einsum') out.push(u);
+        else if (u.op === 'Cast' || u.op === 'Reshape' || u.op === 'Where' || u.op === 'Dropout') next.push(...u.outputs);
+      }
+    }
+    frontier = next;
+  }
+  return out;
 }

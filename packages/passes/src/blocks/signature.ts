@@ -1,7 +1,7 @@
 /**
  * A block's structural signature modulo weights: ops, attributes, types and wiring of its nodes,
- * with values from outside the block numbered in first-use order and constants reduced to their
- * type. Two blocks that differ only in weights (or value names) get the same signature.
+ * with values from outside the block numbered in first-use order, constants reduced to their
+ * type and symbolic dims renamed by first appearance. Two blocks that differ only in weights (or value names) get the same signature.
  */
 import type { AttrValue, Node, Value } from '@paradit/ir';
 
@@ -19,8 +19,22 @@ function attrText(a: AttrValue): string {
   }
 }
 
-function typeText(v: Value): string {
-  return `${v.dtype}[${v.shape.join(',')}]`;
+/**
+ * A value's type with symbolic dims renamed by first appearance in the block (`$0`, `$1`, ...):
+ * dynamic-shape exports give each block's intermediate values their own inferred symbols, which
+ * must not make identical blocks differ.
+ */
+function typeText(v: Value, symbols: Map<string, string>): string {
+  const dims = v.shape.map((d) => {
+    if (typeof d === 'number') return String(d);
+    let id = symbols.get(d);
+    if (id === undefined) {
+      id = `$${symbols.size}`;
+      symbols.set(d, id);
+    }
+    return id;
+  });
+  return `${v.dtype}[${dims.join(',')}]`;
 }
 
 /** FNV-1a over a string, as 8 hex digits twice (two seeds) to make collisions unlikely. */
@@ -37,7 +51,8 @@ export function hashText(s: string): string {
 
 export function blockSignature(nodes: readonly Node[], external: readonly Value[]): string {
   const ids = new Map<Value, string>();
-  external.forEach((v, i) => ids.set(v, `in${i}:${typeText(v)}`));
+  const symbols = new Map<string, string>();
+  external.forEach((v, i) => ids.set(v, `in${i}:${typeText(v, symbols)}`));
   let next = 0;
   const parts: string[] = [];
   for (const n of nodes) {
@@ -48,14 +63,14 @@ export function blockSignature(nodes: readonly Node[], external: readonly Value[
       if (v.constant) {
         // Small integer constants (shapes, axes) are structure; float weights are not.
         const small = v.dtype !== 'f32' && v.dtype !== 'bf16' && v.dtype !== 'f16' && v.constant.loaded;
-        return small ? `k:${typeText(v)}=${v.constant.tensor().toArray().join(',')}` : `c:${typeText(v)}`;
+        return small ? `k:${typeText(v, symbols)}=${v.constant.tensor().toArray().join(',')}` : `c:${typeText(v, symbols)}`;
       }
-      return `?:${typeText(v)}`;
+      return `?:${typeText(v, symbols)}`;
     });
     const outs = n.outputs.map((o) => {
       const id = `v${next++}`;
       ids.set(o, id);
-      return `${id}:${typeText(o)}`;
+      return `${id}:${typeText(o, symbols)}`;
     });
     const attrs = Object.keys(n.attrs)
       .sort()

@@ -7,7 +7,7 @@
  */
 import { GraphBuilder, Node, Tensor, Value, chunkLength, hasPadding } from '@paradit/ir';
 import type { AttrValue, Attrs, Dist, OpKind, TokenOrder } from '@paradit/ir';
-import { localShape } from '@paradit/ir';
+import { addTokenAxis, localShape, mapAxes, tokensAt } from '@paradit/ir';
 import { i64 } from './convert';
 import { lowerReduce } from './lower-reduce';
 import type { SizeOf } from './view';
@@ -79,7 +79,8 @@ function splitTokens(c: LocalizeCtx, axis: number): TokenOrder | undefined {
   const d = c.need[0]!;
   const s = d.shards.find((x) => x.axis === axis);
   if (!s) return undefined;
-  if (d.tokens?.axis === axis) return d.tokens;
+  const own = tokensAt(d, axis);
+  if (own) return own;
   return { axis, segments: [c.inShapes[0]![axis]!], chunks: c.sizeOf(s.meshAxis) };
 }
 
@@ -116,7 +117,7 @@ const split: Localizer = (c) => {
   const axis = a < 0 ? a + c.inShapes[0]!.length : a;
   if (!splitTokens(c, axis)) return keep(c);
   const sizes = c.outs.map((d, k) => {
-    const t = d.tokens?.axis === axis ? d.tokens : { segments: [c.outShapes[k]![axis]!], chunks: splitTokens(c, axis)!.chunks };
+    const t = tokensAt(d, axis) ?? { segments: [c.outShapes[k]![axis]!], chunks: splitTokens(c, axis)!.chunks };
     return chunkLength(t.segments, t.chunks);
   });
   const attrs: Record<string, AttrValue> = { ...c.node.attrs };
@@ -164,10 +165,10 @@ export function withKeyPadding(b: GraphBuilder, mask: Value | undefined, d: Dist
   const out = mask.dtype === 'bool'
     ? b.add('And', [mask, pad], {}, { name: `${name}/mask_padding` })[0]!
     : b.add('Where', [pad, mask, b.constant(Tensor.from(mask.dtype, [], [-Infinity]), `${name}.neg_inf`)], {}, { name: `${name}/mask_padding` })[0]!;
-  // The result has the mask's placement, with the key axis in t's order (the padding's is).
-  const rank = out.shape.length;
-  const shards = d.shards.map((s) => ({ axis: s.axis + (rank - mask.shape.length), meshAxis: s.meshAxis }));
-  record(out, { shards, tokens });
+  // The result has the mask's placement (a 2-D mask keeps its rows' order), with the key axis in
+  // t's order (the padding's is).
+  const off = out.shape.length - mask.shape.length;
+  record(out, addTokenAxis(mapAxes(d, (a) => a + off), 3, tokens));
   return out;
 }
 

@@ -9,7 +9,7 @@
  * Padding tokens of uneven splits are replaced by the reduction's identity first (0, or -inf
  * for max) through a per-rank slice of a constant validity mask.
  */
-import { Tensor, Value, axisPlace, hasPadding, shardOf } from '@paradit/ir';
+import { Tensor, Value, axisPlace, hasPadding, shardOf, tokensAt } from '@paradit/ir';
 import type { AttrValue, Dist, TokenOrder } from '@paradit/ir';
 import { i64 } from './convert';
 import type { LocalizeCtx, Localized } from './localize';
@@ -28,7 +28,7 @@ function reducedAxes(c: LocalizeCtx): number[] {
 
 /** `x` with the padding positions of its split token axis replaced by `fill`. */
 function maskPadding(c: LocalizeCtx, x: Value, d: Dist, axis: number, meshAxis: string, fill: number): Value {
-  const t: TokenOrder | undefined = d.tokens?.axis === axis ? d.tokens : undefined;
+  const t: TokenOrder | undefined = tokensAt(d, axis);
   if (!t || !hasPadding(t)) return x;
   const name = c.node.name || c.node.op;
   const rank = c.inShapes[0]!.length;

@@ -1,0 +1,107 @@
+/**
+ * `paradit compile MODEL -o PLAN --target cuda [--dtype bf16|fp16|fp32] [--random-weights [seed]]
+ *  [--shape name=d0,d1,..]... [--ulysses U --ring R --cfg C] [--fbcache T] [--no-nvcc] [--json]`:
+ * compiles an ONNX model into a plan directory (docs/plan-format.md). A failed compile leaves no
+ * directory behind; bad input exits 2 with one paragraph.
+ */
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { IrError } from '@paradit/ir';
+import { compileToPlan, parsePrecision, parseShapeOption } from '@paradit/codegen-cuda';
+import type { CompileResult } from '@paradit/codegen-cuda';
+import { meshFromFlags, addMeshFlags } from '../mesh-flags';
+import { randomOption } from './inspect';
+
+interface CompileFlags {
+  output: string;
+  target: string;
+  dtype: string;
+  randomWeights?: string | boolean;
+  shape: string[];
+  ulysses?: string;
+  ring?: string;
+  cfg?: string;
+  fbcache?: string;
+  nvcc: boolean;
+  json?: boolean;
+  progress: boolean;
+}
+
+const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
+
+export function formatCompile(out: string, r: CompileResult): string {
+  const s = r.plan.stats;
+  const t = r.seconds;
+  const lines = [
+    `plan ${out} (${r.plan.target.backend} ${r.plan.target.arch}, ${r.plan.target.dtype})`,
+    `  instructions: ${s['kernels']} kernels (${s['kernelEntries']} entries${s['stubKernels'] ? `, ${s['stubKernels']} without CUDA body` : ''}), ${s['gemms']} gemms, ${s['copies']} copies, ${s['branches']} branches`,
+    `  memory: peak activations ${mib(s['peakActivationBytes'] ?? 0)}, weights ${mib(s['weightsBytes'] ?? 0)}, io ${mib(s['ioBytes'] ?? 0)}, state ${mib(s['stateBytes'] ?? 0)}`,
+    `  kernels: ${r.plan.kernels.cubin ? 'kernels/module.cubin (nvcc)' : 'kernels/module.cu only (NVRTC at load)'}`,
+    `  time: ${Object.entries(t).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}`,
+  ];
+  return lines.join('\n');
+}
+
+/** Library errors that describe unsupported input (not bugs) become IrErrors: exit 2. */
+function asUserError(e: unknown): unknown {
+  if (e instanceof Error && (e.name === 'CodegenError' || e.name === 'AttentionError')) return new IrError('E_UNSUPPORTED', e.message);
+  return e;
+}
+
+export function compileCommand(program: Command, _setCode: (c: number) => void): void {
+  const cmd = program
+    .command('compile')
+    .description('compile an ONNX DiT into a plan directory (plan.json, weights.bin, kernels/)')
+    .argument('<model>', 'a .onnx file, or a folder holding model.onnx')
+    .requiredOption('-o, --output <dir>', 'plan directory to write (replaced atomically)')
+    .option('--target <backend>', 'code generation target (cuda)', 'cuda')
+    .option('--dtype <dtype>', 'storage dtype of weights and activations: bf16, fp16 or fp32', 'bf16')
+    .option('--random-weights [seed]', 'replace missing external weights with seeded random data (benchmarking)')
+    .option('--shape <name=dims>', 'static size of an input with symbolic dims, e.g. hidden_states=1,4096,64 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--fbcache <threshold>', 'First Block Cache with this residual threshold')
+    .option('--no-nvcc', 'do not compile kernels/module.cubin (the runtime compiles module.cu with NVRTC)')
+    .option('--no-progress', 'no progress bar')
+    .option('--json', 'print one JSON object (stats and timings)');
+  addMeshFlags(cmd, 'rejected for now: the CUDA runtime is single-GPU');
+  cmd.action(async (model: string, flags: CompileFlags) => {
+    if (flags.target !== 'cuda') throw new IrError('E_INPUT', `--target ${flags.target}: only 'cuda' plans exist (the CPU backend runs cuda plans through their IR refs)`);
+    const dtype = parsePrecision(flags.dtype);
+    const mesh = meshFromFlags(flags);
+    let fbcache: number | undefined;
+    if (flags.fbcache !== undefined) {
+      fbcache = Number(flags.fbcache);
+      if (!Number.isFinite(fbcache) || fbcache < 0) throw new IrError('E_INPUT', `--fbcache ${flags.fbcache}: expected a threshold >= 0 such as 0.08`);
+    }
+    const random = randomOption(flags.randomWeights);
+    if (random.randomWeights) process.stderr.write(`paradit: note: weights are seeded random data (seed ${random.randomWeights.seed}), not the model's own\n`);
+    const showBar = flags.progress && !flags.json && process.stderr.isTTY === true;
+    const bar = showBar ? new cliProgress.SingleBar({ format: 'compile {phase} [{bar}] {value}/{total}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
+    let started = false;
+    let r: CompileResult;
+    try {
+      r = await compileToPlan(model, flags.output, {
+        dtype,
+        shapes: parseShapeOption(flags.shape),
+        ...random,
+        ...(mesh ? { mesh } : {}),
+        ...(fbcache !== undefined ? { fbcache } : {}),
+        nvcc: flags.nvcc ? 'auto' : false,
+        onProgress: (phase, done, total) => {
+          if (!bar) return;
+          if (!started) {
+            bar.start(total, done, { phase });
+            started = true;
+          }
+          bar.setTotal(total);
+          bar.update(done, { phase });
+        },
+      });
+    } catch (e) {
+      throw asUserError(e);
+    } finally {
+      if (started) bar?.stop();
+    }
+    if (flags.json) process.stdout.write(`${JSON.stringify({ plan: flags.output, target: r.plan.target, stats: r.plan.stats, seconds: r.seconds, cubin: r.plan.kernels.cubin })}\n`);
+    else process.stdout.write(`${formatCompile(flags.output, r)}\n`);
+  });
+}

@@ -1,0 +1,211 @@
+/**
+ * `paradit denoise DIR --steps N [--fbcache T] ...`: the flow-matching Euler loop over the
+ * compiled step (default pipeline, context parallelism for a mesh, the First Block Cache gate),
+ * starting from test_data_set_0's inputs. The CLI compiles and builds the executor; the loop
+ * itself is @paradit/runtime's `denoise` (which never imports the compiler).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { IrError, Tensor, loadModel, worldSize, writeTensorFile } from '@paradit/ir';
+import type { Mesh, Module } from '@paradit/ir';
+import { compileDenoiseStep } from '@paradit/passes';
+import { InterpreterStepExecutor, SimulatedStepExecutor, denoise, listTestDataSets, readTestDataSet, validateTestData } from '@paradit/runtime';
+import type { DenoiseResult, StepExecutor, StepRecord } from '@paradit/runtime';
+import { addMeshFlags, meshFromFlags } from '../mesh-flags';
+import { randomOption } from './inspect';
+
+interface DenoiseFlags {
+  steps?: string;
+  fbcache?: string;
+  warmup?: string;
+  maxCached?: string;
+  computeLastStep?: boolean;
+  latentInput?: string;
+  timestepInput?: string;
+  timestepScale?: string;
+  json?: boolean;
+  saveLatents?: string;
+  randomWeights?: string | boolean;
+  progress?: boolean;
+  ulysses?: string;
+  ring?: string;
+  cfg?: string;
+}
+
+function bad(message: string): never {
+  throw new IrError('E_INPUT', message);
+}
+
+function intFlag(name: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) bad(`${name} must be an integer >= ${min}, got '${v}'`);
+  return n;
+}
+
+function numberFlag(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) bad(`${name} must be a number, got '${v}'`);
+  return n;
+}
+
+/** Seeded inputs for a model folder without test data (benchmark models with --random-weights). */
+function randomInputs(m: Module, seed: number): Tensor[] {
+  let a = (seed ^ 0x9e3779b9) >>> 0;
+  const rand = (): number => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return m.graph.inputs.map((v) => {
+    const shape = v.shape.map((d) => (typeof d === 'number' ? d : bad(`input '${v.name}' has a symbolic dimension '${d}'; provide test_data_set_0 with its data`)));
+    const n = shape.reduce((x, y) => x * y, 1);
+    const isFloat = v.dtype === 'f32' || v.dtype === 'bf16' || v.dtype === 'f16' || v.dtype === 'f64';
+    return Tensor.from(v.dtype, shape, Array.from({ length: n }, () => (isFloat ? rand() * 2 - 1 : 0)));
+  });
+}
+
+function modelInputs(dir: string, m: Module, randomSeed: number | undefined): Map<string, Tensor> {
+  const sets = listTestDataSets(dir);
+  let inputs: Tensor[];
+  if (sets.length > 0) {
+    const set = readTestDataSet(sets[0]!);
+    validateTestData(set, m.graph.inputs, m.graph.outputs);
+    inputs = set.inputs;
+  } else if (randomSeed !== undefined) {
+    process.stderr.write(`paradit: note: ${dir} has no test_data_set_0; starting from seeded random inputs (seed ${randomSeed})\n`);
+    inputs = randomInputs(m, randomSeed);
+  } else {
+    bad(`${dir} has no test_data_set_0, whose inputs start the loop; add test_data_set_0/input_K.pb or pass --random-weights to start from seeded random inputs`);
+  }
+  return new Map(m.graph.inputs.map((v, i) => [v.name, inputs[i]!]));
+}
+
+export interface DenoiseReport {
+  readonly steps: { index: number; sigma: number; cached: boolean; diff: number | null }[];
+  readonly computed: number;
+  readonly cachedSteps: number;
+  readonly totalBlocks: number;
+  readonly skippedBlocks: number;
+  readonly skippedFraction: number;
+  readonly compileSeconds: number;
+  readonly seconds: number;
+}
+
+function toReport(r: DenoiseResult, compileSeconds: number): DenoiseReport {
+  return {
+    steps: r.steps.map((s) => ({ index: s.index, sigma: s.sigma, cached: s.cached, diff: s.diff })),
+    computed: r.computed,
+    cachedSteps: r.cachedSteps,
+    totalBlocks: r.totalBlocks,
+    skippedBlocks: r.skippedBlocks,
+    skippedFraction: r.skippedFraction,
+    compileSeconds,
+    seconds: r.seconds,
+  };
+}
+
+function formatReport(dir: string, r: DenoiseReport, header: string): string {
+  const lines = [`denoise ${dir}: ${header}`, '  step  sigma   diff      decision'];
+  for (const s of r.steps) {
+    lines.push(`  ${String(s.index).padEnd(4)}  ${s.sigma.toFixed(4)}  ${(s.diff === null ? '-' : s.diff.toFixed(5)).padEnd(8)}  ${s.cached ? 'cached' : 'computed'}`);
+  }
+  const n = r.steps.length;
+  lines.push(`computed ${r.computed} of ${n} steps (${r.cachedSteps} cached)`);
+  if (r.totalBlocks > 0) {
+    lines.push(`skipped ${r.skippedBlocks} of ${n * r.totalBlocks} block runs (${(100 * r.skippedFraction).toFixed(1)}%)`);
+  }
+  lines.push(`compile ${r.compileSeconds.toFixed(2)} s; loop ${r.seconds.toFixed(2)} s (${(r.seconds / n).toFixed(3)} s/step)`);
+  return lines.join('\n');
+}
+
+/** Writes through a temporary file, so a failed write leaves nothing half-written. */
+function saveLatents(file: string, t: Tensor, name: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    writeTensorFile(tmp, t, name);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    bad(`--save-latents ${file}: cannot write the latents (${e instanceof Error ? e.message : String(e)}); pass a path in a writable folder`);
+  }
+}
+
+export async function runDenoise(dirArg: string, flags: DenoiseFlags): Promise<{ report: DenoiseReport; text: string; latents: Tensor }> {
+  const steps = intFlag('--steps', flags.steps, 1) ?? bad('--steps N is required (the number of denoising steps)');
+  const threshold = numberFlag('--fbcache', flags.fbcache);
+  const warmup = intFlag('--warmup', flags.warmup, 0);
+  const maxCached = intFlag('--max-cached', flags.maxCached, 1);
+  const scale = numberFlag('--timestep-scale', flags.timestepScale);
+  if (threshold === undefined && (warmup !== undefined || maxCached !== undefined || flags.computeLastStep)) {
+    bad('--warmup, --max-cached and --compute-last-step configure First Block Cache; add --fbcache T');
+  }
+  const dir = path.resolve(dirArg);
+  if (!fs.existsSync(dir)) bad(`${dirArg} does not exist; denoise expects a model folder (model.onnx and test_data_set_0/)`);
+  const mesh: Mesh | undefined = meshFromFlags(flags);
+  const random = randomOption(flags.randomWeights);
+  const raw = loadModel(dir, random);
+  if (raw.meta.randomWeights) process.stderr.write("paradit: note: weights are seeded random data, not the model's own\n");
+  const inputs = modelInputs(dir, raw, random.randomWeights?.seed);
+  const timestep = inputs.get(flags.timestepInput ?? 'timestep');
+  if (timestep && (timestep.dtype === 'i64' || timestep.dtype === 'i32') && (scale ?? 1) === 1) {
+    process.stderr.write(`paradit: note: the timestep input is ${timestep.dtype}, so t = round(sigma) is 0 or 1; models trained on [0, 1000] need --timestep-scale 1000\n`);
+  }
+  const c0 = performance.now();
+  const step = compileDenoiseStep(raw, { mesh, fbcache: threshold !== undefined });
+  const compileSeconds = (performance.now() - c0) / 1000;
+  const executor: StepExecutor = mesh && worldSize(mesh) > 1 ? new SimulatedStepExecutor(step, mesh) : new InterpreterStepExecutor(step);
+
+  const showProgress = flags.progress !== false && process.stderr.isTTY === true && steps > 1;
+  const bar = showProgress
+    ? new cliProgress.SingleBar({ stream: process.stderr, format: 'denoise [{bar}] {value}/{total} steps | {decision} | {eta_formatted} left', hideCursor: true }, cliProgress.Presets.shades_classic)
+    : undefined;
+  bar?.start(steps, 0, { decision: '' });
+  let result: DenoiseResult;
+  try {
+    result = await denoise(executor, {
+      steps,
+      inputs,
+      ...(flags.latentInput ? { latentInput: flags.latentInput } : {}),
+      ...(flags.timestepInput ? { timestepInput: flags.timestepInput } : {}),
+      ...(scale !== undefined ? { timestepScale: scale } : {}),
+      ...(threshold !== undefined ? { cache: { threshold, warmup: warmup ?? 0, maxCached: maxCached ?? Infinity, computeLastStep: flags.computeLastStep === true } } : {}),
+      onStep: (s: StepRecord) => bar?.increment(1, { decision: s.cached ? 'cached' : 'computed' }),
+    });
+  } finally {
+    bar?.stop();
+  }
+  if (flags.saveLatents) saveLatents(path.resolve(flags.saveLatents), result.latents, flags.latentInput ?? 'hidden_states');
+  const report = toReport(result, compileSeconds);
+  const meshText = mesh && worldSize(mesh) > 1 ? `, mesh ulysses ${mesh.ulysses} ring ${mesh.ring} cfg ${mesh.cfg} (simulated ranks)` : '';
+  const cacheText = threshold === undefined ? 'no cache' : `fbcache ${threshold} (warm-up ${warmup ?? 0}, max cached ${maxCached ?? 'unlimited'}${flags.computeLastStep ? ', last step computed' : ''})`;
+  return { report, text: formatReport(dirArg, report, `${steps} steps, ${cacheText}${meshText}`), latents: result.latents };
+}
+
+export function denoiseCommand(program: Command, _setCode: (c: number) => void): void {
+  const cmd = program
+    .command('denoise')
+    .description('run the flow-matching Euler loop on a model folder, optionally with First Block Cache and simulated context parallelism')
+    .argument('<dir>', 'model folder (model.onnx and test_data_set_0/)')
+    .option('--steps <n>', 'number of denoising steps')
+    .option('--fbcache <threshold>', 'First Block Cache: reuse the cached blocks when diff < threshold (0 never caches)')
+    .option('--warmup <k>', 'the first K steps always compute (with --fbcache)')
+    .option('--max-cached <m>', 'at most M consecutive cached steps (with --fbcache)')
+    .option('--compute-last-step', 'always compute the last step (with --fbcache)')
+    .option('--latent-input <name>', 'the latent input (default hidden_states)')
+    .option('--timestep-input <name>', 'the timestep input (default timestep)')
+    .option('--timestep-scale <s>', 'timestep = sigma * S (default 1)')
+    .option('--json', 'print one JSON object')
+    .option('--save-latents <file>', 'write the final latents as an ONNX TensorProto (.pb)')
+    .option('--random-weights [seed]', 'replace missing external weights with seeded random data (benchmarking)')
+    .option('--no-progress', 'no progress bar on stderr');
+  addMeshFlags(cmd, 'run simulated ranks');
+  cmd.action(async (dir: string, flags: DenoiseFlags) => {
+    const { report, text } = await runDenoise(dir, flags);
+    process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : `${text}\n`);
+  });
+}

@@ -1,0 +1,129 @@
+/**
+ * `paradit run PLAN --inputs DIR [--compare] [--bench N] [--backend cpu|cuda]`: runs one step of a
+ * compiled plan on input_K.pb files (DIR is a test_data_set_* folder, or a model folder whose first
+ * test_data_set_* is used), prints the outputs, and with --compare checks them against output_K.pb
+ * (relative L2 <= 1e-3 for fp32 plans, 5e-2 for bf16/fp16 plans). Exit 1 on a mismatch, 2 on bad
+ * input. The CUDA backend is loaded only when asked for.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { IrError, Tensor } from '@paradit/ir';
+import { FBCACHE_NAMES, FBCACHE_PREFIX, compareTensors, listTestDataSets, openPlan, readTestDataSet, withinTolerance } from '@paradit/runtime';
+import type { Plan, TestDataSet } from '@paradit/runtime';
+import { EXIT_MISMATCH, EXIT_OK } from '../errors';
+
+interface RunFlags {
+  inputs: string;
+  compare?: boolean;
+  bench?: string;
+  backend: string;
+  tolerance?: string;
+  verifyWeights: boolean;
+  json?: boolean;
+}
+
+/**
+ * Tolerance of `run --compare`: 1e-3 relative L2 for an fp32 plan checked against an fp32
+ * reference, 5e-2 when either the plan or the reference is bf16/fp16.
+ */
+export function planTolerance(plan: Plan, ref: Tensor): number {
+  return plan.target.dtype === 'f32' && ref.dtype === 'f32' ? 1e-3 : 5e-2;
+}
+
+function findDataSet(dir: string): TestDataSet {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new IrError('E_INPUT', `--inputs ${dir} is not a folder; pass a test_data_set_* folder (input_K.pb files) or a model folder that has one`);
+  if (fs.existsSync(path.join(dir, 'input_0.pb'))) return readTestDataSet(dir);
+  const sets = listTestDataSets(dir);
+  if (sets.length === 0) throw new IrError('E_INPUT', `--inputs ${dir} has neither input_0.pb nor test_data_set_* folders; write one input_K.pb per plan input, in order`);
+  return readTestDataSet(sets[0]!);
+}
+
+/** Default First Block Cache controls: the compile-time threshold, no forced compute, no cap. */
+function fbcacheControls(plan: Plan): [string, Tensor][] {
+  return [
+    [FBCACHE_NAMES.threshold, Tensor.scalar('f32', plan.stats['fbcacheThreshold'] ?? 0)],
+    [FBCACHE_NAMES.mustCompute, Tensor.scalar('bool', 0)],
+    [FBCACHE_NAMES.maxCached, Tensor.scalar('f32', Infinity)],
+  ];
+}
+
+const e = (x: number): string => (x === 0 ? '0' : x.toExponential(2));
+
+export function runCommand(program: Command, setCode: (c: number) => void): void {
+  program
+    .command('run')
+    .description('run one step of a compiled plan on input_K.pb files (and compare or benchmark)')
+    .argument('<plan>', 'plan directory written by `paradit compile`')
+    .requiredOption('--inputs <dir>', 'test_data_set_* folder with input_K.pb (or a model folder holding one)')
+    .option('--compare', 'compare outputs with output_K.pb of the same folder')
+    .option('--bench <n>', 'time n steps after warm-up and print the median')
+    .option('--backend <name>', 'cpu (IR reference of every instruction) or cuda', 'cpu')
+    .option('--tolerance <relL2>', 'relative L2 tolerance for --compare (default 1e-3 fp32 plans, 5e-2 bf16/fp16)')
+    .option('--no-verify-weights', 'skip the sha256 check of weights.bin (faster load)')
+    .option('--json', 'print one JSON object')
+    .action(async (planDir: string, flags: RunFlags) => {
+      if (flags.backend !== 'cpu' && flags.backend !== 'cuda') throw new IrError('E_INPUT', `--backend ${flags.backend}: expected cpu or cuda`);
+      const bench = flags.bench === undefined ? 0 : Number(flags.bench);
+      if (!Number.isInteger(bench) || bench < 0) throw new IrError('E_INPUT', `--bench ${flags.bench}: expected a whole number of steps`);
+      const set = findDataSet(path.resolve(flags.inputs));
+      const opened = await openPlan(path.resolve(planDir), { backend: flags.backend, verifyWeights: flags.verifyWeights });
+      try {
+        const plan = opened.loaded.plan;
+        // First Block Cache controls are not model inputs: they get the plan's defaults.
+        const modelInputs = plan.inputs.filter((x) => !x.name.startsWith(FBCACHE_PREFIX));
+        if (set.inputs.length !== modelInputs.length) {
+          throw new IrError('E_INPUT', `${set.dir} has ${set.inputs.length} input_K.pb files but the plan takes ${modelInputs.length} inputs (${modelInputs.map((x) => x.name).join(', ')}); provide one per input, in that order`);
+        }
+        const inputs = new Map<string, Tensor>(modelInputs.map((x, k) => [x.name, set.inputs[k]!]));
+        for (const [k, t] of fbcacheControls(plan)) if (plan.inputs.some((x) => x.name === k)) inputs.set(k, t);
+        opened.executor.resetState();
+        const t0 = performance.now();
+        const outs = await opened.executor.step(inputs);
+        const firstMs = performance.now() - t0;
+        const report: Record<string, unknown> = { plan: planDir, backend: flags.backend, dataSet: set.dir, stepMs: firstMs };
+        report['outputs'] = [...outs].map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape] }));
+        let ok = true;
+        if (flags.compare) {
+          if (set.outputs.length === 0) throw new IrError('E_INPUT', `--compare: ${set.dir} has no output_K.pb files to compare with`);
+          const checks = plan.outputs.slice(0, set.outputs.length).map((x, k) => {
+            const got = outs.get(x.name)!;
+            const ref = set.outputs[k]!;
+            const tol = flags.tolerance !== undefined ? Number(flags.tolerance) : planTolerance(plan, ref);
+            if (got.size !== ref.size) throw new IrError('E_INPUT', `output '${x.name}' is [${got.shape.join(',')}] but ${set.dir}/output_${k}.pb is [${ref.shape.join(',')}]`);
+            const c = compareTensors(got, ref);
+            return { output: x.name, maxAbs: c.maxAbs, relL2: c.relL2, tolerance: tol, ok: withinTolerance(c, tol) };
+          });
+          ok = checks.every((c) => c.ok);
+          report['checks'] = checks;
+        }
+        if (bench > 0) {
+          if (opened.bench) report['bench'] = opened.bench(bench);
+          else {
+            const times: number[] = [];
+            for (let i = 0; i < bench; i++) {
+              const s = performance.now();
+              await opened.executor.step(inputs);
+              times.push(performance.now() - s);
+            }
+            times.sort((a, b) => a - b);
+            report['bench'] = { steps: bench, medianMs: times[Math.floor(times.length / 2)], minMs: times[0], maxMs: times[times.length - 1], mode: 'cpu' };
+          }
+        }
+        if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+        else {
+          const lines = [`run ${planDir} on ${flags.backend} (${set.dir}): step ${firstMs.toFixed(1)} ms`];
+          for (const [name, t] of outs) lines.push(`  output ${name}: ${t.dtype}[${t.shape.join(',')}]`);
+          for (const c of (report['checks'] as { output: string; maxAbs: number; relL2: number; tolerance: number; ok: boolean }[] | undefined) ?? []) {
+            lines.push(`  compare ${c.output}: max |err| ${e(c.maxAbs)}, rel L2 ${e(c.relL2)} (tol ${e(c.tolerance)}) ${c.ok ? 'ok' : 'MISMATCH'}`);
+          }
+          const b = report['bench'] as { steps: number; medianMs: number; mode: string } | undefined;
+          if (b) lines.push(`  bench: median ${b.medianMs.toFixed(3)} ms over ${b.steps} steps (${b.mode})`);
+          process.stdout.write(`${lines.join('\n')}\n`);
+        }
+        setCode(ok ? EXIT_OK : EXIT_MISMATCH);
+      } finally {
+        opened.dispose();
+      }
+    });
+}

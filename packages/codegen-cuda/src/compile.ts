@@ -1,0 +1,213 @@
+/**
+ * The compile driver: ONNX model (or an in-memory Module) -> plan directory.
+ *
+ *   specialize-shapes  dynamic dims bound (test data or --shape), so attention fuses and buffers are static
+ *   default pipeline   canonicalize + DiT fusions (packages/passes)
+ *   apply-dtype-policy storage dtypes for --dtype
+ *   patchify-conv      patch-embedding Conv -> layout change + linear
+ *   einsum-to-matmul   Einsum -> Transpose, or batched MatMul with layout changes
+ *   canonicalize       removes no-op Casts, cancels transposes; the result is the plan's interpreter reference
+ *   decompose-attention attention the flash kernel cannot run -> GEMMs + fp32 softmax
+ *   lower              gemm / attention / fused fragments / branches over Values
+ *   memory plan        buffers with offsets in four spaces
+ *   write              plan.json, weights.bin, kernels/module.cu (+ .cubin), atomically
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { IrError, Module, loadModel, resolveModelPath } from '@paradit/ir';
+import { canonicalize, compileDenoiseStep, createPassContext, defaultPipeline, runPipeline } from '@paradit/passes';
+import { listTestDataSets, readTestDataSet } from '@paradit/runtime';
+import type { Plan } from '@paradit/runtime';
+import type { EmitFragment } from './kernel-types';
+import { applyDtypePolicy, parsePrecision } from './dtype-policy';
+import type { PlanPrecision } from './dtype-policy';
+import { specializeShapes } from './lower/specialize-shapes';
+import type { ShapeBindings } from './lower/specialize-shapes';
+import { lowerModule } from './lower/lower-graph';
+import { decomposeAttention } from './lower/decompose-attention';
+import { patchifyConvs } from './lower/patchify-conv';
+import { rewriteEinsums } from './lower/einsum-to-matmul';
+import { checkProgram } from './lower/check-program';
+import type { LowerOptions } from './lower/lower-graph';
+import type { LoweredProgram } from './lower/program';
+import { planMemory } from './memory-plan';
+import type { MemoryPlan } from './memory-plan';
+import { buildPlan } from './plan-builder';
+import type { BuiltPlan } from './plan-builder';
+import { writePlan } from './plan-writer';
+import type { WriteOptions } from './plan-writer';
+import { defaultEmitters } from './lower/emitters';
+
+export const PARADIT_VERSION = '0.1.0';
+export const TARGET_ARCH = 'sm_90a';
+
+export interface MeshDegrees {
+  readonly ulysses: number;
+  readonly ring: number;
+  readonly cfg: number;
+}
+
+export interface LowerToPlanOptions {
+  readonly dtype: PlanPrecision;
+  readonly shapes?: ShapeBindings;
+  readonly emitFragment?: EmitFragment;
+  readonly emitAttention?: LowerOptions['emitAttention'];
+  /** Insert the First Block Cache gate (passes' insert-cache-gate); the threshold is a step input. */
+  readonly fbcache?: boolean;
+  /** Flash-attention kernel where it applies, decomposition elsewhere (default true). */
+  readonly flashAttention?: boolean;
+  /** Run the IR verifier around every pass (tests). */
+  readonly verify?: boolean;
+  readonly onPhase?: (phase: string) => void;
+}
+
+export interface CompiledModule {
+  /** The module after the dtype policy: the interpreter reference for this plan. */
+  readonly reference: Module;
+  readonly lowered: LoweredProgram;
+  readonly memory: MemoryPlan;
+  readonly built: BuiltPlan;
+}
+
+/** Everything up to (not including) writing files; `m` is an imported (unfused) module. */
+export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModule {
+  const ctx = createPassContext({ verify: opts.verify });
+  opts.onPhase?.('specialize');
+  const spec = specializeShapes(m, opts.shapes ?? new Map());
+  opts.onPhase?.('passes');
+  let fused = runPipeline(spec, defaultPipeline(), ctx);
+  // First Block Cache: the gate (an If over the remaining blocks, with X / X.next state pairs).
+  if (opts.fbcache) fused = compileDenoiseStep(fused, { prepared: true, fbcache: true, verify: opts.verify === true });
+  opts.onPhase?.('dtype');
+  // Patch-embedding convolutions become GEMMs; canonicalize cancels the layout changes around them
+  // and removes the no-op Casts the policy leaves.
+  const typed = runPipeline(rewriteEinsums(patchifyConvs(applyDtypePolicy(fused, opts.dtype))), [canonicalize], ctx);
+  opts.onPhase?.('lower');
+  const emitters = defaultEmitters();
+  const flash = opts.flashAttention !== false;
+  // Attention the flash kernel cannot run becomes GEMMs + an fp32 softmax (a lowering detail: the
+  // reference stays the fused op).
+  const ready = flash ? decomposeAttention(typed) : typed;
+  const lowered = lowerModule(ready, {
+    emitFragment: opts.emitFragment ?? emitters.emitFragment,
+    emitAttention: opts.emitAttention ?? emitters.emitAttention,
+    flashAttention: flash,
+  });
+  checkProgram(lowered);
+  opts.onPhase?.('memory');
+  const memory = planMemory(lowered);
+  const built = buildPlan(lowered, memory);
+  return { reference: typed, lowered, memory, built };
+}
+
+export interface CompileOptions extends Omit<LowerToPlanOptions, 'fbcache'>, WriteOptions {
+  readonly randomWeights?: { readonly seed: number };
+  readonly mesh?: MeshDegrees;
+  /** First Block Cache with this default threshold (recorded in stats.fbcacheThreshold). */
+  readonly fbcache?: number;
+}
+
+function sha256File(file: string): string {
+  const h = crypto.createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(1 << 20);
+  try {
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+/** Input shapes from the model folder's first test data set (to bind symbolic dims). */
+export function testDataShapes(modelPath: string): Map<string, number[]> {
+  const dir = fs.statSync(modelPath).isDirectory() ? modelPath : path.dirname(modelPath);
+  const sets = listTestDataSets(dir);
+  return new Map<string, number[]>(sets.length > 0 ? readTestDataSet(sets[0]!).inputs.map((t, k) => [`#${k}`, [...t.shape]]) : []);
+}
+
+function checkMesh(mesh: MeshDegrees | undefined): void {
+  if (!mesh) return;
+  const world = mesh.ulysses * mesh.ring * mesh.cfg;
+  if (world > 1) {
+    throw new IrError(
+      'E_UNSUPPORTED',
+      `compile --ulysses ${mesh.ulysses} --ring ${mesh.ring} --cfg ${mesh.cfg}: the CUDA runtime runs one GPU in this version, so plans are compiled for a mesh of 1; ` +
+        'drop the mesh options (use `paradit check --ulysses/--ring/--cfg` to validate sharded execution on simulated ranks)',
+    );
+  }
+}
+
+export interface CompileResult {
+  readonly plan: Plan;
+  readonly compiled: CompiledModule;
+  readonly seconds: Readonly<Record<string, number>>;
+}
+
+/** `paradit compile MODEL -o PLAN`: loads, compiles and writes the plan directory. */
+export async function compileToPlan(model: string, out: string, opts: CompileOptions): Promise<CompileResult> {
+  checkMesh(opts.mesh);
+  const times: Record<string, number> = {};
+  let t = performance.now();
+  const lap = (k: string): void => {
+    const now = performance.now();
+    times[k] = (now - t) / 1000;
+    t = now;
+  };
+  const file = resolveModelPath(model);
+  const raw = loadModel(file, opts.randomWeights ? { randomWeights: opts.randomWeights } : {});
+  lap('load');
+  // Bind symbolic input dims: --shape wins over the test data's shapes.
+  const shapes = new Map<string, readonly number[]>();
+  const fromData = testDataShapes(path.dirname(file));
+  raw.graph.inputs.forEach((v, k) => {
+    const s = fromData.get(`#${k}`);
+    if (s && v.shape.some((d) => typeof d === 'string')) shapes.set(v.name, s);
+  });
+  for (const [k, v] of opts.shapes ?? new Map()) shapes.set(k, v);
+  const compiled = compileModule(raw, { ...opts, shapes, fbcache: opts.fbcache !== undefined });
+  lap('compile');
+  const built = opts.fbcache === undefined ? compiled.built : withStats(compiled.built, { fbcacheThreshold: opts.fbcache });
+  const written = await writePlan(
+    out,
+    built,
+    compiled.memory,
+    {
+      compiledFrom: {
+        model: file,
+        modelSha256: sha256File(file),
+        ...(raw.meta.randomWeights && opts.randomWeights ? { randomWeightsSeed: opts.randomWeights.seed } : {}),
+        paradit: PARADIT_VERSION,
+        createdAt: new Date().toISOString(),
+      },
+      target: { backend: 'cuda', arch: TARGET_ARCH, dtype: opts.dtype, mesh: { cfg: 1, ring: 1, ulysses: 1 } },
+    },
+    opts,
+  );
+  lap('write');
+  if (written.nvccSeconds !== null) times['nvcc'] = written.nvccSeconds;
+  times['weights'] = written.weightsSeconds;
+  return { plan: written.plan, compiled, seconds: times };
+}
+
+/** What `inspect --target cuda --dtype D` reports: the plan's stats, without writing a plan. */
+export function planSummary(raw: Module, target: string, dtype: string): Record<string, number | string> {
+  if (target !== 'cuda') throw new IrError('E_INPUT', `--target ${target}: only 'cuda' is supported`);
+  const c = compileModule(raw, { dtype: parsePrecision(dtype) });
+  const plan = c.built.plan({
+    compiledFrom: { model: '', modelSha256: '', paradit: PARADIT_VERSION, createdAt: '' },
+    target: { backend: 'cuda', arch: TARGET_ARCH, dtype: parsePrecision(dtype), mesh: { cfg: 1, ring: 1, ulysses: 1 } },
+    weightsSha256: '',
+    cubin: null,
+    nvccOptions: [],
+  });
+  return { dtype: plan.target.dtype, ...plan.stats };
+}
+
+function withStats(b: BuiltPlan, extra: Record<string, number>): BuiltPlan {
+  return { kernels: b.kernels, plan: (meta) => {
+    const p = b.plan(meta);
+    return { ...p, stats: { ...p.stats, ...extra } };
+  } };
+}

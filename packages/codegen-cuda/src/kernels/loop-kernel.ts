@@ -1,0 +1,124 @@
+/**
+ * The general reduction kernel (any axes, any dtype): one thread per output element, a loop over
+ * the reduced elements accumulating in double. Used where the row kernel does not apply: reduced
+ * axes that are not the trailing ones, integer data, products, rows too long for registers.
+ * Consecutive threads take consecutive kept positions, so reads coalesce when the innermost axis
+ * is kept.
+ */
+import type { LoopPlan } from './plan';
+import { contiguousStrides, indexType, numelOf } from './expr';
+import { Evaluator, Params } from './eval';
+import { computeType, literal, toStorage } from './c-types';
+import { SourceBuilder } from './source-builder';
+
+export const LOOP_BLOCK = 128;
+
+export interface LoopLaunch {
+  readonly source: string;
+  readonly grid: number;
+  readonly block: number;
+  readonly params: Params;
+}
+
+export function emitLoopReduce(name: string, plan: LoopPlan): LoopLaunch {
+  const xs = plan.input.shape;
+  const red = new Set(plan.axes);
+  const kept = xs.map((_, i) => i).filter((i) => !red.has(i));
+  const reduced = [...plan.axes];
+  const outN = numelOf(kept.map((i) => xs[i]!));
+  const R = numelOf(reduced.map((i) => xs[i]!));
+  const idx = indexType(numelOf(xs), [plan.input]);
+  const b = new SourceBuilder();
+  const params = new Params();
+  const ev = new Evaluator(b, params, idx);
+  const start = xs.map(() => '0');
+  b.emit(`${idx} o = (${idx})blockIdx.x * ${LOOP_BLOCK} + (${idx})threadIdx.x;`);
+  b.emit(`if (o >= ${outN}) return;`);
+  b.emit(`${idx} oo = o;`);
+  for (let k = kept.length - 1; k >= 0; k--) {
+    const d = kept[k]!;
+    b.emit(`const ${idx} i${d} = oo % ${xs[d]};`);
+    b.emit(`oo /= ${xs[d]};`);
+    start[d] = `i${d}`;
+  }
+  if (plan.op === 'softmax' || plan.op === 'log_softmax') return emitLoopSoftmax(name, plan);
+  const init = { sum: '0.0', mean: '0.0', sumsq: '0.0', l1: '0.0', l2: '0.0', prod: '1.0', max: '-__longlong_as_double(0x7ff0000000000000LL)', min: '__longlong_as_double(0x7ff0000000000000LL)' }[plan.op as 'sum'];
+  if (init === undefined) throw new Error(`loop reduction of ${plan.op}`);
+  b.emit(`double acc = ${init};`);
+  b.open(`for (${idx} q = 0; q < ${R}; q++)`);
+  b.emit(`${idx} qq = q;`);
+  for (let k = reduced.length - 1; k >= 0; k--) {
+    const d = reduced[k]!;
+    b.emit(`const ${idx} i${d} = qq % ${xs[d]};`);
+    b.emit(`qq /= ${xs[d]};`);
+    start[d] = `i${d}`;
+  }
+  ev.push();
+  const v = `(double)(${ev.eval(plan.input, { key: 'q', start, lanes: 1 })[0]})`;
+  ev.pop();
+  const step: Record<string, string> = {
+    sum: `acc += ${v};`, mean: `acc += ${v};`, sumsq: `{ const double t = ${v}; acc += t * t; }`, l2: `{ const double t = ${v}; acc += t * t; }`,
+    l1: `acc += fabs(${v});`, prod: `acc *= ${v};`,
+    max: `{ const double t = ${v}; if (t > acc || t != t) acc = t; }`, min: `{ const double t = ${v}; if (t < acc || t != t) acc = t; }`,
+  };
+  b.emit(step[plan.op]!);
+  b.close();
+  if (plan.op === 'mean') b.emit(`acc /= ${literal('f64', R)};`);
+  if (plan.op === 'l2') b.emit('acc = sqrt(acc);');
+  const out = params.write(plan.out);
+  b.emit(`${out}[o] = ${toStorage(plan.out.dtype, `(${computeType(plan.out.dtype)})(acc)`)};`);
+  const body = b.text();
+  const source =
+    `extern "C" __global__ void __launch_bounds__(${LOOP_BLOCK}) ${name}(${params.decl()}) {\n` +
+    body.split('\n').filter((l) => l).map((l) => `  ${l}`).join('\n') +
+    '\n}\n';
+  return { source, grid: Math.max(1, Math.ceil(outN / LOOP_BLOCK)), block: LOOP_BLOCK, params };
+}
+
+/** Softmax over one non-last axis: one thread per (outer, inner) position, three passes. */
+function emitLoopSoftmax(name: string, plan: LoopPlan): LoopLaunch {
+  const xs = plan.input.shape;
+  const axis = plan.axes[0]!;
+  const n = xs[axis]!;
+  const kept = xs.map((_, i) => i).filter((i) => i !== axis);
+  const outN = numelOf(kept.map((i) => xs[i]!));
+  const idx = indexType(numelOf(xs), [plan.input]);
+  const b = new SourceBuilder();
+  const params = new Params();
+  const ev = new Evaluator(b, params, idx);
+  const start = xs.map(() => '0');
+  b.emit(`${idx} o = (${idx})blockIdx.x * ${LOOP_BLOCK} + (${idx})threadIdx.x;`);
+  b.emit(`if (o >= ${outN}) return;`);
+  b.emit(`${idx} oo = o;`);
+  for (let k = kept.length - 1; k >= 0; k--) {
+    const d = kept[k]!;
+    b.emit(`const ${idx} i${d} = oo % ${xs[d]};`);
+    b.emit(`oo /= ${xs[d]};`);
+    start[d] = `i${d}`;
+  }
+  start[axis] = 'q';
+  const pass = (key: string, body: (v: string) => void): void => {
+    b.open(`for (${idx} q = 0; q < ${n}; q++)`);
+    ev.push();
+    body(`(float)(${ev.eval(plan.input, { key, start, lanes: 1 })[0]})`);
+    ev.pop();
+    b.close();
+  };
+  b.emit('float m = -__int_as_float(0x7f800000);');
+  pass('a', (v) => b.emit(`m = fmaxf(m, ${v});`));
+  b.emit('float acc = 0.0f;');
+  pass('b', (v) => b.emit(`acc += expf(${v} - m);`));
+  const out = params.write(plan.out);
+  const strides = contiguousStrides(xs);
+  const off = xs.map((_, d) => `(${idx})${strides[d]} * ${start[d]}`).join(' + ');
+  pass('c', (v) => {
+    const y = plan.op === 'softmax' ? `expf(${v} - m) / acc` : `${v} - m - logf(acc)`;
+    b.emit(`${out}[${off}] = ${toStorage(plan.out.dtype, `(${computeType(plan.out.dtype)})(${y})`)};`);
+  });
+  const body = b.text();
+  const source =
+    `extern "C" __global__ void __launch_bounds__(${LOOP_BLOCK}) ${name}(${params.decl()}) {\n` +
+    body.split('\n').filter((l) => l).map((l) => `  ${l}`).join('\n') +
+    '\n}\n';
+  return { source, grid: Math.max(1, Math.ceil(outN / LOOP_BLOCK)), block: LOOP_BLOCK, params };
+}

@@ -1,0 +1,156 @@
+/**
+ * Renders a lowered program and its memory plan as the plan.json object (schema v1) and the kernel
+ * module source. Decisions are all made already; this only numbers buffers and prints refs.
+ */
+import { DType, Graph, IrError, Module, Value, printModule } from '@paradit/ir';
+import type { Instr, KernelArg, MatrixView, Plan, PlanDType, RefFragment } from '@paradit/runtime';
+import { PLAN_FORMAT, PLAN_VERSION } from '@paradit/runtime';
+import type { LInstr, LMatrix, LoweredProgram, RefSpec } from './lower/program';
+import { REF_INLINE_LIMIT, instrOrigin } from './lower/lower-graph';
+import type { MemoryPlan } from './memory-plan';
+import { ALIGNMENT } from './memory-plan';
+import { STUB_KERNEL_MARKER } from './lower/stub-emitter';
+
+const PLAN_DTYPES: Partial<Record<DType, PlanDType>> = { f32: 'f32', f16: 'f16', bf16: 'bf16', i32: 'i32', i64: 'i64', bool: 'bool', u8: 'u8' };
+
+export function planDtypeOf(v: Value): PlanDType {
+  const d = PLAN_DTYPES[v.dtype];
+  if (!d) {
+    throw new IrError('E_UNSUPPORTED', `value '${v.name || v.id}' is ${v.dtype}; plans hold ${Object.keys(PLAN_DTYPES).join(', ')} only (f64 is computed in f32 by the dtype policy; other integer widths are not supported yet)`);
+  }
+  return d;
+}
+
+export interface PlanMeta {
+  readonly compiledFrom: Plan['compiledFrom'];
+  readonly target: Plan['target'];
+  readonly weightsSha256: string;
+  readonly cubin: string | null;
+  readonly nvccOptions: readonly string[];
+}
+
+export interface KernelModule {
+  /** Full text of kernels/module.cu. */
+  readonly source: string;
+  readonly entries: number;
+  /** Kernels without a CUDA body (stub emitter), which a GPU cannot run. */
+  readonly stubs: number;
+}
+
+class Renderer {
+  readonly sources = new Map<string, string>();
+  readonly counts = { kernels: 0, gemms: 0, copies: 0, branches: 0 };
+
+  constructor(
+    private readonly mp: MemoryPlan,
+    private readonly opsets: Readonly<Record<string, number>>,
+  ) {}
+
+  id(v: Value): number {
+    const b = this.mp.buffers.get(v);
+    if (!b) throw new Error(`plan builder: value '${v.name || v.id}' has no buffer`);
+    return b.id;
+  }
+
+  ref(r: RefSpec): RefFragment {
+    const g = new Graph(r.inputs, r.nodes, r.outputs, 'ref');
+    const text = printModule(new Module(g, this.opsets), { inlineLimit: REF_INLINE_LIMIT });
+    return { text, inputs: r.inputs.map((v) => this.id(v)), outputs: r.outputs.map((v) => this.id(v)) };
+  }
+
+  view(m: LMatrix): MatrixView {
+    return { buf: this.id(m.value), elemOffset: m.elemOffset, rows: m.rows, cols: m.cols, ld: m.ld, batchStride: m.batchStride };
+  }
+
+  instr(i: LInstr): Instr {
+    const origin = instrOrigin(i);
+    switch (i.op) {
+      case 'kernel': {
+        this.counts.kernels++;
+        const k = i.kernel;
+        const prev = this.sources.get(k.entry);
+        if (prev !== undefined && prev !== k.source) throw new Error(`kernel entry '${k.entry}' is emitted twice with different sources`);
+        this.sources.set(k.entry, k.source);
+        const args: KernelArg[] = k.args.map((a) => {
+          if (a.kind === 'value') return { buf: this.id(a.value) };
+          if (a.kind === 'i32') return { i32: a.v };
+          if (a.kind === 'i64') return { i64: a.v };
+          return { f32: a.v };
+        });
+        return { op: 'kernel', kernel: k.entry, grid: [...k.grid], block: [...k.block], smem: k.smem, args, origin, ref: this.ref(i.ref) };
+      }
+      case 'gemm':
+        this.counts.gemms++;
+        return {
+          op: 'gemm', m: i.m, n: i.n, k: i.k, batch: i.batch,
+          a: this.view(i.a), transA: i.transA, b: this.view(i.b), transB: i.transB, out: this.view(i.out),
+          ...(i.bias ? { bias: this.id(i.bias) } : {}),
+          epilogue: i.epilogue, alpha: i.alpha, origin, ref: this.ref(i.ref),
+        };
+      case 'copy':
+        this.counts.copies++;
+        return { op: 'copy', src: this.id(i.src), dst: this.id(i.dst), origin };
+      case 'branch':
+        this.counts.branches++;
+        return { op: 'branch', cond: this.id(i.cond), then: i.then.map((x) => this.instr(x)), else: i.else.map((x) => this.instr(x)), origin };
+    }
+  }
+}
+
+const MODULE_HEADER = [
+  '// kernels/module.cu: every kernel of this plan, written by `paradit compile` (do not edit).',
+  '// Entry points are extern "C" __global__ functions named in plan.json; compiled with',
+  '// nvcc -gencode arch=compute_90a,code=sm_90a -std=c++17 -O3 (or NVRTC at load time).',
+  '',
+].join('\n');
+
+export interface BuiltPlan {
+  /** plan.json without weights sha256 / cubin (filled by the writer). */
+  readonly plan: (meta: PlanMeta) => Plan;
+  readonly kernels: KernelModule;
+}
+
+export function buildPlan(lp: LoweredProgram, mp: MemoryPlan): BuiltPlan {
+  const r = new Renderer(mp, lp.opsets);
+  const program = lp.program.map((i) => r.instr(i));
+  const buffers = [...mp.buffers.values()].map((b) => ({
+    id: b.id, name: b.value.name || `v${b.value.id}`, dtype: planDtypeOf(b.value), shape: [...(b.value.shape as number[])],
+    space: b.space, offset: b.offset, bytes: b.bytes,
+  }));
+  const sources = [...r.sources.values()];
+  const uniq = [...new Set(sources)];
+  const stubs = uniq.filter((s) => s.includes(STUB_KERNEL_MARKER)).length;
+  const kernels: KernelModule = { source: MODULE_HEADER + uniq.join('\n'), entries: r.sources.size, stubs };
+  const stats: Record<string, number> = {
+    peakActivationBytes: mp.spaces.arena,
+    arenaBytes: mp.spaces.arena,
+    weightsBytes: mp.spaces.weights,
+    ioBytes: mp.spaces.io,
+    stateBytes: mp.spaces.state,
+    kernels: r.counts.kernels,
+    gemms: r.counts.gemms,
+    copies: r.counts.copies,
+    branches: r.counts.branches,
+    kernelEntries: r.sources.size,
+    stubKernels: stubs,
+    buffers: buffers.length,
+  };
+  return {
+    kernels,
+    plan: (meta) => ({
+      format: PLAN_FORMAT,
+      version: PLAN_VERSION,
+      compiledFrom: meta.compiledFrom,
+      target: meta.target,
+      spaces: { ...mp.spaces },
+      weights: { file: 'weights.bin', bytes: mp.spaces.weights, alignment: ALIGNMENT, sha256: meta.weightsSha256 },
+      kernels: { source: 'kernels/module.cu', cubin: meta.cubin, options: [...meta.nvccOptions] },
+      buffers,
+      inputs: lp.inputs.map((x) => ({ name: x.name, buf: r.id(x.value) })),
+      outputs: lp.outputs.map((x) => ({ name: x.name, buf: r.id(x.value) })),
+      state: lp.state.map((s) => ({ name: s.name, buf: r.id(s.input), role: s.name.replace(/^fbcache\.state\./, 'fbcache.') })),
+      program,
+      stats,
+    }),
+  };
+}

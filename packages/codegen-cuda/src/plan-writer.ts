@@ -1,0 +1,191 @@
+/**
+ * Writes a plan directory atomically: everything goes into a temporary folder next to the target
+ * (same file system), which is renamed into place at the end; any failure removes it, so a failed
+ * compile leaves neither a half-written plan nor a changed old one.
+ *
+ *   plan.json            validated with the zod schema before it is written
+ *   weights.bin          the weights space image: each constant at its 256-byte aligned offset,
+ *                        streamed tensor by tensor (never all in memory), sha256 hashed on the way
+ *   kernels/module.cu    every kernel source (deduplicated) with a header
+ *   kernels/module.cubin nvcc -gencode arch=compute_90a,code=sm_90a -cubin (when nvcc is on PATH),
+ *                        compiled in a child process while the weights are written
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConstData, IrError, Tensor, decodeRawData, numel, randomTensor } from '@paradit/ir';
+import { encodeInto, planSchema } from '@paradit/runtime';
+import type { Plan } from '@paradit/runtime';
+import { convertTensor, convertedFrom } from './dtype-policy';
+import type { BuiltPlan, PlanMeta } from './plan-builder';
+import { planDtypeOf } from './plan-builder';
+import type { MemoryPlan } from './memory-plan';
+
+export const NVCC_OPTIONS = ['-gencode', 'arch=compute_90a,code=sm_90a', '-std=c++17', '-O3'] as const;
+/** What NVRTC needs to compile module.cu at load time when no cubin was made. */
+export const NVRTC_OPTIONS = ['--gpu-architecture=sm_90a', '-std=c++17'];
+
+export interface WriteOptions {
+  /** 'auto' (default): use nvcc when it is on PATH; false: never; a path: that nvcc. */
+  readonly nvcc?: 'auto' | false | string;
+  readonly onProgress?: (phase: string, done: number, total: number) => void;
+  /** Test hook: called after the weights are written, before plan.json (throwing simulates a failure). */
+  readonly beforeCommit?: (tmpDir: string) => void;
+}
+
+/** The data of a constant, read without caching it on the ConstData (weights are streamed). */
+export function streamConstant(c: ConstData): Tensor {
+  const conv = convertedFrom(c);
+  if (conv) return convertTensor(streamConstant(conv.from), conv.dtype);
+  if (c.loaded) return c.tensor();
+  const src = c.source;
+  const shape = c.type.shape as number[];
+  if (src.kind === 'random') return randomTensor(c.type.dtype, shape, src.seed);
+  if (src.kind === 'external') {
+    const fd = fs.openSync(src.file, 'r');
+    try {
+      const buf = new Uint8Array(src.length);
+      fs.readSync(fd, buf, 0, src.length, src.offset);
+      return new Tensor(c.type.dtype, shape, decodeRawData(c.type.dtype, buf, numel(shape)));
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return c.tensor();
+}
+
+export function findNvcc(): string | undefined {
+  const r = spawnSync('sh', ['-c', 'command -v nvcc'], { encoding: 'utf8' });
+  const p = r.stdout?.trim();
+  return r.status === 0 && p ? p : undefined;
+}
+
+function runNvcc(nvcc: string, dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const args = [...NVCC_OPTIONS, '-cubin', '-o', 'module.cubin', 'module.cu'];
+    const p = spawn(nvcc, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (err += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('error', (e) => reject(new IrError('E_RUNTIME', `could not start nvcc (${nvcc}): ${e.message}; put CUDA's bin on PATH or pass --no-nvcc to let the runtime use NVRTC`)));
+    p.on('close', (code) => {
+      if (code === 0) resolve();
+      else reject(new IrError('E_RUNTIME', `nvcc failed on kernels/module.cu (exit ${code}):\n${err.slice(0, 4000)}\nthis is a code generation bug; rerun with --no-nvcc to keep the source for inspection`));
+    });
+  });
+}
+
+/**
+ * Streams the weights: tensor i is generated/read and encoded into one of two reused scratch
+ * buffers while tensor i-1 is written by the libuv thread pool (so the file write overlaps the
+ * next tensor's work); the sha256 is updated in file order.
+ */
+async function writeWeights(file: string, mp: MemoryPlan, onProgress?: WriteOptions['onProgress']): Promise<string> {
+  const hash = crypto.createHash('sha256');
+  const fh = await fs.promises.open(file, 'w');
+  let pending: Promise<unknown> = Promise.resolve();
+  try {
+    const maxBytes = Math.max(0, ...mp.weights.map((v) => mp.buffers.get(v)!.bytes));
+    const scratch = [new Uint8Array(maxBytes), new Uint8Array(maxBytes)];
+    let pos = 0;
+    const total = mp.weights.length;
+    for (const [i, v] of mp.weights.entries()) {
+      const b = mp.buffers.get(v)!;
+      // Padding between tensors is zeros: hash them; the file gets them from the sparse write.
+      if (b.offset > pos) hash.update(new Uint8Array(b.offset - pos));
+      const t = streamConstant(v.constant!);
+      await pending; // the scratch buffer we are about to fill was written two tensors ago
+      const out = scratch[i % 2]!.subarray(0, b.bytes);
+      encodeInto(t, planDtypeOf(v), out);
+      hash.update(out);
+      pending = fh.write(out, 0, out.length, b.offset);
+      pos = b.offset + b.bytes;
+      onProgress?.('weights', i + 1, total);
+    }
+    await pending;
+    if (mp.spaces.weights > pos) hash.update(new Uint8Array(mp.spaces.weights - pos));
+    await fh.truncate(mp.spaces.weights);
+  } finally {
+    await pending.catch(() => undefined);
+    await fh.close();
+  }
+  return hash.digest('hex');
+}
+
+function tempDirFor(target: string): string {
+  const parent = path.dirname(path.resolve(target));
+  fs.mkdirSync(parent, { recursive: true });
+  return fs.mkdtempSync(path.join(parent, `.${path.basename(target)}.tmp-`));
+}
+
+/** Replaces `target` with `tmp`; an existing target must be a plan directory (or empty). */
+function commit(tmp: string, target: string): void {
+  if (fs.existsSync(target)) {
+    const st = fs.statSync(target);
+    const isPlan = st.isDirectory() && (fs.readdirSync(target).length === 0 || fs.existsSync(path.join(target, 'plan.json')));
+    if (!isPlan) throw new IrError('E_INPUT', `${target} exists and is not a plan directory; choose another -o path or remove it`);
+    const old = `${tmp}.old`;
+    fs.renameSync(target, old);
+    fs.renameSync(tmp, target);
+    fs.rmSync(old, { recursive: true, force: true });
+    return;
+  }
+  fs.renameSync(tmp, target);
+}
+
+export interface WrittenPlan {
+  readonly plan: Plan;
+  readonly dir: string;
+  readonly nvccSeconds: number | null;
+  readonly weightsSeconds: number;
+}
+
+export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan, meta: Omit<PlanMeta, 'weightsSha256' | 'cubin' | 'nvccOptions'>, opts: WriteOptions = {}): Promise<WrittenPlan> {
+  const tmp = tempDirFor(target);
+  try {
+    const kdir = path.join(tmp, 'kernels');
+    fs.mkdirSync(kdir);
+    fs.writeFileSync(path.join(kdir, 'module.cu'), built.kernels.source);
+    const nvcc = opts.nvcc === false ? undefined : opts.nvcc === undefined || opts.nvcc === 'auto' ? findNvcc() : opts.nvcc;
+    const t0 = performance.now();
+    let nvccDone: number | null = null;
+    const compiling = nvcc
+      ? runNvcc(nvcc, kdir).then(() => {
+          nvccDone = (performance.now() - t0) / 1000;
+        })
+      : undefined;
+    // Keep a rejection from surfacing as unhandled while the weights are written.
+    compiling?.catch(() => undefined);
+    let sha: string;
+    try {
+      sha = await writeWeights(path.join(tmp, 'weights.bin'), mp, opts.onProgress);
+    } catch (e) {
+      await compiling?.catch(() => undefined);
+      throw e;
+    }
+    const weightsSeconds = (performance.now() - t0) / 1000;
+    if (compiling) {
+      opts.onProgress?.('nvcc', 0, 1);
+      await compiling;
+      opts.onProgress?.('nvcc', 1, 1);
+    }
+    opts.beforeCommit?.(tmp);
+    fs.chmodSync(tmp, 0o755); // mkdtemp made it private; a plan is an ordinary directory
+    const plan = built.plan({
+      ...meta,
+      weightsSha256: sha,
+      cubin: nvcc ? 'kernels/module.cubin' : null,
+      nvccOptions: nvcc ? [...NVCC_OPTIONS] : NVRTC_OPTIONS,
+    });
+    const checked = planSchema.safeParse(plan);
+    if (!checked.success) throw new Error(`plan.json does not match the plan schema (a compiler bug): ${checked.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    fs.writeFileSync(path.join(tmp, 'plan.json'), JSON.stringify(plan));
+    commit(tmp, target);
+    return { plan, dir: target, nvccSeconds: nvccDone, weightsSeconds };
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+

@@ -1,0 +1,144 @@
+/**
+ * The CPU backend: runs a plan without a GPU by executing each instruction's `ref` (an IR text
+ * fragment) with the reference interpreter, reading its inputs from and writing its outputs to
+ * byte buffers laid out exactly as plan.json says (four spaces, fixed offsets). Wrong memory
+ * planning (two live values sharing bytes), wrong instruction order or a wrong view therefore show
+ * up as wrong results. The arena is filled with 0xFF (NaN for every float dtype) before each step
+ * so that reading bytes no instruction wrote shows up too.
+ */
+import fs from 'node:fs';
+import { IrError, Module, Tensor, interpret, isFloat, parseModule } from '@paradit/ir';
+import type { StepExecutor } from '../denoise/step-executor';
+import type { BufferDecl, Instr, Plan, Space } from './schema';
+import { decodeTensor, encodeInto } from './bytes';
+import type { LoadedPlan } from './load';
+
+export interface CpuBackendOptions {
+  /** Fill the arena with NaN bytes before each step (default true). */
+  readonly poisonArena?: boolean;
+  /** Called after each executed instruction (tracing, debugging). */
+  readonly onInstr?: (instr: Instr, seconds: number) => void;
+}
+
+type Spaces = Record<Space, Uint8Array>;
+
+export class CpuPlanBackend implements StepExecutor {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly plan: Plan;
+  private readonly spaces: Spaces;
+  private readonly buffers = new Map<number, BufferDecl>();
+  private readonly refs = new WeakMap<Instr, Module>();
+
+  constructor(
+    loaded: LoadedPlan,
+    private readonly opts: CpuBackendOptions = {},
+  ) {
+    const plan = loaded.plan;
+    this.plan = plan;
+    for (const b of plan.buffers) this.buffers.set(b.id, b);
+    const weights = new Uint8Array(plan.spaces.weights);
+    if (plan.spaces.weights > 0) {
+      const fd = fs.openSync(loaded.weightsPath, 'r');
+      try {
+        fs.readSync(fd, weights, 0, plan.spaces.weights, 0);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    this.spaces = {
+      weights,
+      io: new Uint8Array(plan.spaces.io),
+      arena: new Uint8Array(plan.spaces.arena),
+      state: new Uint8Array(plan.spaces.state),
+    };
+    this.inputNames = plan.inputs.map((x) => x.name);
+    this.outputNames = plan.outputs.map((x) => x.name);
+  }
+
+  resetState(): void {
+    this.spaces.state.fill(0);
+  }
+
+  /** The bytes of buffer `id` (a view into its space). */
+  bytes(id: number): Uint8Array {
+    const b = this.buffers.get(id);
+    if (!b) throw new IrError('E_RUNTIME', `plan references buffer ${id}, which is not declared`);
+    return this.spaces[b.space].subarray(b.offset, b.offset + b.bytes);
+  }
+
+  read(id: number): Tensor {
+    const b = this.buffers.get(id)!;
+    return decodeTensor(this.bytes(id), b.dtype, b.shape);
+  }
+
+  private write(id: number, t: Tensor, what: string): void {
+    const b = this.buffers.get(id)!;
+    const same = t.shape.length === b.shape.length && t.shape.every((d, i) => d === b.shape[i]);
+    if (!same) throw new IrError('E_RUNTIME', `${what}: buffer ${id} '${b.name}' is ${b.dtype}[${b.shape.join(',')}], got ${t.dtype}[${t.shape.join(',')}]`);
+    encodeInto(t, b.dtype, this.bytes(id));
+  }
+
+  async step(inputs: ReadonlyMap<string, Tensor>): Promise<Map<string, Tensor>> {
+    for (const x of this.plan.inputs) {
+      const t = inputs.get(x.name);
+      if (!t) throw new IrError('E_INPUT', `the plan needs input '${x.name}', which was not given (inputs: ${this.inputNames.join(', ')})`);
+      const b = this.buffers.get(x.buf)!;
+      if (t.dtype !== b.dtype && !(isFloat(t.dtype) && isFloat(b.dtype))) {
+        throw new IrError('E_INPUT', `input '${x.name}' must be ${b.dtype}[${b.shape.join(',')}], got ${t.dtype}[${t.shape.join(',')}]`);
+      }
+      this.write(x.buf, t, `input '${x.name}'`);
+    }
+    if (this.opts.poisonArena !== false) this.spaces.arena.fill(0xff);
+    this.run(this.plan.program);
+    return new Map(this.plan.outputs.map((x) => [x.name, this.read(x.buf)]));
+  }
+
+  private run(program: readonly Instr[]): void {
+    for (const instr of program) {
+      const t0 = this.opts.onInstr ? performance.now() : 0;
+      this.exec(instr);
+      this.opts.onInstr?.(instr, (performance.now() - t0) / 1000);
+    }
+  }
+
+  private exec(instr: Instr): void {
+    switch (instr.op) {
+      case 'copy': {
+        const src = this.bytes(instr.src);
+        const dst = this.bytes(instr.dst);
+        if (src.byteLength !== dst.byteLength) throw new IrError('E_RUNTIME', `copy ${instr.origin.join(', ')}: ${src.byteLength} bytes into ${dst.byteLength}`);
+        dst.set(src.slice());
+        return;
+      }
+      case 'branch': {
+        const c = this.bytes(instr.cond)[0]! !== 0;
+        this.run(c ? instr.then : instr.else);
+        return;
+      }
+      case 'kernel':
+      case 'gemm':
+        this.execRef(instr);
+        return;
+    }
+  }
+
+  private execRef(instr: Instr): void {
+    const ref = instr.ref;
+    const where = `${instr.op} ${instr.op === 'kernel' ? `'${instr.kernel}' ` : ''}(from ${instr.origin.join(', ')})`;
+    if (!ref) throw new IrError('E_RUNTIME', `${where} has no ref fragment, so the CPU backend cannot run it; recompile the plan`);
+    let m = this.refs.get(instr);
+    if (!m) {
+      m = parseModule(ref.text);
+      this.refs.set(instr, m);
+    }
+    const ins = ref.inputs.map((id) => this.read(id));
+    let outs: Tensor[];
+    try {
+      outs = interpret(m, ins);
+    } catch (e) {
+      throw new IrError('E_RUNTIME', `${where}: ${(e as Error).message}`);
+    }
+    ref.outputs.forEach((id, k) => this.write(id, outs[k]!, where));
+  }
+}

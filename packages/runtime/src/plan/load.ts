@@ -1,0 +1,120 @@
+/**
+ * Loads a plan directory and refuses, with a one-paragraph IrError naming the reason and the fix,
+ * a plan it cannot run: not a plan (no plan.json, not JSON, another format), another format
+ * version, a plan.json that fails the schema, missing files, weights whose size or sha256 differ
+ * from plan.json (tampered or truncated), or a plan for another backend/architecture.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { IrError } from '@paradit/ir';
+import { PLAN_FORMAT, PLAN_VERSION, planSchema } from './schema';
+import type { Plan } from './schema';
+
+export interface LoadPlanOptions {
+  /** Hash weights.bin and compare with plan.json (default true; off for speed). */
+  readonly verifyWeights?: boolean;
+  /** The backend that will run it: 'cpu' runs any plan through its refs; 'cuda' needs a cuda plan. */
+  readonly backend?: 'cpu' | 'cuda';
+  /** For the cuda backend: the device architecture (e.g. "sm_90a"); refused when it differs. */
+  readonly arch?: string;
+}
+
+/** What a backend needs from a plan directory (a superset of cuda/plan-files' LoadedPlanFiles). */
+export interface LoadedPlan {
+  readonly dir: string;
+  readonly plan: Plan;
+  /** kernels/module.cu */
+  readonly source: string;
+  readonly cubin: Uint8Array | undefined;
+  readonly weightsPath: string;
+}
+
+const refuse = (dir: string, why: string, fix: string): never => {
+  throw new IrError('E_INPUT', `cannot load plan ${dir}: ${why}; ${fix}`);
+};
+
+export function sha256OfFile(file: string): string {
+  const h = crypto.createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(8 << 20);
+  try {
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+const RECOMPILE = 'recompile it with `paradit compile MODEL -o PLAN --target cuda`';
+
+function readJson(dir: string): unknown {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) refuse(dir, 'no such directory', 'pass the folder `paradit compile -o` wrote');
+  const file = path.join(dir, 'plan.json');
+  if (!fs.existsSync(file)) refuse(dir, 'it has no plan.json, so it is not a plan directory', 'pass the folder `paradit compile -o` wrote');
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    return refuse(dir, `plan.json is not valid JSON (${(e as Error).message})`, RECOMPILE);
+  }
+}
+
+/** Format, version and schema; version is checked first so a newer plan gets the version message. */
+export function parsePlanJson(dir: string, raw: unknown): Plan {
+  const head = (raw ?? {}) as { format?: unknown; version?: unknown };
+  if (head.format !== PLAN_FORMAT) refuse(dir, `plan.json has format ${JSON.stringify(head.format)}, expected '${PLAN_FORMAT}'`, 'this is not a ParaDiT plan; ' + RECOMPILE);
+  if (head.version !== PLAN_VERSION) {
+    refuse(dir, `plan format version ${JSON.stringify(head.version)} is not supported (this runtime reads version ${PLAN_VERSION})`, `${RECOMPILE} using this version of ParaDiT`);
+  }
+  const parsed = planSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    refuse(dir, `plan.json does not match the version ${PLAN_VERSION} schema (${issues.join('; ')})`, `the file was edited or is corrupt; ${RECOMPILE}`);
+  }
+  return parsed.data!;
+}
+
+/** Buffers inside their spaces, instruction buffer ids declared (cheap structural checks). */
+function checkStructure(dir: string, plan: Plan): void {
+  const ids = new Set<number>();
+  for (const b of plan.buffers) {
+    if (b.offset + b.bytes > plan.spaces[b.space]) refuse(dir, `buffer ${b.id} '${b.name}' ends at byte ${b.offset + b.bytes} of the ${b.space} space, which has ${plan.spaces[b.space]}`, RECOMPILE);
+    ids.add(b.id);
+  }
+  for (const io of [...plan.inputs, ...plan.outputs, ...plan.state]) if (!ids.has(io.buf)) refuse(dir, `'${io.name}' names buffer ${io.buf}, which is not declared`, RECOMPILE);
+}
+
+export function checkTarget(dir: string, plan: Plan, opts: LoadPlanOptions): void {
+  if (opts.backend === 'cuda') {
+    if (plan.target.backend !== 'cuda') refuse(dir, `the plan targets the ${plan.target.backend} backend, not cuda`, 'recompile it with --target cuda');
+    if (opts.arch && plan.target.arch !== opts.arch) {
+      refuse(dir, `the plan was compiled for ${plan.target.arch} but this GPU is ${opts.arch}`, 'recompile the plan for this GPU');
+    }
+    if ((plan.stats['stubKernels'] ?? 0) > 0) {
+      refuse(dir, `${plan.stats['stubKernels']} of its kernels have no CUDA body (compiled before the kernel emitter existed)`, 'run it with --backend cpu, or recompile it with a build that has the CUDA kernel emitter');
+    }
+  }
+}
+
+export function loadPlan(dir: string, opts: LoadPlanOptions = {}): LoadedPlan {
+  const plan = parsePlanJson(dir, readJson(dir));
+  checkStructure(dir, plan);
+  checkTarget(dir, plan, opts);
+  const weightsPath = path.join(dir, plan.weights.file);
+  if (!fs.existsSync(weightsPath)) refuse(dir, `${plan.weights.file} is missing`, 'copy the whole plan directory, or ' + RECOMPILE);
+  const size = fs.statSync(weightsPath).size;
+  if (size !== plan.weights.bytes) refuse(dir, `${plan.weights.file} has ${size} bytes, plan.json says ${plan.weights.bytes} (truncated or replaced)`, RECOMPILE);
+  if (opts.verifyWeights !== false) {
+    const sha = sha256OfFile(weightsPath);
+    if (sha !== plan.weights.sha256) refuse(dir, `${plan.weights.file} has sha256 ${sha.slice(0, 16)}…, plan.json says ${plan.weights.sha256.slice(0, 16)}… (the weights were modified)`, RECOMPILE);
+  }
+  const srcPath = path.join(dir, plan.kernels.source);
+  if (!fs.existsSync(srcPath)) refuse(dir, `${plan.kernels.source} is missing`, 'copy the whole plan directory, or ' + RECOMPILE);
+  let cubin: Uint8Array | undefined;
+  if (plan.kernels.cubin) {
+    const p = path.join(dir, plan.kernels.cubin);
+    if (!fs.existsSync(p)) refuse(dir, `${plan.kernels.cubin} is listed in plan.json but missing`, 'copy the whole plan directory, or ' + RECOMPILE);
+    cubin = new Uint8Array(fs.readFileSync(p));
+  }
+  return { dir, plan, source: fs.readFileSync(srcPath, 'utf8'), cubin, weightsPath };
+}

@@ -1,0 +1,38 @@
+/**
+ * Opens a plan directory as a StepExecutor on the chosen backend. The CUDA backend is imported
+ * lazily, so the CPU path never loads koffi or needs a GPU.
+ */
+import type { StepExecutor } from '../denoise/step-executor';
+import { CpuPlanBackend } from './cpu-backend';
+import type { CpuBackendOptions } from './cpu-backend';
+import { loadPlan } from './load';
+import type { LoadedPlan } from './load';
+
+export type PlanBackendName = 'cpu' | 'cuda';
+
+export interface OpenPlanOptions extends CpuBackendOptions {
+  readonly backend?: PlanBackendName;
+  readonly verifyWeights?: boolean;
+  readonly log?: (line: string) => void;
+}
+
+export interface OpenedPlan {
+  readonly loaded: LoadedPlan;
+  readonly executor: StepExecutor;
+  /** CUDA only: median step time over `steps` replays after warm-up. */
+  readonly bench?: (steps: number) => { medianMs: number; minMs: number; maxMs: number; mode: string };
+  dispose(): void;
+}
+
+export async function openPlan(dir: string, opts: OpenPlanOptions = {}): Promise<OpenedPlan> {
+  const backend = opts.backend ?? 'cpu';
+  const loaded = loadPlan(dir, { backend, verifyWeights: opts.verifyWeights });
+  if (backend === 'cpu') {
+    const executor = new CpuPlanBackend(loaded, opts);
+    return { loaded, executor, dispose: () => undefined };
+  }
+  const { CudaBackend } = await import('../cuda/backend');
+  // Weights were verified by loadPlan already (unless skipped): the backend need not hash again.
+  const cuda = new CudaBackend(loaded, { verifyWeights: false, log: opts.log });
+  return { loaded, executor: cuda, bench: (steps) => cuda.bench(steps), dispose: () => cuda.dispose() };
+}
