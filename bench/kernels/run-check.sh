@@ -7,6 +7,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 dir="${1:-.gpu-work/kernels-check}"
 NVCC="${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
+export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 "$NVCC" -O2 -std=c++17 -o "$dir/driver" "$here/driver.cpp" -L/usr/local/cuda/lib64 -L/usr/local/cuda/lib64/stubs -lcuda
 status=0
 while read -r name; do

@@ -213,6 +213,23 @@ describe('ring-attention kernels', () => {
     }
     got!.data.forEach((x, i) => expect(x).toBeCloseTo(want[i]!, 5));
   });
+  test('a masked key never touches v: NaN or inf there (padding may hold anything) leaves the result finite', () => {
+    // One query, three keys, the middle one masked; v there is NaN (attention) or inf (attention_lse).
+    for (const [op, bad] of [['attention', NaN], ['attention_lse', Infinity]] as const) {
+      const m = moduleOf((b) => {
+        const q = b.constant(Tensor.from('f32', [1, 1, 1, 2], [1, 0]));
+        const k = b.constant(Tensor.from('f32', [1, 1, 3, 2], [0, 0, 5, 5, 1, 0]));
+        const v = b.constant(Tensor.from('f32', [1, 1, 3, 1], [2, bad, 4]));
+        const mk = b.constant(Tensor.from('bool', [1, 1, 1, 3], [1, 0, 1]));
+        const outs = b.add(op, [q, k, v, mk], { scale: { kind: 'float', value: 1 }, numHeads: int(1), kvHeads: int(1) }, { numOutputs: op === 'attention' ? 1 : 2 });
+        return [outs[0]!];
+      });
+      const [o] = interpret(m, []);
+      // softmax over scores [0, 1] (key 1 masked): weights 1/(1+e), e/(1+e).
+      const e = Math.E;
+      expect(o!.data[0]).toBeCloseTo((2 + 4 * e) / (1 + e), 6);
+    }
+  });
   test('a fully masked block contributes nothing (lse = -inf)', () => {
     const m = moduleOf((b) => {
       const q = b.constant(Tensor.from('f32', [1, 1, 1, 2], [1, 1]));

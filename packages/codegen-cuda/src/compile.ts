@@ -55,6 +55,8 @@ export interface LowerToPlanOptions {
   readonly emitAttention?: LowerOptions['emitAttention'];
   /** Insert the First Block Cache gate (passes' insert-cache-gate); the threshold is a step input. */
   readonly fbcache?: boolean;
+  /** Kernels without CUDA bodies (stub-emitter.ts): plans for the CPU backend only (debugging). */
+  readonly stubKernels?: boolean;
   /** Flash-attention kernel where it applies, decomposition elsewhere (default true). */
   readonly flashAttention?: boolean;
   /** Run the IR verifier around every pass (tests). */
@@ -84,7 +86,7 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   // and removes the no-op Casts the policy leaves.
   const typed = runPipeline(rewriteEinsums(patchifyConvs(applyDtypePolicy(fused, opts.dtype))), [canonicalize], ctx);
   opts.onPhase?.('lower');
-  const emitters = defaultEmitters();
+  const emitters = defaultEmitters(opts.stubKernels === true);
   const flash = opts.flashAttention !== false;
   // Attention the flash kernel cannot run becomes GEMMs + an fp32 softmax (a lowering detail: the
   // reference stays the fused op).

@@ -4,6 +4,8 @@ export * from './dtype-policy';
 export * from './memory-plan';
 export * from './plan-builder';
 export * from './plan-writer';
+export { RandomWeightPool, randomJob } from './weight-pool';
+export type { RandomJob } from './weight-pool';
 export * from './compile';
 export { rebuildModule } from './lower/rebuild';
 export type { ReplayCtx, NodeHook, RebuildOptions } from './lower/rebuild';

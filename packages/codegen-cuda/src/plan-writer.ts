@@ -15,12 +15,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConstData, IrError, Tensor, decodeRawData, numel, randomTensor } from '@paradit/ir';
-import { encodeInto, planSchema } from '@paradit/runtime';
+import { encodeTensor, planSchema } from '@paradit/runtime';
 import type { Plan } from '@paradit/runtime';
 import { convertTensor, convertedFrom } from './dtype-policy';
 import type { BuiltPlan, PlanMeta } from './plan-builder';
 import { planDtypeOf } from './plan-builder';
 import type { MemoryPlan } from './memory-plan';
+import { RandomWeightPool, randomJob } from './weight-pool';
 
 export const NVCC_OPTIONS = ['-gencode', 'arch=compute_90a,code=sm_90a', '-std=c++17', '-O3'] as const;
 /** What NVRTC needs to compile module.cu at load time when no cubin was made. */
@@ -30,6 +31,10 @@ export interface WriteOptions {
   /** 'auto' (default): use nvcc when it is on PATH; false: never; a path: that nvcc. */
   readonly nvcc?: 'auto' | false | string;
   readonly onProgress?: (phase: string, done: number, total: number) => void;
+  /** Worker threads for seeded random weights (default: one per core; 0: none). */
+  readonly workers?: number;
+  /** Use workers only when the random weights total at least this many bytes (default 64 MiB). */
+  readonly workerMinBytes?: number;
   /** Test hook: called after the weights are written, before plan.json (throwing simulates a failure). */
   readonly beforeCommit?: (tmpDir: string) => void;
 }
@@ -77,37 +82,54 @@ function runNvcc(nvcc: string, dir: string): Promise<void> {
 }
 
 /**
- * Streams the weights: tensor i is generated/read and encoded into one of two reused scratch
- * buffers while tensor i-1 is written by the libuv thread pool (so the file write overlaps the
- * next tensor's work); the sha256 is updated in file order.
+ * Streams the weights in file order. Each tensor's bytes come from a worker (seeded random data,
+ * weight-pool.ts) or the main thread (file data, conversions); up to LOOKAHEAD tensors are
+ * prepared ahead of the one being hashed and written, so workers, hashing and the file write
+ * (libuv thread pool) overlap while memory stays bounded.
  */
-async function writeWeights(file: string, mp: MemoryPlan, onProgress?: WriteOptions['onProgress']): Promise<string> {
+async function writeWeights(file: string, mp: MemoryPlan, opts: WriteOptions): Promise<string> {
   const hash = crypto.createHash('sha256');
   const fh = await fs.promises.open(file, 'w');
+  const jobs = mp.weights.map((v) => randomJob(v.constant!, planDtypeOf(v)));
+  const randomBytes = jobs.reduce((s, j, i) => s + (j ? mp.buffers.get(mp.weights[i]!)!.bytes : 0), 0);
+  const pool = opts.workers !== 0 && randomBytes >= (opts.workerMinBytes ?? 64 << 20) ? new RandomWeightPool(opts.workers) : undefined;
+  const LOOKAHEAD = 4;
+  const ready = new Map<number, Promise<Uint8Array>>();
+  const start = (i: number): void => {
+    if (i >= mp.weights.length || ready.has(i)) return;
+    const v = mp.weights[i]!;
+    const job = jobs[i];
+    const p = pool && job ? pool.run(job) : Promise.resolve().then(() => encodeTensor(streamConstant(v.constant!), planDtypeOf(v)));
+    p.catch(() => undefined); // awaited in order below
+    ready.set(i, p);
+  };
   let pending: Promise<unknown> = Promise.resolve();
   try {
-    const maxBytes = Math.max(0, ...mp.weights.map((v) => mp.buffers.get(v)!.bytes));
-    const scratch = [new Uint8Array(maxBytes), new Uint8Array(maxBytes)];
     let pos = 0;
     const total = mp.weights.length;
-    for (const [i, v] of mp.weights.entries()) {
-      const b = mp.buffers.get(v)!;
-      // Padding between tensors is zeros: hash them; the file gets them from the sparse write.
+    for (let i = 0; i < total; i++) {
+      // Worker jobs start LOOKAHEAD tensors early; main-thread ones when their turn comes.
+      if (pool) for (let j = i; j < i + LOOKAHEAD; j++) if (jobs[j]) start(j);
+      start(i);
+      const b = mp.buffers.get(mp.weights[i]!)!;
+      const bytes = await ready.get(i)!;
+      ready.delete(i);
+      if (bytes.byteLength !== b.bytes) throw new Error(`weights: tensor ${i} has ${bytes.byteLength} bytes, its buffer ${b.bytes}`);
+      // Padding between tensors is zeros: hash them; the file gets them as a hole.
       if (b.offset > pos) hash.update(new Uint8Array(b.offset - pos));
-      const t = streamConstant(v.constant!);
-      await pending; // the scratch buffer we are about to fill was written two tensors ago
-      const out = scratch[i % 2]!.subarray(0, b.bytes);
-      encodeInto(t, planDtypeOf(v), out);
-      hash.update(out);
-      pending = fh.write(out, 0, out.length, b.offset);
+      hash.update(bytes);
+      await pending;
+      pending = fh.write(bytes, 0, bytes.length, b.offset);
       pos = b.offset + b.bytes;
-      onProgress?.('weights', i + 1, total);
+      opts.onProgress?.('weights', i + 1, total);
     }
     await pending;
     if (mp.spaces.weights > pos) hash.update(new Uint8Array(mp.spaces.weights - pos));
     await fh.truncate(mp.spaces.weights);
   } finally {
     await pending.catch(() => undefined);
+    await Promise.all([...ready.values()].map((p) => p.catch(() => undefined)));
+    await pool?.close();
     await fh.close();
   }
   return hash.digest('hex');
@@ -159,7 +181,7 @@ export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan
     compiling?.catch(() => undefined);
     let sha: string;
     try {
-      sha = await writeWeights(path.join(tmp, 'weights.bin'), mp, opts.onProgress);
+      sha = await writeWeights(path.join(tmp, 'weights.bin'), mp, opts);
     } catch (e) {
       await compiling?.catch(() => undefined);
       throw e;

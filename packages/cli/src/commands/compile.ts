@@ -25,6 +25,7 @@ interface CompileFlags {
   nvcc: boolean;
   json?: boolean;
   progress: boolean;
+  stubKernels?: boolean;
 }
 
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
@@ -61,6 +62,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
     .option('--fbcache <threshold>', 'First Block Cache with this residual threshold')
     .option('--no-nvcc', 'do not compile kernels/module.cubin (the runtime compiles module.cu with NVRTC)')
     .option('--no-progress', 'no progress bar')
+    .option('--stub-kernels', 'emit kernels without CUDA bodies (a plan for `run --backend cpu` only; debugging)')
     .option('--json', 'print one JSON object (stats and timings)');
   addMeshFlags(cmd, 'rejected for now: the CUDA runtime is single-GPU');
   cmd.action(async (model: string, flags: CompileFlags) => {
@@ -86,6 +88,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
         ...(mesh ? { mesh } : {}),
         ...(fbcache !== undefined ? { fbcache } : {}),
         nvcc: flags.nvcc ? 'auto' : false,
+        stubKernels: flags.stubKernels === true,
         onProgress: (phase, done, total) => {
           if (!bar) return;
           if (!started) {

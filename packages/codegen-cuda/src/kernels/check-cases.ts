@@ -135,7 +135,12 @@ function reductions(): Graph {
   const max = g.one('ReduceMax', [x, g.i64([0, 2])], { keepdims: i(0) });
   const centered = g.one('Sub', [x, mean]);
   const l2 = g.one('ReduceSumSquare', [centered, g.i64([1, 2])], { keepdims: i(1) });
-  return g.build([mean, sum, max, l2]);
+  // First Block Cache's relative change: mean |a - b| / mean |b| over whole activations.
+  const a = g.in('bf16', [1, 300, 256]);
+  const b = g.in('bf16', [1, 300, 256]);
+  const diff = g.one('ReduceMean', [g.one('Abs', [g.one('Sub', [a, b])]), g.i64([0, 1, 2])], { keepdims: i(0) });
+  const ref = g.one('ReduceMean', [g.one('Abs', [b]), g.i64([0, 1, 2])], { keepdims: i(0) });
+  return g.build([mean, sum, max, l2, g.one('Div', [diff, ref])]);
 }
 
 function onnxNorms(): Graph {

@@ -68,6 +68,7 @@ function build(g: Group, name: string, order: Map<Node, number>): Built | undefi
 function tagOf(g: Group): string {
   if (g.kind === 'row') return g.plan.op;
   if (g.kind === 'pointwise') return 'pointwise';
+  if (g.plan.wide) return `wide_${g.plan.op}`;
   return g.plan.op.includes('softmax') ? `${g.plan.op}_axis` : `reduce_${g.plan.op}`;
 }
 

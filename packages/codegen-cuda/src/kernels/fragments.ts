@@ -14,8 +14,12 @@ export const ELSEWHERE: ReadonlySet<string> = new Set([
   'all_to_all', 'all_gather', 'all_reduce', 'ppermute', 'shard_slice', 'to_token_order', 'from_token_order', 'If',
 ]);
 
-/** Topological order that takes a ready ELSEWHERE node before any other ready node. */
-function gemmFirst(g: Graph): Node[] {
+/**
+ * Topological order that takes a ready ELSEWHERE node (GEMM, attention...) before any other ready
+ * node. Lowering fragments in this order puts e.g. both FLUX streams' q/k norms, their Concat and
+ * the rope into one fragment, where they become one kernel (a node-order cut splits them).
+ */
+export function gemmFirstOrder(g: Graph): Node[] {
   const producer = g.producers();
   const users = g.users();
   const waiting = new Map<Node, number>();
@@ -39,7 +43,7 @@ function gemmFirst(g: Graph): Node[] {
 }
 
 export function cutFragments(g: Graph): Graph[] {
-  const nodes = gemmFirst(g);
+  const nodes = gemmFirstOrder(g);
   const runs: Node[][] = [];
   let cur: Node[] = [];
   for (const n of nodes) {

@@ -2,7 +2,8 @@
  * The helper header every emitted non-GEMM kernel source starts with (the lowering deduplicates
  * it across kernels of a module: it is one constant string). Only cuda_bf16.h and cuda_fp16.h are
  * included so the same text builds with nvcc and NVRTC. Helpers: rounding to narrow floats,
- * NaN-propagating max/min, GELU forms, 16-byte vector load/store of float lanes, and row
+ * NaN-propagating max/min, GELU forms, 16-byte vector load/store of float lanes (stores through
+ * inline PTX st.global.v4), and row
  * reductions over a power-of-two group of T threads (shuffles, plus shared memory above a warp).
  */
 export const KERNEL_HEADER_GUARD = 'PARADIT_KERNEL_HEADER';
@@ -62,23 +63,33 @@ template <typename T, int N> __device__ __forceinline__ void pdt_ldv(const T* __
     for (int i = 0; i < N; i++) out[i] = pdt_to_f<T>(p[i]);
   }
 }
-template <typename T, int N, typename W> __device__ __forceinline__ void pdt_stw(T* __restrict__ p, const float* in) {
-  constexpr int E = (int)(sizeof(W) / sizeof(T));
-#pragma unroll
-  for (int q = 0; q < N / E; q++) {
-    W w;
-    T* e = reinterpret_cast<T*>(&w);
-#pragma unroll
-    for (int i = 0; i < E; i++) e[i] = pdt_from_f<T>(in[q * E + i]);
-    reinterpret_cast<W*>(p)[q] = w;
-  }
+/* Stores pack the lanes into 32-bit words with bit operations (not through a T array that
+   aliases the vector), so the compiler keeps one 16-byte store per vector. */
+template <typename T> __device__ __forceinline__ unsigned int pdt_bits(float x);
+template <> __device__ __forceinline__ unsigned int pdt_bits<float>(float x) { return __float_as_uint(x); }
+template <> __device__ __forceinline__ unsigned int pdt_bits<__half>(float x) { return (unsigned int)__half_as_ushort(__float2half_rn(x)); }
+template <> __device__ __forceinline__ unsigned int pdt_bits<__nv_bfloat16>(float x) { return (unsigned int)__bfloat16_as_ushort(__float2bfloat16_rn(x)); }
+template <typename T> __device__ __forceinline__ unsigned int pdt_word(const float* in, int w) {
+  if constexpr (sizeof(T) == 4) return pdt_bits<T>(in[w]);
+  else return pdt_bits<T>(in[2 * w]) | (pdt_bits<T>(in[2 * w + 1]) << 16);
 }
 template <typename T, int N> __device__ __forceinline__ void pdt_stv(T* __restrict__ p, const float* in) {
   constexpr int B = N * (int)sizeof(T);
-  if constexpr (B % 16 == 0) pdt_stw<T, N, uint4>(p, in);
-  else if constexpr (B % 8 == 0) pdt_stw<T, N, uint2>(p, in);
-  else if constexpr (B % 4 == 0) pdt_stw<T, N, unsigned int>(p, in);
-  else {
+  if constexpr (B % 16 == 0) {
+#pragma unroll
+    for (int q = 0; q < B / 16; q++) {
+      /* Inline PTX: NVVM may split a uint4 store into 32-bit stores when it cannot prove the
+         alignment of a kernel parameter; the emitter guarantees 16-byte alignment here. */
+      asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(reinterpret_cast<uint4*>(p) + q), "r"(pdt_word<T>(in, 4 * q)),
+                   "r"(pdt_word<T>(in, 4 * q + 1)), "r"(pdt_word<T>(in, 4 * q + 2)), "r"(pdt_word<T>(in, 4 * q + 3)));
+    }
+  } else if constexpr (B % 8 == 0) {
+#pragma unroll
+    for (int q = 0; q < B / 8; q++) reinterpret_cast<uint2*>(p)[q] = make_uint2(pdt_word<T>(in, 2 * q), pdt_word<T>(in, 2 * q + 1));
+  } else if constexpr (B % 4 == 0) {
+#pragma unroll
+    for (int q = 0; q < B / 4; q++) reinterpret_cast<unsigned int*>(p)[q] = pdt_word<T>(in, q);
+  } else {
 #pragma unroll
     for (int i = 0; i < N; i++) p[i] = pdt_from_f<T>(in[i]);
   }

@@ -42,6 +42,7 @@ export function emitLoopReduce(name: string, plan: LoopPlan): LoopLaunch {
     start[d] = `i${d}`;
   }
   if (plan.op === 'softmax' || plan.op === 'log_softmax') return emitLoopSoftmax(name, plan);
+  if (plan.wide) return emitWideReduce(name, plan);
   const init = { sum: '0.0', mean: '0.0', sumsq: '0.0', l1: '0.0', l2: '0.0', prod: '1.0', max: '-__longlong_as_double(0x7ff0000000000000LL)', min: '__longlong_as_double(0x7ff0000000000000LL)' }[plan.op as 'sum'];
   if (init === undefined) throw new Error(`loop reduction of ${plan.op}`);
   b.emit(`double acc = ${init};`);
@@ -121,4 +122,65 @@ function emitLoopSoftmax(name: string, plan: LoopPlan): LoopLaunch {
     body.split('\n').filter((l) => l).map((l) => `  ${l}`).join('\n') +
     '\n}\n';
   return { source, grid: Math.max(1, Math.ceil(outN / LOOP_BLOCK)), block: LOOP_BLOCK, params };
+}
+
+export const WIDE_BLOCK = 1024;
+
+/**
+ * A float reduction over rows too long for registers: one block of 1024 threads per row, each
+ * thread striding over 16-byte chunks (several loads in flight through unrolling) with an fp32
+ * accumulator, then a block reduction. A two-stage grid-wide version would need scratch memory,
+ * which the kernel contract does not provide yet.
+ */
+function emitWideReduce(name: string, plan: LoopPlan): LoopLaunch {
+  const shape = plan.input.shape;
+  const L = shape[shape.length - 1]!;
+  const lead = shape.slice(0, -1);
+  const rows = numelOf(lead);
+  let V = plan.input.dtype === 'f32' ? 4 : plan.input.dtype === 'f16' || plan.input.dtype === 'bf16' ? 8 : 1;
+  while (V > 1 && L % V !== 0) V >>= 1;
+  const C = L / V;
+  const idx = indexType(numelOf(shape), [plan.input]);
+  const b = new SourceBuilder();
+  const params = new Params();
+  const ev = new Evaluator(b, params, idx);
+  b.emit(`__shared__ float red[${WIDE_BLOCK / 32}];`);
+  b.emit(`${idx} rr = (${idx})blockIdx.x;`);
+  const start: string[] = [];
+  for (let d = lead.length - 1; d >= 0; d--) {
+    b.emit(`const ${idx} i${d} = rr % ${lead[d]};`);
+    b.emit(`rr /= ${lead[d]};`);
+    start.unshift(`i${d}`);
+  }
+  const isMax = plan.op === 'max';
+  const isMin = plan.op === 'min';
+  b.emit(`float acc = ${isMax ? '-__int_as_float(0x7f800000)' : isMin ? '__int_as_float(0x7f800000)' : '0.0f'};`);
+  b.emit('#pragma unroll 4');
+  b.open(`for (${idx} c = threadIdx.x; c < ${C}; c += ${WIDE_BLOCK})`);
+  b.emit(`const ${idx} j = c * ${V};`);
+  ev.push();
+  const lanes = ev.eval(plan.input, { key: 'c', start: [...start, 'j'], lanes: V });
+  for (const l of lanes) {
+    const x = `(float)(${l})`;
+    if (isMax) b.emit(`acc = fmaxf(acc, ${x});`);
+    else if (isMin) b.emit(`acc = fminf(acc, ${x});`);
+    else if (plan.op === 'sumsq' || plan.op === 'l2') b.emit(`acc += ${x} * ${x};`);
+    else if (plan.op === 'l1') b.emit(`acc += fabsf(${x});`);
+    else b.emit(`acc += ${x};`);
+  }
+  ev.pop();
+  b.close();
+  if (isMax) b.emit(`acc = pdt_row_max<${WIDE_BLOCK}>(acc, red);`);
+  else if (isMin) b.emit(`acc = -pdt_row_max<${WIDE_BLOCK}>(-acc, red);`);
+  else b.emit(`acc = pdt_row_sum<${WIDE_BLOCK}>(acc, red);`);
+  if (plan.op === 'mean') b.emit(`acc *= ${literal('f32', 1 / L)};`);
+  if (plan.op === 'l2') b.emit('acc = sqrtf(acc);');
+  const out = params.write(plan.out);
+  b.emit(`if (threadIdx.x == 0) ${out}[blockIdx.x] = ${toStorage(plan.out.dtype, `(${computeType(plan.out.dtype)})(acc)`)};`);
+  const body = b.text();
+  const source =
+    `extern "C" __global__ void __launch_bounds__(${WIDE_BLOCK}) ${name}(${params.decl()}) {\n` +
+    body.split('\n').filter((l) => l).map((l) => `  ${l}`).join('\n') +
+    '\n}\n';
+  return { source, grid: rows, block: WIDE_BLOCK, params };
 }

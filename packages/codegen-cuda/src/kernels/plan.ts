@@ -47,6 +47,8 @@ export interface LoopPlan {
   readonly axes: readonly number[];
   readonly out: Value;
   readonly nodes: readonly Node[];
+  /** Rows too long for registers ([...rows, L], axes = [last]): one 1024-thread block per row. */
+  readonly wide?: boolean;
 }
 
 export interface Alias {
@@ -361,10 +363,14 @@ export class Planner {
     const r = shape.length;
     const trailing = axes.every((a, i) => a === r - axes.length + i);
     const L = axes.reduce((p, a) => p * shape[a]!, 1);
+    const rowShape = [...shape.slice(0, r - axes.length), L];
     if (trailing && op !== 'prod' && isFloatCompute(x.dtype) && RowPlan.fits(L)) {
-      const rowShape = [...shape.slice(0, r - axes.length), L];
       const input = this.view(x, (e) => reshapeExpr(e, rowShape), node);
       this.rows.push(new RowPlan(op, input, undefined, undefined, 0, out, out.dtype, [node]));
+    } else if (trailing && op !== 'prod' && isFloatCompute(x.dtype)) {
+      // E.g. First Block Cache's mean |a - b| over a whole activation: a block per output.
+      const input = this.view(x, (e) => reshapeExpr(e, rowShape), node);
+      this.loops.push({ op, input, axes: [rowShape.length - 1], out, nodes: [node], wide: true });
     } else {
       this.loops.push({ op, input: this.get(x), axes, out, nodes: [node] });
     }

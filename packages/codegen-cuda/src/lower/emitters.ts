@@ -2,7 +2,7 @@
  * The emitters the compile driver uses by default: the fused-kernel emitter (kernels/index.ts)
  * for fragments. Attention goes to the flash kernel (lower/attention.ts) or is decomposed before
  * lowering. The stand-in (stub-emitter.ts) stays available for tests of the compile path that
- * must not depend on the CUDA renderers (`--stub-kernels`).
+ * must not depend on the CUDA renderers (`compile --stub-kernels`).
  */
 import type { Node } from '@paradit/ir';
 import type { EmitFragment, FragmentLowering } from '../kernel-types';

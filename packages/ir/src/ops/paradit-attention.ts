@@ -73,8 +73,8 @@ function inferAttention(ctx: InferCtx): TensorType[] {
  * The attention kernel of `attention` and of `attention_lse` (ring steps): per (b, n), scores =
  * scale * q @ k^T (+ mask), a max-subtracted softmax in doubles, then p @ v, both products
  * through the blocked gemm. Writes `out` ([B,N,Sq,Hv]) and, when given, the row log-sum-exp
- * `lse` ([B,N,Sq]). A masked key gets probability exactly 0 (so v must be finite there: padding
- * tokens are zero-filled); a row whose every key is masked gives zeros and lse = -inf.
+ * `lse` ([B,N,Sq]). A masked key gets probability exactly 0 and never touches v (padding may hold
+ * anything); a row whose every key is masked gives zeros and lse = -inf.
  */
 export function attentionKernel(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | undefined, scale: number, out: TensorData, lse?: Float32Array): void {
   const [B, N, Sq, H] = q.shape as [number, number, number, number];
@@ -89,6 +89,7 @@ export function attentionKernel(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | 
   const boolMask = mask?.dtype === 'bool';
   const log = Math.log;
   const exp = Math.exp;
+  let vFinite = true;
   for (let b = 0; b < B; b++) {
     for (let n = 0; n < N; n++) {
       const kvh = Math.floor(n / group);
@@ -97,6 +98,7 @@ export function attentionKernel(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | 
       // K^T of this kv head ([H, Skv]); shared by the `group` query heads that read it.
       if (n % group === 0) {
         for (let j = 0; j < Skv; j++) for (let h = 0; h < H; h++) kt[h * Skv + j] = k.data[kOff + j * H + h]!;
+        vFinite = allFinite(v.data, vOff, Skv * Hv);
       }
       gemm(q.data, (b * N + n) * Sq * H, H, kt, 0, Skv, scores, 0, Skv, Sq, H, Skv);
       for (let i = 0; i < Sq; i++) {
@@ -128,7 +130,30 @@ export function attentionKernel(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | 
         for (let j = 0; j < Skv; j++) scores[r + j]! *= inv;
         if (lse) lse[(b * N + n) * Sq + i] = max + log(sum);
       }
-      gemm(scores, 0, Skv, v.data, vOff, Hv, out, (b * N + n) * Sq * Hv, Hv, Sq, Skv, Hv);
+      const oOff = (b * N + n) * Sq * Hv;
+      if (vFinite) gemm(scores, 0, Skv, v.data, vOff, Hv, out, oOff, Hv, Sq, Skv, Hv);
+      else probsTimesV(scores, v.data, vOff, out, oOff, Sq, Skv, Hv);
+    }
+  }
+}
+
+function allFinite(d: TensorData, off: number, n: number): boolean {
+  for (let i = off; i < off + n; i++) if (!Number.isFinite(d[i]!)) return false;
+  return true;
+}
+
+/**
+ * p @ v without reading v at keys of probability 0: a masked key never touches v, so padding or
+ * masked positions holding inf/NaN cannot turn 0 * v into NaN (the slow path, only when v has
+ * non-finite values).
+ */
+function probsTimesV(p: Float64Array, v: TensorData, vOff: number, out: TensorData, oOff: number, Sq: number, Skv: number, Hv: number): void {
+  for (let i = 0; i < Sq; i++) {
+    for (let h = 0; h < Hv; h++) out[oOff + i * Hv + h] = 0;
+    for (let j = 0; j < Skv; j++) {
+      const w = p[i * Skv + j]!;
+      if (w === 0) continue;
+      for (let h = 0; h < Hv; h++) out[oOff + i * Hv + h]! += w * v[vOff + j * Hv + h]!;
     }
   }
 }

@@ -112,7 +112,10 @@ export function residualUnits(view: GraphView, residuals: readonly ResidualOp[])
  */
 function activationProducts(view: GraphView, body: readonly Node[]): Node[] {
   const inBody = new Set(body);
-  const computed = (v: Value | null): boolean => v !== null && inBody.has(view.producer.get(v)!);
+  const computed = (v: Value | null): boolean => {
+    const p = v ? view.producer.get(v) : undefined;
+    return p !== undefined && inBody.has(p);
+  };
   return body.filter((n) => (n.op === 'MatMul' || n.op === 'Einsum') && n.inputs.length >= 2 && n.inputs.every(computed));
 }
 

@@ -16,10 +16,10 @@ function emitIssueQK(src: Src, s: KernelShape): void {
   });
 }
 
-function emitIssuePV(src: Src, s: KernelShape, p: string): void {
+function emitIssuePV(src: Src, s: KernelShape): void {
   src.line('#pragma unroll');
   src.block(`for (int kk = 0; kk < ${s.bn / 16}; ++kk)`, () => {
-    src.line(`mma_pv(oacc, ${p}[kk], make_desc(vAddr + kk * 2048, ${s.bn * 128}, 1024), 1);`);
+    src.line(`mma_pv(oacc, pfrag[kk], make_desc(vAddr + kk * 2048, ${s.bn * 128}, 1024), 1);`);
   });
 }
 
@@ -54,19 +54,14 @@ function emitPrologue(src: Src, s: KernelShape): void {
   src.line('wg_wait<0>();', 'pin(sacc);');
   src.line('if (lane == 0) mbar_arrive(barKEmpty);');
   src.block('', () => {
-    src.line('const int kv0 = 0;');
-    emitScores(src, s, true);
+    emitScores(src, s, '0', true);
     emitSoftmax(src, s);
   });
-  emitToP(src, s, 'pA');
+  emitToP(src, s);
 }
 
-/**
- * One KV tile j (the C variable named by `j`): P_{j-1} is read from `cur`, P_j is written to `next`.
- * With two buffers, P_j is packed before the wait for P_{j-1} V (nothing in flight reads `next`);
- * with one, it must wait (cur == next).
- */
-function emitStep(src: Src, s: KernelShape, j: string, cur: string, next: string, last: boolean): void {
+/** One KV tile j (the C variable named by `j`); `last`: the tile may reach past skv. */
+function emitStep(src: Src, s: KernelShape, j: string, last: boolean): void {
   src.line(`const int st = ${j} % ST; const u32 ph = (${j} / ST) & 1;`);
   src.line(`const int sp = (${j} - 1) % ST; const u32 php = ((${j} - 1) / ST) & 1;`);
   src.line('mbar_wait(barKFull + 8 * st, ph);', 'fence_proxy_async();');
@@ -80,38 +75,38 @@ function emitStep(src: Src, s: KernelShape, j: string, cur: string, next: string
   src.line('mbar_wait(barVFull + 8 * sp, php);', 'fence_proxy_async();');
   src.block('', () => {
     src.line('const u32 vAddr = sV + sp * V_BYTES;');
-    emitIssuePV(src, s, cur);
+    emitIssuePV(src, s);
   });
   src.line('wg_commit();');
   endTurn(src, s, false);
   src.line('wg_wait<1>();', 'pin(sacc);');
   src.line('if (lane == 0) mbar_arrive(barKEmpty + 8 * st);');
-  src.line(`const int kv0 = ${j} * BN;`);
-  emitScores(src, s, last);
+  emitScores(src, s, j, last);
   emitSoftmax(src, s);
-  if (cur !== next) emitToP(src, s, next);
-  src.line('wg_wait<0>();', 'pin(oacc);', `pin(${cur});`);
+  // ptxas schedules this wait a few instructions into the softmax rather than after it (SASS,
+  // perf-notes run 6); making it conditional on the softmax serializes every wgmma (C7514).
+  src.line('wg_wait<0>();', 'pin(oacc);', 'pin(pfrag);');
   src.line('if (lane == 0) mbar_arrive(barVEmpty + 8 * sp);');
   src.line('#pragma unroll');
   src.block(`for (int i = 0; i < ${s.dv / 2}; i += 4)`, () => {
     src.line('oacc[i] *= alpha0; oacc[i + 1] *= alpha0; oacc[i + 2] *= alpha1; oacc[i + 3] *= alpha1;');
   });
-  if (cur === next) emitToP(src, s, next);
+  emitToP(src, s);
 }
 
-/** The last P V product, reading P from `cur`. */
-function emitFinalPV(src: Src, s: KernelShape, cur: string): void {
+/** The last P V product. */
+function emitFinalPV(src: Src, s: KernelShape): void {
   src.line('const int sp = (nTiles - 1) % ST; const u32 php = ((nTiles - 1) / ST) & 1;');
   src.line('mbar_wait(barVFull + 8 * sp, php);', 'fence_proxy_async();');
   beginTurn(src, s);
   src.line('wg_fence();');
   src.block('', () => {
     src.line('const u32 vAddr = sV + sp * V_BYTES;');
-    emitIssuePV(src, s, cur);
+    emitIssuePV(src, s);
   });
   src.line('wg_commit();');
   endTurn(src, s, true);
-  src.line('wg_wait<0>();', 'pin(oacc);', `pin(${cur});`);
+  src.line('wg_wait<0>();', 'pin(oacc);', 'pin(pfrag);');
   src.line('if (lane == 0) mbar_arrive(barVEmpty + 8 * sp);');
 }
 
@@ -121,8 +116,7 @@ export function emitConsumer(src: Src, s: KernelShape): void {
   src.line('const int row0 = q0 + cw * 64 + warp * 16 + (lane >> 2), row1 = row0 + 8;');
   src.line(`float oacc[${s.dv / 2}];`);
   src.line('#pragma unroll', `for (int i = 0; i < ${s.dv / 2}; ++i) oacc[i] = 0.f;`);
-  src.line(`float sacc[${s.bn / 2}];`, `u32 pA[${s.bn / 16}][4];`);
-  if (s.pbuffers === 2) src.line(`u32 pB[${s.bn / 16}][4];`);
+  src.line(`float sacc[${s.bn / 2}];`, `u32 pfrag[${s.bn / 16}][4];`);
   src.line('float m0 = NEG_INF, m1 = NEG_INF, l0 = 0.f, l1 = 0.f, alpha0 = 1.f, alpha1 = 1.f;');
   if (s.maskElem !== undefined) {
     // Row pointers are formed for rows past sq too but only dereferenced inside [sq, skv).
@@ -132,24 +126,11 @@ export function emitConsumer(src: Src, s: KernelShape): void {
   src.line('const u32 qAddr = sQ + cw * 64 * 128;');
   src.block('if (nTiles > 0)', () => {
     emitPrologue(src, s);
-    // Tiles 1 .. nTiles-2 are full; the last one (which may be ragged) is peeled off.
-    if (s.pbuffers === 1) {
-      src.block('for (int j = 1; j < nTiles - 1; ++j)', () => emitStep(src, s, 'j', 'pA', 'pA', false));
-      src.block('if (nTiles > 1)', () => emitStep(src, s, '(nTiles - 1)', 'pA', 'pA', true));
-      emitFinalPV(src, s, 'pA');
-      return;
-    }
-    // Two P buffers: the loop is unrolled by two so every buffer name is a compile-time register array.
-    src.line('int j = 1;');
-    src.block('for (; j + 1 < nTiles; j += 2)', () => {
-      src.block('', () => emitStep(src, s, 'j', 'pA', 'pB', true));
-      src.block('', () => emitStep(src, s, '(j + 1)', 'pB', 'pA', true));
-    });
-    src.block('if (j < nTiles)', () => {
-      src.block('', () => emitStep(src, s, 'j', 'pA', 'pB', true));
-      emitFinalPV(src, s, 'pB');
-    });
-    src.block('else', () => emitFinalPV(src, s, 'pA'));
+    // Tiles 1 .. nTiles-2 are full; the last one (which may be ragged) is peeled off so the
+    // steady-state loop carries no tail test.
+    src.block('for (int j = 1; j < nTiles - 1; ++j)', () => emitStep(src, s, 'j', false));
+    src.block('if (nTiles > 1)', () => emitStep(src, s, '(nTiles - 1)', true));
+    emitFinalPV(src, s);
   });
   emitEpilogue(src, s);
 }

@@ -26,8 +26,6 @@ export interface AttentionTuning {
   readonly pingpong?: boolean;
   /** Keys per tile: a multiple of 16 in [64, 256]. */
   readonly bn?: number;
-  /** P register buffers: 2 packs P_j while P_{j-1} V is in flight (loop unrolled by two). */
-  readonly pbuffers?: 1 | 2;
 }
 
 export interface KernelShape {
@@ -38,7 +36,6 @@ export interface KernelShape {
   readonly elem2: string;
   readonly pack2: string;
   readonly ptxType: string;
-  readonly header: string;
   readonly d: number;
   readonly dv: number;
   /** Query rows per block: one 64-row slice per consumer warpgroup. */
@@ -49,7 +46,6 @@ export interface KernelShape {
   /** Warpgroups: one producer (cp.async loads) and bm/64 consumers (wgmma + softmax). */
   readonly consumers: number;
   readonly pingpong: boolean;
-  readonly pbuffers: 1 | 2;
   readonly threads: number;
   readonly smem: number;
   /** Registers per thread after setmaxnreg: producer / consumers. */
@@ -101,14 +97,12 @@ export function kernelShape(spec: AttentionSpec, tuning: AttentionTuning = {}): 
   const bn = tuning.bn ?? defaultBn;
   const smem = bm * d * 2 + stages * bn * (d + dv) * 2 + BARRIER_BYTES + ALIGN_SLACK;
   const pingpong = consumers === 2 && (tuning.pingpong ?? true);
-  const pbuffers = tuning.pbuffers ?? 1;
   const entry =
     entryName(spec) +
     (stages === 2 ? '' : `_st${stages}`) +
     (consumers === 2 ? '' : `_c${consumers}`) +
     (consumers === 2 && !pingpong ? '_nopp' : '') +
-    (bn === defaultBn ? '' : `_n${bn}`) +
-    (pbuffers === 1 ? '' : '_p2');
+    (bn === defaultBn ? '' : `_n${bn}`);
   // setmaxnreg: 65536 registers shared by one producer and `consumers` consumer warpgroups.
   // Two consumers hold S (BN/2), O (Hv/2) and P (BN/4) fp32/packed registers plus mask addressing;
   // a masked kernel needs the most, so its producer gives up more (a few bytes of producer spill).
@@ -124,7 +118,6 @@ export function kernelShape(spec: AttentionSpec, tuning: AttentionTuning = {}): 
     elem2: bf ? '__nv_bfloat162' : '__half2',
     pack2: bf ? '__floats2bfloat162_rn' : '__floats2half2_rn',
     ptxType: bf ? 'bf16' : 'f16',
-    header: bf ? 'cuda_bf16.h' : 'cuda_fp16.h',
     d,
     dv,
     bm,
@@ -132,7 +125,6 @@ export function kernelShape(spec: AttentionSpec, tuning: AttentionTuning = {}): 
     stages,
     consumers,
     pingpong,
-    pbuffers,
     threads: 128 * (consumers + 1),
     smem,
     producerRegs,

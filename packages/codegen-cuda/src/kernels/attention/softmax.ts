@@ -16,11 +16,12 @@ export const LN2 = '0.6931471805599453f';
  * kernels emit no code at all for the other tiles: a branch there would end ptxas's basic block
  * while P V is in flight, and ptxas then waits for it before the softmax (no overlap).
  */
-export function emitScores(src: Src, s: KernelShape, last: boolean): void {
+export function emitScores(src: Src, s: KernelShape, j: string, last: boolean): void {
   const n = s.bn / 2;
   if (s.maskElem === undefined) {
     // Raw scores stay unscaled (scale > 0 is checked on the host); only the ragged tail is masked.
     if (!last) return;
+    src.line(`const int kv0 = ${j} * BN;`);
     src.block('if (kv0 + BN > skv)', () => {
       src.line('#pragma unroll');
       src.block(`for (int i = 0; i < ${n}; ++i)`, () => {
@@ -30,6 +31,7 @@ export function emitScores(src: Src, s: KernelShape, last: boolean): void {
     });
     return;
   }
+  src.line(`const int kv0 = ${j} * BN;`);
   // Fast branch: the whole tile is inside [sq, skv) and the key stride is 1, so every load is
   // a row pointer plus a compile-time offset. Otherwise bounds and strides are checked per element.
   src.block('if (msk == 1 && kv0 + BN <= skv && row1 < sq)', () => {
@@ -106,12 +108,12 @@ export function emitSoftmax(src: Src, s: KernelShape): void {
   src.line('l0 = l0 * alpha0 + sum0;', 'l1 = l1 * alpha1 + sum1;');
 }
 
-export function emitToP(src: Src, s: KernelShape, dst = 'pfrag'): void {
+export function emitToP(src: Src, s: KernelShape): void {
   src.line('#pragma unroll');
   src.block(`for (int kk = 0; kk < ${s.bn / 16}; ++kk)`, () => {
-    src.line(`${dst}[kk][0] = pack2(sacc[8 * kk + 0], sacc[8 * kk + 1]);`);
-    src.line(`${dst}[kk][1] = pack2(sacc[8 * kk + 2], sacc[8 * kk + 3]);`);
-    src.line(`${dst}[kk][2] = pack2(sacc[8 * kk + 4], sacc[8 * kk + 5]);`);
-    src.line(`${dst}[kk][3] = pack2(sacc[8 * kk + 6], sacc[8 * kk + 7]);`);
+    src.line(`pfrag[kk][0] = pack2(sacc[8 * kk + 0], sacc[8 * kk + 1]);`);
+    src.line(`pfrag[kk][1] = pack2(sacc[8 * kk + 2], sacc[8 * kk + 3]);`);
+    src.line(`pfrag[kk][2] = pack2(sacc[8 * kk + 4], sacc[8 * kk + 5]);`);
+    src.line(`pfrag[kk][3] = pack2(sacc[8 * kk + 6], sacc[8 * kk + 7]);`);
   });
 }
