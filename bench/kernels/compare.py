@@ -60,6 +60,10 @@ def torch_case(kind, ins, out_meta):
         ref = f32[0].reshape(1, 4608, 24, 128).transpose(1, 2)
         X = bf[0]
         fn = lambda: X.reshape(1, 4608, 24, 128).transpose(1, 2).contiguous()
+    elif kind == "fbcache_diff":
+        ref = (f32[0] - f32[1]).bfloat16().float().abs().mean()
+        X, Y = bf
+        fn = lambda: (X - Y).abs().mean()
     else:
         raise ValueError(kind)
     for _ in range(5): fn()

@@ -6,6 +6,7 @@
  */
 import { Tensor } from '@paradit/ir';
 import { InterpreterStepExecutor, compareTensors, FBCACHE_NAMES } from '@paradit/runtime';
+import type { Plan } from '@paradit/runtime';
 import { buildTinyDit, tinyDitInputs, TINY_DIT } from '../models/tiny-dit';
 import { compilePlanDir } from './helpers';
 
@@ -15,11 +16,17 @@ const controls = (threshold: number, mustCompute: boolean): [string, Tensor][] =
   [FBCACHE_NAMES.maxCached, Tensor.scalar('f32', Infinity)],
 ];
 
-describe.each(['f32', 'bf16'] as const)('First Block Cache plan (%s)', (dtype) => {
+// headDim 64 in bf16 puts flash-attention kernels (with folded transposes) inside the branch.
+describe.each([
+  ['f32', 8],
+  ['bf16', 8],
+  ['bf16', 64],
+] as const)('First Block Cache plan (%s, head dim %i)', (dtype, headDim) => {
   it('matches the interpreter step by step, through computed and cached steps', async () => {
-    const m = buildTinyDit({ ...TINY_DIT, blocks: 3 });
-    const { compiled, backend } = await compilePlanDir(m, dtype, { fbcache: true });
-    expect(compiled.built.plan).toBeDefined();
+    const m = buildTinyDit({ ...TINY_DIT, blocks: 3, headDim });
+    const { compiled, backend, plan } = await compilePlanDir(m, dtype, { fbcache: true });
+    expect(plan.stats['branches']).toBe(1);
+    expect(plan.state.length).toBeGreaterThan(0);
     const ref = new InterpreterStepExecutor(compiled.reference);
     const base = tinyDitInputs();
     const names = m.graph.inputs.map((v) => v.name);
@@ -47,6 +54,8 @@ describe.each(['f32', 'bf16'] as const)('First Block Cache plan (%s)', (dtype) =
       if (got.get(FBCACHE_NAMES.cached)!.data[0]) cachedSteps++;
     }
     expect(cachedSteps).toBe(3);
-    expect(compiled.built.plan).toBeDefined();
+    const inBranch = (is: Plan['program']): Plan['program'] => is.flatMap((i) => (i.op === 'branch' ? [...i.then, ...i.else, ...inBranch(i.then), ...inBranch(i.else)] : []));
+    const flash = inBranch(plan.program).filter((i) => i.op === 'kernel' && i.kernel.startsWith('paradit_attn_fwd'));
+    expect(flash.length > 0).toBe(headDim === 64);
   });
 });

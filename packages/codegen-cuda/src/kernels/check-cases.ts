@@ -11,7 +11,7 @@ export interface CheckCase {
   readonly name: string;
   readonly graph: Graph;
   /** Benchmark: the PyTorch formula bench/kernels/compare.py times and checks against. */
-  readonly torch?: 'ln_modulate' | 'rms_rope' | 'gated_residual' | 'gelu_tanh' | 'head_transpose';
+  readonly torch?: 'ln_modulate' | 'rms_rope' | 'gated_residual' | 'gelu_tanh' | 'head_transpose' | 'fbcache_diff';
 }
 
 type A = Record<string, AttrValue>;
@@ -187,6 +187,8 @@ export function benchFragments(): CheckCase[] {
   const gelu = new B();
   const tr = new B();
   const th = tr.one('Reshape', [tr.in('bf16', [1, 4608, 3072]), tr.i64([1, 4608, 24, 128])]);
+  const fb = new B();
+  const diff = fb.one('Abs', [fb.one('Sub', [fb.in('bf16', [1, 4608, 3072]), fb.in('bf16', [1, 4608, 3072])])]);
   return [
     { name: 'flux_ln_modulate', graph: lnModulate('bf16', [1, 4608, 3072], false), torch: 'ln_modulate' },
     { name: 'flux_rms_rope', graph: rmsRope('bf16', [1, 24, 4608, 128], 'interleaved', 'BNSH', [4608, 128]), torch: 'rms_rope' },
@@ -197,5 +199,6 @@ export function benchFragments(): CheckCase[] {
     },
     { name: 'flux_gelu_tanh', graph: gelu.build([gelu.one('gelu', [gelu.in('bf16', [1, 4608, 12288])], { approximate: s('tanh') })]), torch: 'gelu_tanh' },
     { name: 'flux_head_transpose', graph: tr.build([tr.one('Transpose', [th], { perm: ints([0, 2, 1, 3]) })]), torch: 'head_transpose' },
+    { name: 'flux_fbcache_diff', graph: fb.build([fb.one('ReduceMean', [diff, fb.i64([0, 1, 2])], { keepdims: i(0) })]), torch: 'fbcache_diff' },
   ];
 }

@@ -125,12 +125,22 @@ function emitLoopSoftmax(name: string, plan: LoopPlan): LoopLaunch {
 }
 
 export const WIDE_BLOCK = 1024;
+/** Blocks the wide reduction aims to keep busy (two per SM of an H100). */
+const WIDE_TARGET_BLOCKS = 264;
+
+/** Blocks per row of a wide reduction: enough to fill the GPU, each with >= 4 chunks per thread. */
+export function wideSplit(rows: number, chunks: number): number {
+  return Math.max(1, Math.min(Math.ceil(WIDE_TARGET_BLOCKS / rows), Math.floor(chunks / (WIDE_BLOCK * 4))));
+}
 
 /**
- * A float reduction over rows too long for registers: one block of 1024 threads per row, each
- * thread striding over 16-byte chunks (several loads in flight through unrolling) with an fp32
- * accumulator, then a block reduction. A two-stage grid-wide version would need scratch memory,
- * which the kernel contract does not provide yet.
+ * A float reduction over rows too long for registers (e.g. First Block Cache's mean |a - b| over
+ * a whole activation): G blocks of 1024 threads per row, each thread striding over 16-byte chunks
+ * with an fp32 accumulator, a block reduction, then the classic last-block pattern: each block
+ * stores its partial in a module-scope __device__ array, and the block that finishes last (an
+ * atomic counter per row) combines the G partials in index order (deterministic), writes the
+ * output and resets the counter for the next launch (CUDA-graph safe; not for concurrent launches
+ * of the same kernel on two streams).
  */
 function emitWideReduce(name: string, plan: LoopPlan): LoopLaunch {
   const shape = plan.input.shape;
@@ -140,47 +150,74 @@ function emitWideReduce(name: string, plan: LoopPlan): LoopLaunch {
   let V = plan.input.dtype === 'f32' ? 4 : plan.input.dtype === 'f16' || plan.input.dtype === 'bf16' ? 8 : 1;
   while (V > 1 && L % V !== 0) V >>= 1;
   const C = L / V;
+  const G = wideSplit(rows, C);
   const idx = indexType(numelOf(shape), [plan.input]);
   const b = new SourceBuilder();
   const params = new Params();
   const ev = new Evaluator(b, params, idx);
+  const isMax = plan.op === 'max';
+  const isMin = plan.op === 'min';
+  const init = isMax ? '-__int_as_float(0x7f800000)' : isMin ? '__int_as_float(0x7f800000)' : '0.0f';
+  const combine = (a: string, x: string): string => (isMax ? `${a} = fmaxf(${a}, ${x});` : isMin ? `${a} = fminf(${a}, ${x});` : `${a} += ${x};`);
+  const blockReduce = (v: string): string =>
+    isMax ? `${v} = pdt_row_max<${WIDE_BLOCK}>(${v}, red);` : isMin ? `${v} = -pdt_row_max<${WIDE_BLOCK}>(-${v}, red);` : `${v} = pdt_row_sum<${WIDE_BLOCK}>(${v}, red);`;
   b.emit(`__shared__ float red[${WIDE_BLOCK / 32}];`);
-  b.emit(`${idx} rr = (${idx})blockIdx.x;`);
+  b.emit(G > 1 ? `const ${idx} row = (${idx})blockIdx.x / ${G};` : `const ${idx} row = (${idx})blockIdx.x;`);
+  if (G > 1) b.emit(`const int part = blockIdx.x % ${G};`);
+  b.emit(`${idx} rr = row;`);
   const start: string[] = [];
   for (let d = lead.length - 1; d >= 0; d--) {
     b.emit(`const ${idx} i${d} = rr % ${lead[d]};`);
     b.emit(`rr /= ${lead[d]};`);
     start.unshift(`i${d}`);
   }
-  const isMax = plan.op === 'max';
-  const isMin = plan.op === 'min';
-  b.emit(`float acc = ${isMax ? '-__int_as_float(0x7f800000)' : isMin ? '__int_as_float(0x7f800000)' : '0.0f'};`);
+  b.emit(`float acc = ${init};`);
   b.emit('#pragma unroll 4');
-  b.open(`for (${idx} c = threadIdx.x; c < ${C}; c += ${WIDE_BLOCK})`);
+  const first = G > 1 ? `(${idx})part * ${WIDE_BLOCK} + threadIdx.x` : 'threadIdx.x';
+  b.open(`for (${idx} c = ${first}; c < ${C}; c += ${WIDE_BLOCK * G})`);
   b.emit(`const ${idx} j = c * ${V};`);
   ev.push();
   const lanes = ev.eval(plan.input, { key: 'c', start: [...start, 'j'], lanes: V });
   for (const l of lanes) {
     const x = `(float)(${l})`;
-    if (isMax) b.emit(`acc = fmaxf(acc, ${x});`);
-    else if (isMin) b.emit(`acc = fminf(acc, ${x});`);
-    else if (plan.op === 'sumsq' || plan.op === 'l2') b.emit(`acc += ${x} * ${x};`);
+    if (plan.op === 'sumsq' || plan.op === 'l2') b.emit(`acc += ${x} * ${x};`);
     else if (plan.op === 'l1') b.emit(`acc += fabsf(${x});`);
-    else b.emit(`acc += ${x};`);
+    else b.emit(combine('acc', x));
   }
   ev.pop();
   b.close();
-  if (isMax) b.emit(`acc = pdt_row_max<${WIDE_BLOCK}>(acc, red);`);
-  else if (isMin) b.emit(`acc = -pdt_row_max<${WIDE_BLOCK}>(-acc, red);`);
-  else b.emit(`acc = pdt_row_sum<${WIDE_BLOCK}>(acc, red);`);
-  if (plan.op === 'mean') b.emit(`acc *= ${literal('f32', 1 / L)};`);
-  if (plan.op === 'l2') b.emit('acc = sqrtf(acc);');
+  b.emit(blockReduce('acc'));
   const out = params.write(plan.out);
-  b.emit(`if (threadIdx.x == 0) ${out}[blockIdx.x] = ${toStorage(plan.out.dtype, `(${computeType(plan.out.dtype)})(acc)`)};`);
+  const finish = (v: string): string => {
+    const y = plan.op === 'mean' ? `${v} * ${literal('f32', 1 / L)}` : plan.op === 'l2' ? `sqrtf(${v})` : v;
+    return `${out}[row] = ${toStorage(plan.out.dtype, `(${computeType(plan.out.dtype)})(${y})`)};`;
+  };
+  let globals = '';
+  if (G === 1) b.emit(`if (threadIdx.x == 0) ${finish('acc')}`);
+  else {
+    globals = `__device__ float ${name}_part[${rows * G}];\n__device__ unsigned int ${name}_count[${rows}];\n`;
+    b.emit('__shared__ bool last;');
+    b.open('if (threadIdx.x == 0)');
+    b.emit(`${name}_part[row * ${G} + part] = acc;`);
+    b.emit('__threadfence();');
+    b.emit(`last = atomicAdd(&${name}_count[row], 1u) == ${G - 1}u;`);
+    b.close();
+    b.emit('__syncthreads();');
+    b.emit('if (!last) return;');
+    b.emit('__threadfence();');
+    b.emit(`float tot = ${init};`);
+    b.emit(`for (int i = threadIdx.x; i < ${G}; i += ${WIDE_BLOCK}) ${combine('tot', `__ldcg(&${name}_part[row * ${G} + i])`)}`);
+    b.emit(blockReduce('tot'));
+    b.open('if (threadIdx.x == 0)');
+    b.emit(finish('tot'));
+    b.emit(`${name}_count[row] = 0u;`);
+    b.close();
+  }
   const body = b.text();
   const source =
+    globals +
     `extern "C" __global__ void __launch_bounds__(${WIDE_BLOCK}) ${name}(${params.decl()}) {\n` +
     body.split('\n').filter((l) => l).map((l) => `  ${l}`).join('\n') +
     '\n}\n';
-  return { source, grid: rows, block: WIDE_BLOCK, params };
+  return { source, grid: rows * G, block: WIDE_BLOCK, params };
 }

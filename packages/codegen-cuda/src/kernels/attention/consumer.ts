@@ -1,7 +1,7 @@
 /**
- * The consumer warpgroups: per KV tile j, S_j = Q K_j^T is issued together with O += P_{j-1} V_{j-1};
- * the softmax of S_j runs while the P V product is in flight; O is rescaled after it lands. Then the
- * epilogue normalizes O, stores it (and the log-sum-exp) with row predicates.
+ * The consumer warpgroups: per KV tile j, S_j = Q K_j^T is issued, O is rescaled for P_{j-1}, and
+ * O += P_{j-1} V_{j-1} is issued; the softmax of S_j runs while the P V product is in flight. Then
+ * the epilogue normalizes O, stores it (and the log-sum-exp) with row predicates.
  */
 import type { Src } from './source';
 import type { KernelShape } from './shape';
@@ -60,6 +60,18 @@ function emitPrologue(src: Src, s: KernelShape): void {
   emitToP(src, s);
 }
 
+/**
+ * O *= alpha of the latest softmax, just before O += P V: O is not in flight there, whereas right
+ * after the wait for the previous P V product these 64 multiplies made ptxas hoist that wait above
+ * the softmax (FA3 orders it the same way).
+ */
+function emitRescaleO(src: Src, s: KernelShape): void {
+  src.line('#pragma unroll');
+  src.block(`for (int i = 0; i < ${s.dv / 2}; i += 4)`, () => {
+    src.line('oacc[i] *= alpha0; oacc[i + 1] *= alpha0; oacc[i + 2] *= alpha1; oacc[i + 3] *= alpha1;');
+  });
+}
+
 /** One KV tile j (the C variable named by `j`); `last`: the tile may reach past skv. */
 function emitStep(src: Src, s: KernelShape, j: string, last: boolean): void {
   src.line(`const int st = ${j} % ST; const u32 ph = (${j} / ST) & 1;`);
@@ -72,7 +84,9 @@ function emitStep(src: Src, s: KernelShape, j: string, last: boolean): void {
     emitIssueQK(src, s);
   });
   src.line('wg_commit();');
+  emitRescaleO(src, s);
   src.line('mbar_wait(barVFull + 8 * sp, php);', 'fence_proxy_async();');
+  src.line('wg_fence();');
   src.block('', () => {
     src.line('const u32 vAddr = sV + sp * V_BYTES;');
     emitIssuePV(src, s);
@@ -83,14 +97,8 @@ function emitStep(src: Src, s: KernelShape, j: string, last: boolean): void {
   src.line('if (lane == 0) mbar_arrive(barKEmpty + 8 * st);');
   emitScores(src, s, j, last);
   emitSoftmax(src, s);
-  // ptxas schedules this wait a few instructions into the softmax rather than after it (SASS,
-  // perf-notes run 6); making it conditional on the softmax serializes every wgmma (C7514).
   src.line('wg_wait<0>();', 'pin(oacc);', 'pin(pfrag);');
   src.line('if (lane == 0) mbar_arrive(barVEmpty + 8 * sp);');
-  src.line('#pragma unroll');
-  src.block(`for (int i = 0; i < ${s.dv / 2}; i += 4)`, () => {
-    src.line('oacc[i] *= alpha0; oacc[i + 1] *= alpha0; oacc[i + 2] *= alpha1; oacc[i + 3] *= alpha1;');
-  });
   emitToP(src, s);
 }
 
@@ -99,6 +107,7 @@ function emitFinalPV(src: Src, s: KernelShape): void {
   src.line('const int sp = (nTiles - 1) % ST; const u32 php = ((nTiles - 1) / ST) & 1;');
   src.line('mbar_wait(barVFull + 8 * sp, php);', 'fence_proxy_async();');
   beginTurn(src, s);
+  emitRescaleO(src, s);
   src.line('wg_fence();');
   src.block('', () => {
     src.line('const u32 vAddr = sV + sp * V_BYTES;');
