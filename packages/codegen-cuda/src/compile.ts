@@ -122,11 +122,10 @@ function sha256File(file: string): string {
   return h.digest('hex');
 }
 
-/** Input shapes from the model folder's first test data set (to bind symbolic dims). */
-export function testDataShapes(modelPath: string): Map<string, number[]> {
-  const dir = fs.statSync(modelPath).isDirectory() ? modelPath : path.dirname(modelPath);
+/** Input shapes (in graph input order) of the model folder's first test data set, if any. */
+export function testDataShapes(dir: string): number[][] {
   const sets = listTestDataSets(dir);
-  return new Map<string, number[]>(sets.length > 0 ? readTestDataSet(sets[0]!).inputs.map((t, k) => [`#${k}`, [...t.shape]]) : []);
+  return sets.length > 0 ? readTestDataSet(sets[0]!).inputs.map((t) => [...t.shape]) : [];
 }
 
 function checkMesh(mesh: MeshDegrees | undefined): void {
@@ -164,7 +163,7 @@ export async function compileToPlan(model: string, out: string, opts: CompileOpt
   const shapes = new Map<string, readonly number[]>();
   const fromData = testDataShapes(path.dirname(file));
   raw.graph.inputs.forEach((v, k) => {
-    const s = fromData.get(`#${k}`);
+    const s = fromData[k];
     if (s && v.shape.some((d) => typeof d === 'string')) shapes.set(v.name, s);
   });
   for (const [k, v] of opts.shapes ?? new Map()) shapes.set(k, v);
@@ -202,7 +201,7 @@ export function planSummary(raw: Module, target: string, dtype: string): Record<
     target: { backend: 'cuda', arch: TARGET_ARCH, dtype: parsePrecision(dtype), mesh: { cfg: 1, ring: 1, ulysses: 1 } },
     weightsSha256: '',
     cubin: null,
-    nvccOptions: [],
+    sourceOptions: [],
   });
   return { dtype: plan.target.dtype, ...plan.stats };
 }

@@ -166,7 +166,6 @@ export function planMemory(lp: LoweredProgram): MemoryPlan {
         let use = now;
         for (const b of enclosing) if ((first.get(r) ?? 0) < b.start) use = Math.max(use, b.end);
         last.set(r, Math.max(last.get(r) ?? 0, use));
-        if (!last.has(r)) last.set(r, use);
       }
       if (i.op === 'branch') {
         const range = { start: now, end: now + countInstrs(i.then) + countInstrs(i.else) };

@@ -26,7 +26,7 @@ export interface PlanMeta {
   readonly target: Plan['target'];
   readonly weightsSha256: string;
   readonly cubin: string | null;
-  readonly nvccOptions: readonly string[];
+  readonly sourceOptions: readonly string[];
 }
 
 export interface KernelModule {
@@ -144,7 +144,7 @@ export function buildPlan(lp: LoweredProgram, mp: MemoryPlan): BuiltPlan {
       target: meta.target,
       spaces: { ...mp.spaces },
       weights: { file: 'weights.bin', bytes: mp.spaces.weights, alignment: ALIGNMENT, sha256: meta.weightsSha256 },
-      kernels: { source: 'kernels/module.cu', cubin: meta.cubin, options: [...meta.nvccOptions] },
+      kernels: { source: 'kernels/module.cu', cubin: meta.cubin, options: [...meta.sourceOptions] },
       buffers,
       inputs: lp.inputs.map((x) => ({ name: x.name, buf: r.id(x.value) })),
       outputs: lp.outputs.map((x) => ({ name: x.name, buf: r.id(x.value) })),

@@ -24,8 +24,11 @@ import type { MemoryPlan } from './memory-plan';
 import { RandomWeightPool, randomJob } from './weight-pool';
 
 export const NVCC_OPTIONS = ['-gencode', 'arch=compute_90a,code=sm_90a', '-std=c++17', '-O3'] as const;
-/** What NVRTC needs to compile module.cu at load time when no cubin was made. */
-export const NVRTC_OPTIONS = ['--gpu-architecture=sm_90a', '-std=c++17'];
+/**
+ * plan.json's kernels.options: what the source needs from any compiler (the CUDA runtime adds the
+ * architecture and include path when it compiles module.cu with NVRTC).
+ */
+export const SOURCE_OPTIONS = ['-std=c++17'];
 
 export interface WriteOptions {
   /** 'auto' (default): use nvcc when it is on PATH; false: never; a path: that nvcc. */
@@ -163,7 +166,7 @@ export interface WrittenPlan {
   readonly weightsSeconds: number;
 }
 
-export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan, meta: Omit<PlanMeta, 'weightsSha256' | 'cubin' | 'nvccOptions'>, opts: WriteOptions = {}): Promise<WrittenPlan> {
+export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan, meta: Omit<PlanMeta, 'weightsSha256' | 'cubin' | 'sourceOptions'>, opts: WriteOptions = {}): Promise<WrittenPlan> {
   const tmp = tempDirFor(target);
   try {
     const kdir = path.join(tmp, 'kernels');
@@ -198,7 +201,7 @@ export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan
       ...meta,
       weightsSha256: sha,
       cubin: nvcc ? 'kernels/module.cubin' : null,
-      nvccOptions: nvcc ? [...NVCC_OPTIONS] : NVRTC_OPTIONS,
+      sourceOptions: SOURCE_OPTIONS,
     });
     const checked = planSchema.safeParse(plan);
     if (!checked.success) throw new Error(`plan.json does not match the plan schema (a compiler bug): ${checked.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);

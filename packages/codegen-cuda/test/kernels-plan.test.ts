@@ -59,12 +59,15 @@ describe('fusion groups', () => {
     const low = emitFragment(byName('reductions'), { namePrefix: 'f' });
     const kinds = low.kernels.map((k) => k.entry.replace(/^f_k\d+_/, ''));
     // x - mean ([4,33,65] minus [4,33,1]) cannot be viewed as rows of 33*65, so it is written once.
-    // The whole-tensor means (First Block Cache's change ratio) are too long for registers: one
-    // 1024-thread block per output; their Div is a pointwise kernel.
+    // The whole-tensor means (First Block Cache's change ratio) are too long for registers: the
+    // wide kernel (blocks of 1024 threads); their Div is a pointwise kernel.
     expect([...kinds].sort()).toEqual(['mean', 'pointwise', 'pointwise', 'reduce_max', 'reduce_sum', 'sumsq', 'wide_mean', 'wide_mean']);
     const wide = low.kernels.find((k) => k.entry.endsWith('wide_mean'))!;
     expect(wide.block).toEqual([1024, 1, 1]);
-    expect(wide.grid).toEqual([1, 1, 1]);
+    // 76800 bf16 = 9600 chunks of 8: two blocks of 1024 threads (>= 4 chunks each), the last
+    // one to finish combines the partials.
+    expect(wide.grid).toEqual([2, 1, 1]);
+    expect(wide.source).toContain('atomicAdd(&f_k');
     expect(wide.source).toContain('pdt_ldv<__nv_bfloat16, 8>');
     expect(kinds.indexOf('mean')).toBeLessThan(kinds.indexOf('pointwise'));
     expect(kinds.indexOf('pointwise')).toBeLessThan(kinds.indexOf('sumsq'));

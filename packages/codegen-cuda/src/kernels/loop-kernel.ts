@@ -164,7 +164,7 @@ function emitWideReduce(name: string, plan: LoopPlan): LoopLaunch {
   b.emit(`__shared__ float red[${WIDE_BLOCK / 32}];`);
   b.emit(G > 1 ? `const ${idx} row = (${idx})blockIdx.x / ${G};` : `const ${idx} row = (${idx})blockIdx.x;`);
   if (G > 1) b.emit(`const int part = blockIdx.x % ${G};`);
-  b.emit(`${idx} rr = row;`);
+  if (lead.length) b.emit(`${idx} rr = row;`);
   const start: string[] = [];
   for (let d = lead.length - 1; d >= 0; d--) {
     b.emit(`const ${idx} i${d} = rr % ${lead[d]};`);

@@ -41,7 +41,7 @@ export function emitRow(name: string, plan: RowPlan, prologue: readonly Sink[], 
   b.emit(`const int lt = threadIdx.x${RPB > 1 ? ` % ${T}` : ''};`);
   b.emit(`const ${idx} row = (${idx})blockIdx.x${RPB > 1 ? ` * ${RPB} + threadIdx.x / ${T}` : ''};`);
   if (guardRows) b.emit(`const bool active = row < ${rows};`);
-  b.emit(`${idx} rr = row;`);
+  if (lead.length) b.emit(`${idx} rr = row;`);
   const start: string[] = [];
   for (let d = lead.length - 1; d >= 0; d--) {
     if (d === 0) b.emit(`const ${idx} i${d} = rr;`);

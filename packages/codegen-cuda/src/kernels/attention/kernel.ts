@@ -6,7 +6,8 @@
  * per stage when its copies land. The other warpgroups are consumers, each owning 64 query rows:
  *   S_j = Q K_j^T (wgmma, smem x smem) is issued together with O += P_{j-1} V_{j-1} (wgmma, P from
  *   registers); the online softmax of S_j (fp32, log2 domain) runs while the P V product is still
- *   in flight; then O is rescaled and S_j becomes the bf16/fp16 P of the next step.
+ *   in flight; then S_j becomes the bf16/fp16 P of the next step (see consumer.ts). With two
+ *   consumers they take turns issuing wgmma (ping-pong), so one's softmax overlaps the other's MMAs.
  * Consumers release a stage through its "empty" mbarrier (one arrival per warp).
  */
 import { emitConsumer } from './consumer';

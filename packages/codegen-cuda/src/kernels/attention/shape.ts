@@ -46,6 +46,8 @@ export interface KernelShape {
   /** Warpgroups: one producer (cp.async loads) and bm/64 consumers (wgmma + softmax). */
   readonly consumers: number;
   readonly pingpong: boolean;
+  /** Rescale O just before issuing P V (else right after the previous P V lands). */
+  readonly rescaleBeforePV: boolean;
   readonly threads: number;
   readonly smem: number;
   /** Registers per thread after setmaxnreg: producer / consumers. */
@@ -125,6 +127,7 @@ export function kernelShape(spec: AttentionSpec, tuning: AttentionTuning = {}): 
     stages,
     consumers,
     pingpong,
+    rescaleBeforePV: !masked,
     threads: 128 * (consumers + 1),
     smem,
     producerRegs,

@@ -10,11 +10,10 @@ import type { KernelShape } from './shape';
 export const LOG2E = '1.4426950408889634f';
 export const LN2 = '0.6931471805599453f';
 
-/** Scores of tile j in log2 units: tail keys past skv and masked entries become -inf. */
 /**
- * `last`: this code handles the last KV tile, the only one that can reach past skv. Unmasked
- * kernels emit no code at all for the other tiles: a branch there would end ptxas's basic block
- * while P V is in flight, and ptxas then waits for it before the softmax (no overlap).
+ * Scores of tile `j` in log2 units: masked entries and keys past skv become -inf. `last`: the tile
+ * is the last one, the only one that can reach past skv; unmasked kernels emit nothing at all for
+ * the other tiles (the steady-state loop stays branch-free: +23% at S=1024, perf-notes run 6).
  */
 export function emitScores(src: Src, s: KernelShape, j: string, last: boolean): void {
   const n = s.bn / 2;
