@@ -27,6 +27,9 @@ describe.each([
     const { compiled, backend, plan } = await compilePlanDir(m, dtype, { fbcache: true });
     expect(plan.stats['branches']).toBe(1);
     expect(plan.state.length).toBeGreaterThan(0);
+    // The gate's block counts reach the executor (denoise reports skipped blocks from them).
+    expect(backend.blocks).toEqual(new InterpreterStepExecutor(compiled.reference).blocks);
+    expect(backend.blocks!.total).toBe(3);
     const ref = new InterpreterStepExecutor(compiled.reference);
     const base = tinyDitInputs();
     const names = m.graph.inputs.map((v) => v.name);

@@ -8,6 +8,8 @@ import { interpret } from '@paradit/ir';
 import { buildTinyDit, tinyDitInputs, TINY_DIT } from '../models/tiny-dit';
 import { compileAndRun, relErrors } from './helpers';
 import { compareTensors } from '@paradit/runtime';
+import { compileAndOpen } from '@paradit/codegen-cuda';
+import fs from 'node:fs';
 
 describe('plan round trip (tiny DiT, CPU backend)', () => {
   it('fp32 plan matches the interpreter on the original module within 1e-5', async () => {
@@ -32,5 +34,17 @@ describe('plan round trip (tiny DiT, CPU backend)', () => {
     expect(compareTensors(got, want).relL2).toBeLessThan(5e-2);
     expect(relErrors(r.compiled.reference, inputs, r.outputs)[0]).toBeLessThan(1e-2);
     expect(r.plan.target.dtype).toBe('bf16');
+  });
+
+  it('compileAndOpen: an in-memory module as a CPU StepExecutor, its temp plan removed on dispose', async () => {
+    const m = buildTinyDit();
+    const inputs = tinyDitInputs();
+    const o = await compileAndOpen(m, { dtype: 'f32', backend: 'cpu' });
+    expect(o.executor.inputNames).toEqual(m.graph.inputs.map((v) => v.name));
+    const out = await o.executor.step(new Map(m.graph.inputs.map((v, i) => [v.name, inputs[i]!])));
+    expect(compareTensors(out.get('sample')!, interpret(m, inputs)[0]!).relL2).toBeLessThan(1e-5);
+    expect(fs.existsSync(o.dir)).toBe(true);
+    o.dispose();
+    expect(fs.existsSync(o.dir)).toBe(false);
   });
 });

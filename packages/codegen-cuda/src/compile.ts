@@ -14,11 +14,12 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { IrError, Module, loadModel, resolveModelPath } from '@paradit/ir';
 import { canonicalize, compileDenoiseStep, createPassContext, defaultPipeline, runPipeline } from '@paradit/passes';
-import { listTestDataSets, readTestDataSet } from '@paradit/runtime';
-import type { Plan } from '@paradit/runtime';
+import { listTestDataSets, openPlan, readTestDataSet } from '@paradit/runtime';
+import type { OpenedPlan, Plan } from '@paradit/runtime';
 import type { EmitFragment } from './kernel-types';
 import { applyDtypePolicy, parsePrecision } from './dtype-policy';
 import type { PlanPrecision } from './dtype-policy';
@@ -211,4 +212,43 @@ function withStats(b: BuiltPlan, extra: Record<string, number>): BuiltPlan {
     const p = b.plan(meta);
     return { ...p, stats: { ...p.stats, ...extra } };
   } };
+}
+
+export interface OpenCompiledOptions extends LowerToPlanOptions {
+  readonly backend: 'cpu' | 'cuda';
+  /** Where to write the plan (default: a fresh temporary directory, removed by dispose). */
+  readonly dir?: string;
+  readonly nvcc?: WriteOptions['nvcc'];
+}
+
+/**
+ * Compiles an in-memory module to a plan and opens it as a StepExecutor (what `check --backend`
+ * and `denoise --backend` need): returns the executor, the plan and a dispose that frees the
+ * backend and removes a temporary plan directory.
+ */
+export async function compileAndOpen(m: Module, opts: OpenCompiledOptions): Promise<{ executor: OpenedPlan['executor']; plan: Plan; dir: string; reference: Module; dispose(): void }> {
+  const compiled = compileModule(m, opts);
+  const tmp = opts.dir ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'paradit-plan-'));
+  const dir = opts.dir ?? path.join(tmp!, 'plan');
+  try {
+    const meta = {
+      compiledFrom: { model: m.meta.source ?? 'in-memory', modelSha256: '', paradit: PARADIT_VERSION, createdAt: new Date().toISOString() },
+      target: { backend: 'cuda' as const, arch: TARGET_ARCH, dtype: opts.dtype, mesh: { cfg: 1, ring: 1, ulysses: 1 } },
+    };
+    const written = await writePlan(dir, compiled.built, compiled.memory, meta, { nvcc: opts.nvcc ?? (opts.backend === 'cuda' ? 'auto' : false) });
+    const opened = await openPlan(dir, { backend: opts.backend, verifyWeights: false });
+    return {
+      executor: opened.executor,
+      plan: written.plan,
+      dir,
+      reference: compiled.reference,
+      dispose: () => {
+        opened.dispose();
+        if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
 }

@@ -4,7 +4,7 @@
  */
 import { DType, Graph, IrError, Module, Value, printModule } from '@paradit/ir';
 import type { Instr, KernelArg, MatrixView, Plan, PlanDType, RefFragment } from '@paradit/runtime';
-import { PLAN_FORMAT, PLAN_VERSION } from '@paradit/runtime';
+import { FBCACHE_IF_ATTRS, PLAN_FORMAT, PLAN_VERSION } from '@paradit/runtime';
 import type { LInstr, LMatrix, LoweredProgram, RefSpec } from './lower/program';
 import { REF_INLINE_LIMIT, instrOrigin } from './lower/lower-graph';
 import type { MemoryPlan } from './memory-plan';
@@ -40,6 +40,8 @@ export interface KernelModule {
 class Renderer {
   readonly sources = new Map<string, string>();
   readonly counts = { kernels: 0, gemms: 0, copies: 0, branches: 0 };
+  /** First Block Cache gate's block counts (the If's totalBlocks/skippedBlocks attributes). */
+  readonly gate: Record<string, number> = {};
 
   constructor(
     private readonly mp: MemoryPlan,
@@ -90,9 +92,16 @@ class Renderer {
       case 'copy':
         this.counts.copies++;
         return { op: 'copy', src: this.id(i.src), dst: this.id(i.dst), origin };
-      case 'branch':
+      case 'branch': {
         this.counts.branches++;
+        const total = i.node.attrs[FBCACHE_IF_ATTRS.totalBlocks];
+        const skipped = i.node.attrs[FBCACHE_IF_ATTRS.skippedBlocks];
+        if (total?.kind === 'int' && skipped?.kind === 'int') {
+          this.gate['fbcacheTotalBlocks'] = total.value;
+          this.gate['fbcacheSkippedBlocks'] = skipped.value;
+        }
         return { op: 'branch', cond: this.id(i.cond), then: i.then.map((x) => this.instr(x)), else: i.else.map((x) => this.instr(x)), origin };
+      }
     }
   }
 }
@@ -134,6 +143,7 @@ export function buildPlan(lp: LoweredProgram, mp: MemoryPlan): BuiltPlan {
     kernelEntries: r.sources.size,
     stubKernels: stubs,
     buffers: buffers.length,
+    ...r.gate,
   };
   return {
     kernels,

@@ -19,6 +19,7 @@
  * Measured (H100 SXM, B=1, N=24, S=4608, H=128, bf16): ~570 TFLOP/s, torch SDPA ~620 in the same run;
  * numbers per spec and the history of each change are in docs/perf-notes.md ("Attention kernel").
  */
+import { CodegenError } from './codegen-error';
 import { renderHelpers } from './attention/ptx';
 import { renderKernel } from './attention/kernel';
 import {
@@ -83,7 +84,8 @@ export interface AttentionKernel {
   args(p: AttentionLaunch): AttentionArg[];
 }
 
-export class AttentionError extends Error {
+/** A spec or launch the kernel cannot serve; a CodegenError (code E_CODEGEN) so the CLI reports it. */
+export class AttentionError extends CodegenError {
   constructor(message: string) {
     super(message);
     this.name = 'AttentionError';

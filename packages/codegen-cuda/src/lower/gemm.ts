@@ -21,6 +21,18 @@ function view(value: Value, rows: number, cols: number, batchStride = 0): LMatri
 export interface GemmContext {
   /** The one node reading `v` in this graph when v is not otherwise used (not an output, not captured). */
   soleReader(v: Value): Node | undefined;
+  /** The node defining `v` in this graph. */
+  producer(v: Value): Node | undefined;
+}
+
+/** A Transpose swapping the last two axes whose only reader is `reader`: its input, read transposed. */
+function swappedOperand(v: Value, reader: Node, ctx: GemmContext): Node | undefined {
+  const t = ctx.producer(v);
+  const perm = t?.attrs['perm'];
+  if (!t || t.op !== 'Transpose' || perm?.kind !== 'ints' || ctx.soleReader(v) !== reader) return undefined;
+  const r = perm.value.length;
+  const ok = r >= 2 && perm.value.every((p, i) => (i < r - 2 ? p === i : i === r - 2 ? p === r - 1 : p === r - 2));
+  return ok ? t : undefined;
 }
 
 function fold(node: Node, out: Value, ctx: GemmContext): { epilogue: LGemm['epilogue']; out: Value; covers: Node[] } {
@@ -32,17 +44,18 @@ function fold(node: Node, out: Value, ctx: GemmContext): { epilogue: LGemm['epil
   return { epilogue: 'none', out, covers: [node] };
 }
 
-function finish(node: Node, g: Omit<LGemm, 'op' | 'covers' | 'ref' | 'epilogue' | 'out'> & { outRows: number; outCols: number; outBatch: number }, ctx: GemmContext, readsExtra: Value[]): LGemm {
+function finish(node: Node, g: Omit<LGemm, 'op' | 'covers' | 'ref' | 'epilogue' | 'out'> & { outRows: number; outCols: number; outBatch: number }, ctx: GemmContext, before: Node[]): LGemm {
   const f = fold(node, node.outputs[0]!, ctx);
   const { outRows, outCols, outBatch, ...rest } = g;
-  const inputs = [g.a.value, g.b.value, ...(g.bias ? [g.bias] : []), ...readsExtra];
+  const inputs = [g.a.value, g.b.value, ...(g.bias ? [g.bias] : [])];
+  const covers = [...before, ...f.covers];
   return {
     op: 'gemm',
     ...rest,
     out: view(f.out, outRows, outCols, outBatch),
     epilogue: f.epilogue,
-    covers: f.covers,
-    ref: { nodes: f.covers, inputs: [...new Set(inputs)], outputs: [f.out] },
+    covers,
+    ref: { nodes: covers, inputs: [...new Set(inputs)], outputs: [f.out] },
   };
 }
 
@@ -98,7 +111,10 @@ function matmul(node: Node, ctx: GemmContext): LGemm | undefined {
   const aStride = full(aLead) ? M * K : ones(aLead) ? 0 : -1;
   const bStride = full(bLead) ? K * N : -1;
   if (aStride < 0 || bStride < 0) return undefined;
-  return finish(node, { m: M, n: N, k: K, batch, a: view(a, M, K, aStride), transA: false, b: view(b, K, N, bStride), transB: false, alpha: 1, outRows: M, outCols: N, outBatch: M * N }, ctx, []);
+  // B = Transpose(Bt) over the last two axes (q @ k^T): read Bt [.., N, K] transposed, no copy.
+  const swap = swappedOperand(b, node, ctx);
+  const bView = swap ? view(swap.inputs[0]!, N, K, bStride) : view(b, K, N, bStride);
+  return finish(node, { m: M, n: N, k: K, batch, a: view(a, M, K, aStride), transA: false, b: bView, transB: swap !== undefined, alpha: 1, outRows: M, outCols: N, outBatch: M * N }, ctx, swap ? [swap] : []);
 }
 
 function gemmOp(node: Node, ctx: GemmContext): LGemm | undefined {

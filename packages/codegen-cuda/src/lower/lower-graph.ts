@@ -13,7 +13,7 @@ import { Graph, IrError, Module, Node, Value, capturedValues, numel } from '@par
 import type { EmitFragment, FragmentLowering } from '../kernel-types';
 import { matchGemm } from './gemm';
 import { flashSupported, foldableInputTransposes, lowerFlashAttention } from './attention';
-import type { LAlias, LBranch, LInstr, LKernel, LStatePair, LoweredProgram, RefSpec } from './program';
+import type { LAlias, LBranch, LGemm, LInstr, LKernel, LStatePair, LoweredProgram, RefSpec } from './program';
 import { originOf } from './program';
 import { statePairs as runtimeStatePairs } from '@paradit/runtime';
 
@@ -78,6 +78,15 @@ class Lowerer {
     const attns = g.nodes.filter((n) => n.op === 'attention' && flash && flashSupported(n));
     const folded = foldableInputTransposes(attns, ctx);
     const consumed = new Set<Node>(folded);
+    // GEMMs that read a transposed operand take the transpose into their covers: skip those
+    // transposes where they appear (they come before the GEMM in node order).
+    const gemms = new Map<Node, LGemm>();
+    for (const n of g.nodes) {
+      const gm = matchGemm(n, ctx);
+      if (!gm) continue;
+      gemms.set(n, gm);
+      for (const c of gm.covers) if (c !== n && c.op === 'Transpose') consumed.add(c);
+    }
     let run: Node[] = [];
     const flush = (): void => {
       if (run.length > 0) out.push(...this.fragment(run, readers, escaping));
@@ -85,7 +94,7 @@ class Lowerer {
     };
     for (const n of g.nodes) {
       if (consumed.has(n)) continue;
-      const gemm = matchGemm(n, ctx);
+      const gemm = gemms.get(n);
       if (gemm) {
         flush();
         gemm.covers.forEach((c) => consumed.add(c));

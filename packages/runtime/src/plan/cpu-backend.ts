@@ -25,6 +25,7 @@ type Spaces = Record<Space, Uint8Array>;
 export class CpuPlanBackend implements StepExecutor {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
+  readonly blocks?: { readonly total: number; readonly skippedWhenCached: number };
   readonly plan: Plan;
   private readonly spaces: Spaces;
   private readonly buffers = new Map<number, BufferDecl>();
@@ -54,6 +55,9 @@ export class CpuPlanBackend implements StepExecutor {
     };
     this.inputNames = plan.inputs.map((x) => x.name);
     this.outputNames = plan.outputs.map((x) => x.name);
+    const total = plan.stats['fbcacheTotalBlocks'];
+    const skipped = plan.stats['fbcacheSkippedBlocks'];
+    if (total !== undefined && skipped !== undefined) this.blocks = { total, skippedWhenCached: skipped };
   }
 
   resetState(): void {
