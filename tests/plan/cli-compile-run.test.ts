@@ -25,7 +25,9 @@ describe('paradit compile / run', () => {
     const j = JSON.parse(c.stdout) as { stats: Record<string, number> };
     expect(j.stats['peakActivationBytes']).toBeGreaterThan(0);
     expect(fs.readdirSync(out).sort()).toEqual(['kernels', 'plan.json', 'weights.bin']);
-    const r = runCli(['run', out, '--inputs', model, '--compare', '--json']);
+    const saved = path.join(tempDir('plan-save'), 'outs');
+    const r = runCli(['run', out, '--inputs', model, '--compare', '--json', '--save', saved]);
+    expect(fs.readdirSync(saved)).toEqual(['output_0.pb']);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     const checks = (JSON.parse(r.stdout) as { checks: { ok: boolean; relL2: number; tolerance: number }[] }).checks;
     expect(checks).toHaveLength(1);

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { GraphBuilder, Module, Tensor, interpret, isIrError } from '@paradit/ir';
 import { compileModule, writePlan } from '@paradit/codegen-cuda';
 import { loadPlan } from '@paradit/runtime';
 import { buildTinyDit } from '../models/tiny-dit';
@@ -121,5 +122,34 @@ describe('atomic writes', () => {
     await expect(writePlan(target, c.built, c.memory, planMeta('f32'), { nvcc: false })).rejects.toThrow(/exists and is not a plan directory/);
     expect(fs.readFileSync(path.join(target, 'notes.txt'), 'utf8')).toBe('keep me');
     expect(fs.readdirSync(parent)).toEqual(['precious']);
+  });
+});
+
+describe('ops without a CUDA kernel', () => {
+  function cumsum(): Module {
+    const b = new GraphBuilder(18);
+    const x = b.input('x', { dtype: 'f32', shape: [4, 8] });
+    const [y] = b.add('CumSum', [x, b.constant(Tensor.from('i64', [], [1]))], {}, { name: 'node_cumsum', outputNames: ['y'] });
+    return new Module(b.build([y!]), { '': 18 });
+  }
+
+  it('refuse to compile with an IrError naming the node and the way out', () => {
+    let err: unknown;
+    try {
+      compileModule(cumsum(), { dtype: 'f32' });
+    } catch (e) {
+      err = e;
+    }
+    expect(isIrError(err)).toBe(true);
+    expect((err as Error).message).toMatch(/CumSum 'node_cumsum': cannot lower to a CUDA kernel.*--stub-kernels/);
+  });
+
+  it('compile with --stub-kernels into a plan the CPU backend runs (and the CUDA loader refuses)', async () => {
+    const m = cumsum();
+    const { backend, dir } = await compilePlanDir(m, 'f32', { stubKernels: true });
+    const x = Tensor.from('f32', [4, 8], Array.from({ length: 32 }, (_, i) => i % 5));
+    const got = (await backend.step(new Map([['x', x]]))).get('y')!;
+    expect(Array.from(got.data)).toEqual(Array.from(interpret(m, [x])[0]!.data));
+    expect(() => loadPlan(dir, { backend: 'cuda', arch: 'sm_90a' })).toThrow(/have no CUDA body/);
   });
 });

@@ -54,11 +54,13 @@ export interface LowerToPlanOptions {
   readonly shapes?: ShapeBindings;
   readonly emitFragment?: EmitFragment;
   readonly emitAttention?: LowerOptions['emitAttention'];
+  /** The module already went through the default pipeline (e.g. compileDenoiseStep's output). */
+  readonly prepared?: boolean;
   /** Insert the First Block Cache gate (passes' insert-cache-gate); the threshold is a step input. */
   readonly fbcache?: boolean;
   /** Kernels without CUDA bodies (stub-emitter.ts): plans for the CPU backend only (debugging). */
   readonly stubKernels?: boolean;
-  /** Flash-attention kernel where it applies, decomposition elsewhere (default true). */
+  /** Flash-attention kernel where it applies, decomposition elsewhere (default true; false: decompose all). */
   readonly flashAttention?: boolean;
   /** Run the IR verifier around every pass (tests). */
   readonly verify?: boolean;
@@ -79,7 +81,7 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   opts.onPhase?.('specialize');
   const spec = specializeShapes(m, opts.shapes ?? new Map());
   opts.onPhase?.('passes');
-  let fused = runPipeline(spec, defaultPipeline(), ctx);
+  let fused = opts.prepared ? spec : runPipeline(spec, defaultPipeline(), ctx);
   // First Block Cache: the gate (an If over the remaining blocks, with X / X.next state pairs).
   if (opts.fbcache) fused = compileDenoiseStep(fused, { prepared: true, fbcache: true, verify: opts.verify === true });
   opts.onPhase?.('dtype');
@@ -91,12 +93,21 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   const flash = opts.flashAttention !== false;
   // Attention the flash kernel cannot run becomes GEMMs + an fp32 softmax (a lowering detail: the
   // reference stays the fused op).
-  const ready = flash ? decomposeAttention(typed) : typed;
-  const lowered = lowerModule(ready, {
-    emitFragment: opts.emitFragment ?? emitters.emitFragment,
-    emitAttention: opts.emitAttention ?? emitters.emitAttention,
-    flashAttention: flash,
-  });
+  const ready = decomposeAttention(typed, { all: !flash });
+  let lowered: LoweredProgram;
+  try {
+    lowered = lowerModule(ready, {
+      emitFragment: opts.emitFragment ?? emitters.emitFragment,
+      emitAttention: opts.emitAttention ?? emitters.emitAttention,
+      flashAttention: flash,
+    });
+  } catch (e) {
+    // The kernel emitters' "cannot lower" errors are about the model, not bugs: exit 2.
+    if (e instanceof Error && (e.name === 'CodegenError' || e.name === 'AttentionError')) {
+      throw new IrError('E_UNSUPPORTED', `${e.message}; no CUDA kernel covers this yet: compile with --stub-kernels to run the plan on the CPU backend, or change the export`, (e as { nodeName?: string }).nodeName);
+    }
+    throw e;
+  }
   checkProgram(lowered);
   opts.onPhase?.('memory');
   const memory = planMemory(lowered);
@@ -193,10 +204,10 @@ export async function compileToPlan(model: string, out: string, opts: CompileOpt
   return { plan: written.plan, compiled, seconds: times };
 }
 
-/** What `inspect --target cuda --dtype D` reports: the plan's stats, without writing a plan. */
-export function planSummary(raw: Module, target: string, dtype: string): Record<string, number | string> {
+/** What `inspect --target cuda --dtype D [--fbcache T]` reports: the plan's stats, without writing a plan. */
+export function planSummary(raw: Module, target: string, dtype: string, opts: { readonly fbcache?: boolean } = {}): Record<string, number | string> {
   if (target !== 'cuda') throw new IrError('E_INPUT', `--target ${target}: only 'cuda' is supported`);
-  const c = compileModule(raw, { dtype: parsePrecision(dtype) });
+  const c = compileModule(raw, { dtype: parsePrecision(dtype), fbcache: opts.fbcache === true });
   const plan = c.built.plan({
     compiledFrom: { model: '', modelSha256: '', paradit: PARADIT_VERSION, createdAt: '' },
     target: { backend: 'cuda', arch: TARGET_ARCH, dtype: parsePrecision(dtype), mesh: { cfg: 1, ring: 1, ulysses: 1 } },

@@ -72,4 +72,14 @@ describe('attention lowering', () => {
     const got = (await backend.step(new Map([['x', x]]))).get('y')!;
     expect(compareTensors(got, interpret(compiled.reference, [x])[0]!).relL2).toBeLessThan(1e-5);
   });
+
+  it('flashAttention: false decomposes bf16 head-dim-64 attention too (same values as the flash plan within bf16 rounding)', async () => {
+    const m = attnModel();
+    const c = compileModule(m, { dtype: 'bf16', flashAttention: false });
+    expect(c.lowered.program.some((i) => i.op === 'kernel' && i.kernel.entry.startsWith('paradit_attn_fwd'))).toBe(false);
+    const { backend } = await compilePlanDir(m, 'bf16', { flashAttention: false });
+    const x = rnd([1, S, D], 2, 3);
+    const got = (await backend.step(new Map([['x', x]]))).get('y')!;
+    expect(compareTensors(got, interpret(c.reference, [x])[0]!).relL2).toBeLessThan(1e-2);
+  });
 });

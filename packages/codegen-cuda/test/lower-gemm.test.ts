@@ -60,6 +60,21 @@ describe('gemm lowering', () => {
     expect([g2.batch, g2.m, g2.n, g2.k, g2.b.batchStride]).toEqual([1, 24, 7, 6, 0]);
   });
 
+  it('q @ Transpose(k) (last two axes, sole reader) reads k transposed: no transpose kernel', () => {
+    const b = new GraphBuilder(18);
+    const q = b.input('q', { dtype: 'f32', shape: [2, 3, 4, 8] });
+    const k = b.input('k', { dtype: 'f32', shape: [2, 3, 5, 8] });
+    const [kt] = b.add('Transpose', [k], { perm: { kind: 'ints', value: [0, 1, 3, 2] } });
+    const [s] = b.add('MatMul', [q, kt!]);
+    const m = new Module(b.build([s!]), { '': 18 });
+    const lp = lowerModule(m, { emitFragment: emitFragmentStub });
+    expect(lp.program.map((i) => i.op)).toEqual(['gemm']);
+    const g = lp.program[0] as LGemm;
+    expect([g.transB, g.b.value === k, g.b.rows, g.b.cols, g.b.batchStride, g.m, g.n, g.k]).toEqual([true, true, 5, 8, 40, 4, 5, 8]);
+    expect(g.ref.nodes.map((n) => n.op)).toEqual(['Transpose', 'MatMul']);
+    expect(g.ref.inputs).toEqual([q, k]);
+  });
+
   it('Gemm with transA/transB/alpha and a row bias', () => {
     const b = new GraphBuilder(18);
     const a = b.input('a', { dtype: 'f32', shape: [5, 4] });

@@ -21,3 +21,20 @@ export function branchModule(): Module {
   return new Module(b.build([y!, z!]), { '': 18 });
 }
 
+
+/**
+ * A step with state `s` (input s, output s.next) updated by a branch: cond -> s.next = x*x + 1
+ * (reads `s` only when `thenReadsState`: then s.next = s + x), else s.next = s (kept). y = s.next + x.
+ */
+export function stateModule(thenReadsState: boolean): Module {
+  const b = new GraphBuilder(18);
+  const x = b.input('x', f32([4, 64]));
+  const c = b.input('c', { dtype: 'bool', shape: [] });
+  const s = b.input('s', f32([4, 64]));
+  const tb = new GraphBuilder(18, b);
+  const [t] = thenReadsState ? tb.add('Add', [s, x], {}, { name: 'upd' }) : tb.add('Add', [tb.add('Mul', [x, x], {}, { name: 'sq' })[0]!, b.constant(Tensor.scalar('f32', 1))], {}, { name: 'upd' });
+  const eb = new GraphBuilder(18, b);
+  const [next] = b.add('If', [c], { then_branch: { kind: 'graph', value: tb.build([t!], 'then') }, else_branch: { kind: 'graph', value: eb.build([s], 'else') } }, { name: 'gate', outputNames: ['s.next'] });
+  const [y] = b.add('Add', [next!, x], {}, { name: 'y', outputNames: ['y'] });
+  return new Module(b.build([y!, next!]), { '': 18 });
+}

@@ -18,6 +18,7 @@ import {
 import { simulatedExecutor } from '@paradit/passes';
 import { EXIT_MISMATCH, EXIT_OK } from '../errors';
 import { addMeshFlags, meshFromFlags } from '../mesh-flags';
+import { checkModelDirOnPlan, parseCheckBackend, parsePrecision, planCheckHeader } from './check-backend';
 
 export interface OutputCheck {
   readonly dataSet: string;
@@ -106,9 +107,36 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
     .description('run an ONNX model-zoo folder (model.onnx + test_data_set_*) and compare with its reference outputs')
     .argument('<dir>', 'model folder')
     .option('--json', 'print one JSON object')
-    .option('--tolerance <relL2>', 'relative L2 tolerance (default: 1e-4 for fp32 outputs, 5e-2 for bf16/fp16)');
-  addMeshFlags(cmd, 'compile for this mesh and run every rank simulated').action((dir: string, opts: CheckFlags) => {
+    .option('--tolerance <relL2>', 'relative L2 tolerance (default: 1e-4 for fp32 outputs, 5e-2 for bf16/fp16; with --backend: 1e-3 for fp32 plans, 5e-2 for bf16/fp16)')
+    .option('--backend <name>', 'compile a plan and run it: cpu (each instruction\'s IR ref) or cuda (the GPU); default: the reference interpreter on the model')
+    .option('--dtype <dtype>', 'with --backend: plan dtype bf16, fp16 or fp32 (default: fp32 for fp32 models, bf16 for bf16 models)')
+    .option('--keep-plan <dir>', 'with --backend: write the compiled plan here and keep it')
+    .option('--debug-instrs', 'with --backend cuda: compare every instruction\'s GPU outputs with its CPU ref on the same inputs (slow)');
+  addMeshFlags(cmd, 'compile for this mesh and run every rank simulated').action(async (dir: string, opts: CheckFlags) => {
     const tolerance = opts.tolerance === undefined ? undefined : parseTolerance(opts.tolerance);
+    const backend = parseCheckBackend(opts.backend);
+    if (backend === undefined && (opts.dtype !== undefined || opts.keepPlan !== undefined || opts.debugInstrs)) {
+      throw new IrError('E_INPUT', '--dtype, --keep-plan and --debug-instrs configure a compiled plan; add --backend cpu or --backend cuda');
+    }
+    if (backend !== undefined) {
+      if (opts.ulysses !== undefined || opts.ring !== undefined || opts.cfg !== undefined) {
+        throw new IrError('E_UNSUPPORTED', '--backend runs a plan on one device; drop --ulysses/--ring/--cfg (without --backend, check runs the sharded module on simulated ranks)');
+      }
+      if (opts.debugInstrs && backend !== 'cuda') throw new IrError('E_INPUT', '--debug-instrs compares the GPU with the CPU refs; use it with --backend cuda');
+      const dtype = opts.dtype === undefined ? undefined : parsePrecision(opts.dtype);
+      const log = (l: string): void => void process.stderr.write(`${l}\n`);
+      const r = await checkModelDirOnPlan(path.resolve(dir), {
+        backend,
+        ...(dtype ? { dtype } : {}),
+        ...(tolerance !== undefined ? { tolerance } : {}),
+        ...(opts.keepPlan ? { keepPlan: opts.keepPlan } : {}),
+        ...(opts.debugInstrs ? { debugInstrs: true } : {}),
+        log,
+      });
+      process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatCheck(r).replace('\n', `\n  ${planCheckHeader(r)}\n`)}\n`);
+      setCode(r.ok ? EXIT_OK : EXIT_MISMATCH);
+      return;
+    }
     const mesh = meshFromFlags(opts);
     const execute = mesh ? simulatedExecutor(mesh) : undefined;
     const r = checkModelDir(path.resolve(dir), { ...(tolerance !== undefined ? { tolerance } : {}), ...(execute ? { execute } : {}) });
@@ -120,6 +148,10 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
 interface CheckFlags {
   json?: boolean;
   tolerance?: string;
+  backend?: string;
+  dtype?: string;
+  keepPlan?: string;
+  debugInstrs?: boolean;
   ulysses?: string;
   ring?: string;
   cfg?: string;

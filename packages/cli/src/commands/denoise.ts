@@ -15,6 +15,8 @@ import { InterpreterStepExecutor, SimulatedStepExecutor, denoise, listTestDataSe
 import type { DenoiseResult, StepExecutor, StepRecord } from '@paradit/runtime';
 import { addMeshFlags, meshFromFlags } from '../mesh-flags';
 import { randomOption } from './inspect';
+import { openPlanStep, parseCheckBackend, parsePrecision, planDtypeFor, requireGpu } from './check-backend';
+import type { PlanBackend } from './check-backend';
 
 interface DenoiseFlags {
   steps?: string;
@@ -32,6 +34,9 @@ interface DenoiseFlags {
   ulysses?: string;
   ring?: string;
   cfg?: string;
+  backend?: string;
+  dtype?: string;
+  keepPlan?: string;
 }
 
 function bad(message: string): never {
@@ -94,10 +99,13 @@ export interface DenoiseReport {
   readonly skippedFraction: number;
   readonly compileSeconds: number;
   readonly seconds: number;
+  /** With --backend: the plan backend, its dtype and (cuda) the device. */
+  readonly backend?: { readonly name: PlanBackend; readonly dtype: string; readonly device?: string };
 }
 
-function toReport(r: DenoiseResult, compileSeconds: number): DenoiseReport {
+function toReport(r: DenoiseResult, compileSeconds: number, backend?: DenoiseReport['backend']): DenoiseReport {
   return {
+    ...(backend ? { backend } : {}),
     steps: r.steps.map((s) => ({ index: s.index, sigma: s.sigma, cached: s.cached, diff: s.diff })),
     computed: r.computed,
     cachedSteps: r.cachedSteps,
@@ -146,7 +154,13 @@ export async function runDenoise(dirArg: string, flags: DenoiseFlags): Promise<{
   }
   const dir = path.resolve(dirArg);
   if (!fs.existsSync(dir)) bad(`${dirArg} does not exist; denoise expects a model folder (model.onnx and test_data_set_0/)`);
+  const backend = parseCheckBackend(flags.backend);
+  if (backend === undefined && (flags.dtype !== undefined || flags.keepPlan !== undefined)) bad('--dtype and --keep-plan configure a compiled plan; add --backend cpu or --backend cuda');
   const mesh: Mesh | undefined = meshFromFlags(flags);
+  if (backend !== undefined && mesh && worldSize(mesh) > 1) {
+    throw new IrError('E_UNSUPPORTED', `denoise --backend ${backend} runs a plan on one device; drop --ulysses/--ring/--cfg (without --backend, the loop runs the sharded step on simulated ranks)`);
+  }
+  if (backend === 'cuda') requireGpu('denoise');
   const random = randomOption(flags.randomWeights);
   const raw = loadModel(dir, random);
   if (raw.meta.randomWeights) process.stderr.write("paradit: note: weights are seeded random data, not the model's own\n");
@@ -156,9 +170,22 @@ export async function runDenoise(dirArg: string, flags: DenoiseFlags): Promise<{
     process.stderr.write(`paradit: note: the timestep input is ${timestep.dtype}, so t = round(sigma) is 0 or 1; models trained on [0, 1000] need --timestep-scale 1000\n`);
   }
   const c0 = performance.now();
-  const step = compileDenoiseStep(raw, { mesh, fbcache: threshold !== undefined });
+  let executor: StepExecutor;
+  let dispose = (): void => undefined;
+  let backendInfo: DenoiseReport['backend'];
+  if (backend !== undefined) {
+    // The gated step compiled into a plan (--fbcache T becomes the plan's default threshold; the
+    // loop sets fbcache.threshold every step anyway); its cache state lives in the plan's state space.
+    const dtype = flags.dtype === undefined ? planDtypeFor(raw) : parsePrecision(flags.dtype);
+    const p = await openPlanStep(dir, { backend, dtype, ...(threshold !== undefined ? { fbcache: threshold } : {}), ...random, ...(flags.keepPlan ? { keepPlan: flags.keepPlan } : {}) });
+    executor = p.executor;
+    dispose = p.dispose;
+    backendInfo = { name: backend, dtype, ...(p.device ? { device: p.device } : {}) };
+  } else {
+    const step = compileDenoiseStep(raw, { mesh, fbcache: threshold !== undefined });
+    executor = mesh && worldSize(mesh) > 1 ? new SimulatedStepExecutor(step, mesh) : new InterpreterStepExecutor(step);
+  }
   const compileSeconds = (performance.now() - c0) / 1000;
-  const executor: StepExecutor = mesh && worldSize(mesh) > 1 ? new SimulatedStepExecutor(step, mesh) : new InterpreterStepExecutor(step);
 
   const showProgress = flags.progress !== false && process.stderr.isTTY === true && steps > 1;
   const bar = showProgress
@@ -178,12 +205,14 @@ export async function runDenoise(dirArg: string, flags: DenoiseFlags): Promise<{
     });
   } finally {
     bar?.stop();
+    dispose();
   }
   if (flags.saveLatents) saveLatents(path.resolve(flags.saveLatents), result.latents, flags.latentInput ?? 'hidden_states');
-  const report = toReport(result, compileSeconds);
+  const report = toReport(result, compileSeconds, backendInfo);
   const meshText = mesh && worldSize(mesh) > 1 ? `, mesh ulysses ${mesh.ulysses} ring ${mesh.ring} cfg ${mesh.cfg} (simulated ranks)` : '';
   const cacheText = threshold === undefined ? 'no cache' : `fbcache ${threshold} (warm-up ${warmup ?? 0}, max cached ${maxCached ?? 'unlimited'}${flags.computeLastStep ? ', last step computed' : ''})`;
-  return { report, text: formatReport(dirArg, report, `${steps} steps, ${cacheText}${meshText}`), latents: result.latents };
+  const backendText = backendInfo ? `, ${backendInfo.dtype} plan on ${backendInfo.name}${backendInfo.device ? ` (${backendInfo.device})` : ''}` : '';
+  return { report, text: formatReport(dirArg, report, `${steps} steps, ${cacheText}${meshText}${backendText}`), latents: result.latents };
 }
 
 export function denoiseCommand(program: Command, _setCode: (c: number) => void): void {
@@ -202,7 +231,10 @@ export function denoiseCommand(program: Command, _setCode: (c: number) => void):
     .option('--json', 'print one JSON object')
     .option('--save-latents <file>', 'write the final latents as an ONNX TensorProto (.pb)')
     .option('--random-weights [seed]', 'replace missing external weights with seeded random data (benchmarking)')
-    .option('--no-progress', 'no progress bar on stderr');
+    .option('--no-progress', 'no progress bar on stderr')
+    .option('--backend <name>', 'run the step as a compiled plan: cpu (each instruction\'s IR ref) or cuda (the GPU, one CUDA graph per step); default: the reference interpreter')
+    .option('--dtype <dtype>', 'with --backend: plan dtype bf16, fp16 or fp32 (default: fp32 for fp32 models, bf16 for bf16 models)')
+    .option('--keep-plan <dir>', 'with --backend: write the compiled plan here and keep it');
   addMeshFlags(cmd, 'run simulated ranks');
   cmd.action(async (dir: string, flags: DenoiseFlags) => {
     const { report, text } = await runDenoise(dir, flags);

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { IrError, Tensor } from '@paradit/ir';
+import { IrError, Tensor, isIrError, writeTensorFile } from '@paradit/ir';
 import { FBCACHE_NAMES, FBCACHE_PREFIX, compareTensors, listTestDataSets, openPlan, readTestDataSet, withinTolerance } from '@paradit/runtime';
 import type { Plan, TestDataSet } from '@paradit/runtime';
 import { EXIT_MISMATCH, EXIT_OK } from '../errors';
@@ -20,6 +20,7 @@ interface RunFlags {
   backend: string;
   tolerance?: string;
   verifyWeights: boolean;
+  save?: string;
   json?: boolean;
 }
 
@@ -61,13 +62,20 @@ export function runCommand(program: Command, setCode: (c: number) => void): void
     .option('--backend <name>', 'cpu (IR reference of every instruction) or cuda', 'cpu')
     .option('--tolerance <relL2>', 'relative L2 tolerance for --compare (default 1e-3 fp32 plans, 5e-2 bf16/fp16)')
     .option('--no-verify-weights', 'skip the sha256 check of weights.bin (faster load)')
+    .option('--save <dir>', 'write the outputs as DIR/output_K.pb (ONNX TensorProto, plan output order)')
     .option('--json', 'print one JSON object')
     .action(async (planDir: string, flags: RunFlags) => {
       if (flags.backend !== 'cpu' && flags.backend !== 'cuda') throw new IrError('E_INPUT', `--backend ${flags.backend}: expected cpu or cuda`);
       const bench = flags.bench === undefined ? 0 : Number(flags.bench);
       if (!Number.isInteger(bench) || bench < 0) throw new IrError('E_INPUT', `--bench ${flags.bench}: expected a whole number of steps`);
       const set = findDataSet(path.resolve(flags.inputs));
-      const opened = await openPlan(path.resolve(planDir), { backend: flags.backend, verifyWeights: flags.verifyWeights });
+      const opened = await openPlan(path.resolve(planDir), { backend: flags.backend, verifyWeights: flags.verifyWeights }).catch((e: unknown) => {
+        // No GPU, driver or koffi is the machine's state, not a ParaDiT bug: one paragraph, exit 2.
+        if (flags.backend === 'cuda' && !isIrError(e)) {
+          throw new IrError('E_RUNTIME', `--backend cuda could not start on this machine: ${(e as Error).message.replace(/\s*\n\s*/g, ' ')}; run on a machine with an NVIDIA GPU and its driver (and koffi installed), or use --backend cpu`);
+        }
+        throw e;
+      });
       try {
         const plan = opened.loaded.plan;
         // First Block Cache controls are not model inputs: they get the plan's defaults.
@@ -83,6 +91,11 @@ export function runCommand(program: Command, setCode: (c: number) => void): void
         const firstMs = performance.now() - t0;
         const report: Record<string, unknown> = { plan: planDir, backend: flags.backend, dataSet: set.dir, stepMs: firstMs };
         report['outputs'] = [...outs].map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape] }));
+        if (flags.save) {
+          fs.mkdirSync(flags.save, { recursive: true });
+          plan.outputs.forEach((x, k) => writeTensorFile(path.join(flags.save!, `output_${k}.pb`), outs.get(x.name)!, x.name));
+          report['saved'] = flags.save;
+        }
         let ok = true;
         if (flags.compare) {
           if (set.outputs.length === 0) throw new IrError('E_INPUT', `--compare: ${set.dir} has no output_K.pb files to compare with`);

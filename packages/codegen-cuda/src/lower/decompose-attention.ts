@@ -51,16 +51,20 @@ function decompose(n: Node, ctx: ReplayCtx): Value[] {
   return [o];
 }
 
-/** Decomposes every attention node that `flashSupported` rejects; returns `m` when there is none. */
-export function decomposeAttention(m: Module): Module {
+/**
+ * Decomposes every attention node that `flashSupported` rejects (every one with `all`, when the
+ * flash kernel is off); returns `m` when there is none.
+ */
+export function decomposeAttention(m: Module, opts: { readonly all?: boolean } = {}): Module {
+  const wanted = (n: Node): boolean => n.op === 'attention' && (opts.all === true || !flashSupported(n));
   let any = false;
   const visit = (nodes: readonly Node[]): void => {
     for (const n of nodes) {
-      if (n.op === 'attention' && !flashSupported(n)) any = true;
+      if (wanted(n)) any = true;
       for (const g of n.subgraphs()) visit(g.nodes);
     }
   };
   visit(m.graph.nodes);
   if (!any) return m;
-  return rebuildModule(m, { hook: (n, ctx) => (n.op === 'attention' && !flashSupported(n) ? decompose(n, ctx) : undefined) });
+  return rebuildModule(m, { hook: (n, ctx) => (wanted(n) ? decompose(n, ctx) : undefined) });
 }

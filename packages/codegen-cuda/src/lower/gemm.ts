@@ -7,6 +7,8 @@
  *
  *   linear(x [B,S,K], w [K,M], bias [M]) -> gemm m=B*S n=M k=K, a=x [B*S,K], b=w [K,M], bias
  *   MatMul(a [B,N,S,H], b [B,N,H,T])     -> gemm batch=B*N m=S n=T k=H (batch strides S*H, H*T, S*T)
+ *   MatMul(q, Transpose(k){..,-1,-2})   -> gemm reading k [.., T, H] with transB (the transpose,
+ *                                          when the MatMul is its only reader, runs no kernel)
  */
 import type { Node, Value } from '@paradit/ir';
 import { numel } from '@paradit/ir';

@@ -15,6 +15,7 @@ import { matchGemm } from './gemm';
 import { flashSupported, foldableInputTransposes, lowerFlashAttention } from './attention';
 import type { LAlias, LBranch, LGemm, LInstr, LKernel, LStatePair, LoweredProgram, RefSpec } from './program';
 import { originOf } from './program';
+import { placeStateInPlace } from './state-in-place';
 import { statePairs as runtimeStatePairs } from '@paradit/runtime';
 
 /** Constants with more elements than this are ref inputs (weights-space buffers), not inline text. */
@@ -117,12 +118,25 @@ class Lowerer {
     return out;
   }
 
+  /**
+   * A branch: each region's results go to the If's outputs. A result computed in the region (not
+   * a view, not an outer value, not returned twice) is written straight into the If output's
+   * buffer (a view of it); anything else is copied there at the end of the region.
+   */
   private branch(n: Node): LBranch {
     const region = (key: string): LInstr[] => {
       const a = n.attrs[key];
       if (!a || a.kind !== 'graph') throw new IrError('E_UNSUPPORTED', `${n.label}: missing ${key}`, n.name);
       const instrs = this.graph(a.value);
-      a.value.outputs.forEach((v, i) => instrs.push({ op: 'copy', src: v, dst: n.outputs[i]!, origin: [n.name || 'If'] }));
+      const own = written(instrs);
+      const placed = new Set<Value>();
+      a.value.outputs.forEach((v, i) => {
+        const dst = n.outputs[i]!;
+        if (own.has(v) && !placed.has(v) && !this.aliases.has(v) && v.dtype === dst.dtype) {
+          placed.add(v);
+          this.aliases.set(v, { of: dst, byteOffset: 0 });
+        } else instrs.push({ op: 'copy', src: v, dst, origin: [n.name || 'If'] });
+      });
       return instrs;
     };
     return { op: 'branch', cond: n.inputs[0]!, then: region('then_branch'), else: region('else_branch'), node: n };
@@ -221,6 +235,8 @@ export function lowerModule(m: Module, opts: LowerOptions): LoweredProgram {
     outputs.push({ name, value: dst });
   });
   for (const p of state) program.push({ op: 'copy', src: p.next, dst: p.input, origin: [`state ${p.name}`] });
+  // Branch results that are next state go straight into the state buffer where that is safe.
+  placeStateInPlace(program, l.aliases, state);
   const stateInputs = new Set(state.map((p) => p.input));
   return {
     program,

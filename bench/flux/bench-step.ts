@@ -1,0 +1,117 @@
+/**
+ * GPU helper of bench/flux/run.sh (bundled by bench/flux/build.mjs into .gpu-work/flux/bench-step.cjs).
+ *
+ *   bench-step.cjs inputs PLAN OUTDIR [--seed S]
+ *       Writes OUTDIR/input_K.pb for the plan's model inputs (fbcache controls excluded), seeded
+ *       uniform [0, 1) data (never zeros: zeros can time faster than real data), so that
+ *       `paradit run PLAN --inputs OUTDIR --bench N --backend cuda` can time a model without test data.
+ *
+ *   bench-step.cjs fbcache PLAN INPUTDIR [--bench N]
+ *       Times a First Block Cache plan's two branches, each as N replays of the captured step graph
+ *       (CUDA events, median, after 5 warm-up replays):
+ *       1. computed: a step with must_compute = 1 (the gate forced to run every block); checks that
+ *          fbcache.cached came back false; then N replays with the same io (all computed).
+ *       2. cached: a step with must_compute = 0 and the SAME inputs. r_ref holds the first block's
+ *          residual of the computed step on these inputs, so diff = 0 < threshold: the step must
+ *          report cached = true and diff = 0 (checked). Every replay after it sees the same inputs
+ *          and the same r_ref, so it takes the cached branch again (the device-side conditional
+ *          node decides; nothing is forced on the host). A final step re-checks cached = true.
+ *       Prints one JSON line.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Tensor, writeTensorFile } from '@paradit/ir';
+import { FBCACHE_NAMES, FBCACHE_PREFIX, loadCudaRuntime, readTestDataSet } from '@paradit/runtime';
+import type { Plan } from '@paradit/runtime';
+
+function flag(name: string, def: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : def;
+}
+
+function modelInputs(plan: Plan): { name: string; dtype: string; shape: number[] }[] {
+  const bufs = new Map(plan.buffers.map((b) => [b.id, b]));
+  return plan.inputs.filter((x) => !x.name.startsWith(FBCACHE_PREFIX)).map((x) => ({ name: x.name, dtype: bufs.get(x.buf)!.dtype, shape: bufs.get(x.buf)!.shape }));
+}
+
+function writeInputs(planDir: string, outDir: string, seed: number): void {
+  const plan = JSON.parse(fs.readFileSync(path.join(planDir, 'plan.json'), 'utf8')) as Plan;
+  let a = (seed ^ 0x9e3779b9) >>> 0;
+  const rand = (): number => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  fs.mkdirSync(outDir, { recursive: true });
+  modelInputs(plan).forEach((x, k) => {
+    const n = x.shape.reduce((p, d) => p * d, 1);
+    const isFloat = x.dtype === 'f32' || x.dtype === 'bf16' || x.dtype === 'f16';
+    const data = Array.from({ length: n }, () => (isFloat ? rand() : 0));
+    writeTensorFile(path.join(outDir, `input_${k}.pb`), Tensor.from(x.dtype as 'f32', x.shape, data), x.name);
+  });
+  console.log(`wrote ${modelInputs(plan).length} inputs to ${outDir}`);
+}
+
+async function benchFbcache(planDir: string, inputDir: string, n: number): Promise<void> {
+  const rt = loadCudaRuntime();
+  const b = rt.CudaBackend.load(planDir, { graphs: true });
+  try {
+    const plan = b.plan;
+    const threshold = plan.stats['fbcacheThreshold'];
+    if (threshold === undefined || !(threshold > 0)) throw new Error(`${planDir} has no First Block Cache gate with a positive threshold; compile it with --fbcache 0.08`);
+    const set = readTestDataSet(inputDir);
+    const names = modelInputs(plan);
+    if (set.inputs.length !== names.length) throw new Error(`${inputDir} has ${set.inputs.length} inputs, the plan takes ${names.length}`);
+    const inputs = (mustCompute: boolean): Map<string, Tensor> =>
+      new Map<string, Tensor>([
+        ...names.map((x, k) => [x.name, set.inputs[k]!] as [string, Tensor]),
+        [FBCACHE_NAMES.threshold, Tensor.scalar('f32', threshold)],
+        [FBCACHE_NAMES.mustCompute, Tensor.scalar('bool', mustCompute ? 1 : 0)],
+        [FBCACHE_NAMES.maxCached, Tensor.scalar('f32', Infinity)],
+      ]);
+    const decision = async (mustCompute: boolean): Promise<{ cached: boolean; diff: number }> => {
+      const outs = await b.step(inputs(mustCompute));
+      return { cached: outs.get(FBCACHE_NAMES.cached)!.data[0] !== 0, diff: outs.get(FBCACHE_NAMES.diff)!.data[0]! };
+    };
+    b.resetState();
+    const first = await decision(true);
+    if (first.cached) throw new Error('a step with must_compute = 1 reported cached = true');
+    const computed = b.bench(n, 5);
+    const second = await decision(false);
+    if (!second.cached || second.diff !== 0) throw new Error(`a step with the computed step's inputs should be cached with diff 0, got cached = ${second.cached}, diff = ${second.diff}`);
+    const cached = b.bench(n, 5);
+    const after = await decision(false);
+    if (!after.cached) throw new Error('the step after the cached replays was not cached');
+    const r = b.report;
+    console.log(
+      JSON.stringify({
+        device: r.device.name,
+        graph: r.graph,
+        graphNodes: r.graphNodes,
+        threshold,
+        totalBlocks: plan.stats['fbcacheTotalBlocks'],
+        skippedBlocks: plan.stats['fbcacheSkippedBlocks'],
+        checks: { computedStep: first, cachedStep: second, afterReplays: after },
+        computedMs: computed.medianMs,
+        cachedMs: cached.medianMs,
+        computed,
+        cached,
+      }),
+    );
+  } finally {
+    b.dispose();
+  }
+}
+
+async function main(): Promise<void> {
+  const [cmd, planDir, dir] = process.argv.slice(2);
+  if (cmd === 'inputs' && planDir && dir) writeInputs(planDir, dir, Number(flag('--seed', '1')));
+  else if (cmd === 'fbcache' && planDir && dir) await benchFbcache(planDir, dir, Number(flag('--bench', '20')));
+  else throw new Error('usage: bench-step.cjs inputs PLAN OUTDIR [--seed S] | fbcache PLAN INPUTDIR [--bench N]');
+}
+
+main().catch((e) => {
+  console.error(`bench-step: ${(e as Error).message}`);
+  process.exit(1);
+});
