@@ -17,11 +17,16 @@
  *          and the same r_ref, so it takes the cached branch again (the device-side conditional
  *          node decides; nothing is forced on the host). A final step re-checks cached = true.
  *       Prints one JSON line.
+ *
+ *   bench-step.cjs compare PLAN_A PLAN_B INPUTDIR
+ *       Runs one step of each plan on the same inputs and prints the relative L2 of every output of
+ *       A against B (e.g. the bf16 flux plan, flash attention and bf16 GEMMs, against the fp32 plan
+ *       of the same seeded weights, decomposed fp32 attention and fp32 GEMMs: an independent path).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { Tensor, writeTensorFile } from '@paradit/ir';
-import { FBCACHE_NAMES, FBCACHE_PREFIX, loadCudaRuntime, readTestDataSet } from '@paradit/runtime';
+import { FBCACHE_NAMES, FBCACHE_PREFIX, compareTensors, loadCudaRuntime, readTestDataSet } from '@paradit/runtime';
 import type { Plan } from '@paradit/runtime';
 
 function flag(name: string, def: string): string {
@@ -104,11 +109,36 @@ async function benchFbcache(planDir: string, inputDir: string, n: number): Promi
   }
 }
 
+async function stepOnce(planDir: string, inputDir: string): Promise<{ device: string; outs: Map<string, Tensor> }> {
+  const b = loadCudaRuntime().CudaBackend.load(planDir, { graphs: true });
+  try {
+    const set = readTestDataSet(inputDir);
+    const names = modelInputs(b.plan);
+    const inputs = new Map<string, Tensor>(names.map((x, k) => [x.name, set.inputs[k]!]));
+    return { device: b.report.device.name, outs: await b.step(inputs) };
+  } finally {
+    b.dispose();
+  }
+}
+
+async function comparePlans(a: string, b: string, inputDir: string): Promise<void> {
+  const ra = await stepOnce(a, inputDir);
+  const rb = await stepOnce(b, inputDir);
+  const outputs = [...ra.outs].map(([name, t]) => {
+    const c = compareTensors(t, rb.outs.get(name)!);
+    let sq = 0;
+    for (const x of rb.outs.get(name)!.data) sq += x * x;
+    return { name, relL2: c.relL2, maxAbs: c.maxAbs, nanMismatch: c.nanMismatch, refRms: Math.sqrt(sq / t.size) };
+  });
+  console.log(JSON.stringify({ device: ra.device, a, b, outputs }));
+}
+
 async function main(): Promise<void> {
   const [cmd, planDir, dir] = process.argv.slice(2);
   if (cmd === 'inputs' && planDir && dir) writeInputs(planDir, dir, Number(flag('--seed', '1')));
   else if (cmd === 'fbcache' && planDir && dir) await benchFbcache(planDir, dir, Number(flag('--bench', '20')));
-  else throw new Error('usage: bench-step.cjs inputs PLAN OUTDIR [--seed S] | fbcache PLAN INPUTDIR [--bench N]');
+  else if (cmd === 'compare' && planDir && dir && process.argv[5]) await comparePlans(planDir, dir, process.argv[5]);
+  else throw new Error('usage: bench-step.cjs inputs PLAN OUTDIR [--seed S] | fbcache PLAN INPUTDIR [--bench N] | compare PLAN_A PLAN_B INPUTDIR');
 }
 
 main().catch((e) => {
