@@ -37,7 +37,7 @@ export interface PlanCheckOptions {
   readonly tolerance?: number;
   /** Keep the compiled plan here instead of a removed temporary folder. */
   readonly keepPlan?: string;
-  /** After the check, compare every instruction's outputs on the GPU with its CPU ref (cuda only). */
+  /** After the check, compare every instruction's outputs on the backend with its CPU ref on the same inputs. */
   readonly debugInstrs?: boolean;
   readonly log?: (line: string) => void;
 }
@@ -165,10 +165,9 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
       opened.dispose();
     }
     if (opts.debugInstrs) {
-      if (opts.backend !== 'cuda') throw new IrError('E_INPUT', '--debug-instrs compares the GPU with the CPU backend; use it with --backend cuda');
       const { debugInstructions, formatInstrDebug } = await import('./debug-instrs');
       const set = readTestDataSet(sets[0]!);
-      const d = await debugInstructions(planDir, bindInputs(plan, set.inputs, sets[0]!), { log: opts.log });
+      const d = await debugInstructions(planDir, bindInputs(plan, set.inputs, sets[0]!), { backend: opts.backend, ...(opts.log ? { log: opts.log } : {}) });
       opts.log?.(formatInstrDebug(d));
     }
     return { model: dir, checks, ok: checks.every((c) => c.ok), seconds: (performance.now() - t0) / 1000, backend: opts.backend, dtype, ...(device ? { device } : {}), compileSeconds, loadSeconds };
