@@ -178,7 +178,12 @@ export function applyDtypePolicy(m: Module, T: PlanPrecision): Module {
       outs.map((v, i) => {
         const orig = g.outputs[i]!;
         const want = p.storage(orig.dtype);
-        if (v.dtype === want || !isFloat(v.dtype) || !isFloat(want)) return v;
+        if (v.dtype === want || !isFloat(v.dtype) || !isFloat(want)) {
+          // A Cast the policy dropped (already in the storage dtype) must not take the output's
+          // name with it: runtimes find outputs such as fbcache.diff by name.
+          if (!orig.name || v.name === orig.name) return v;
+          return ctx.builder.add('Identity', [v], {}, { name: `output_name_${i}`, outputNames: [orig.name] })[0]!;
+        }
         return ctx.builder.add('Cast', [v], { to: { kind: 'int', value: dtypeToOnnx(want) } }, { name: `output_cast_${i}`, outputNames: [orig.name] })[0]!;
       }),
   });

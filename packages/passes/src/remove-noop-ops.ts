@@ -3,7 +3,7 @@
  *
  * Requires: nothing (static shapes let more ops be recognized as no-ops; run fold-constants first
  *           so shape operands are constants).
- * Ensures:  no Identity, no Cast/CastLike to the input's own dtype, no Reshape/Squeeze/Unsqueeze/
+ * Ensures:  no Identity (but one that names a graph output), no Cast/CastLike to the input's own dtype, no Reshape/Squeeze/Unsqueeze/
  *           Flatten/Expand to the input's own shape, no identity Transpose, no inference-time
  *           Dropout, no pair of views that cancel, no one-piece Concat/Split/Sum/Max/Min/Mean,
  *           no whole-tensor Slice, zero Pad, unit Tile, and no x+0, x-0, x*1, x/1 (by a splat
@@ -28,8 +28,15 @@ function forward(n: Node, x: Value | null | undefined): ReturnType<RewriteRule> 
   return x.dtype === o.dtype && sameShape(x.shape, o.shape) ? replaceWith(x) : undefined;
 }
 
-// Identity(x) -> x
-const identity: RewriteRule = (n) => (n.op === 'Identity' ? forward(n, n.inputs[0]) : undefined);
+// Identity(x) -> x, unless the Identity names a graph output that x would lose (runtimes find
+// outputs such as fbcache.diff by name)
+const identity: RewriteRule = (n, view) => {
+  if (n.op !== 'Identity') return undefined;
+  const o = n.outputs[0];
+  const x = n.inputs[0];
+  if (o && x && o.name && x.name !== o.name && view.isGraphOutput(o)) return undefined;
+  return forward(n, x);
+};
 
 // Cast(x: T) {to: T} -> x;  CastLike(x: T, like: T) -> x
 const castToSameType: RewriteRule = (n) => (n.op === 'Cast' || n.op === 'CastLike' ? forward(n, n.inputs[0]) : undefined);

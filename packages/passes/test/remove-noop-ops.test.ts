@@ -1,5 +1,5 @@
 /** remove-noop-ops: each rule's Before/Expected, must-not-fire cases, an error case, numerics (exact). */
-import { Graph, Module } from '@paradit/ir';
+import { Graph, Module, Node, Value, tensorType } from '@paradit/ir';
 import { removeNoopOps } from '@paradit/passes';
 import { expectIr, expectSameResults, ir, runOne } from './helpers';
 
@@ -35,6 +35,20 @@ describe('remove-noop-ops', () => {
          return %g
        }`,
     );
+  });
+
+  test('must not fire: an Identity that names a graph output stays (runtimes find outputs by name)', () => {
+    const t = tensorType('f32', [2, 3]);
+    const x = new Value(t, 'x');
+    const r = new Value(t, 'r');
+    const named = new Value(t, 'fbcache.diff');
+    const nodes = [new Node('Relu', [x], [r], {}, 'relu'), new Node('Identity', [r], [named], {}, 'name_it')];
+    const m = new Module(new Graph([x], nodes, [named], 'main'), { '': 18 });
+    expect(runOne(removeNoopOps, m)).toBe(m);
+    // the same Identity with an unnamed output goes
+    const anon = new Value(t, '');
+    const m2 = new Module(new Graph([x], [nodes[0]!, new Node('Identity', [r], [anon], {}, 'anon')], [anon], 'main'), { '': 18 });
+    expect(runOne(removeNoopOps, m2).graph.nodes.map((n) => n.op)).toEqual(['Relu']);
   });
 
   test('Squeeze/Unsqueeze pairs that cancel go', () => {

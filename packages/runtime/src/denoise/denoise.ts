@@ -107,6 +107,12 @@ export async function denoise(executor: StepExecutor, opts: DenoiseOptions): Pro
   const velocityName = opts.velocityOutput ?? executor.outputNames.find((n) => !n.startsWith('fbcache.'));
   if (!velocityName || !executor.outputNames.includes(velocityName)) throw new IrError('E_INPUT', `the step has no output '${velocityName ?? ''}' to use as the velocity`);
 
+  if (gated) {
+    const missing = [FBCACHE_NAMES.cached, FBCACHE_NAMES.diff].filter((n) => !executor.outputNames.includes(n));
+    if (missing.length > 0) {
+      throw new IrError('E_INPUT', `the step has a cache gate but no output ${missing.map((n) => `'${n}'`).join(' or ')} (outputs: ${executor.outputNames.join(', ')}); recompile it with insert-cache-gate`);
+    }
+  }
   const sigmas = sigmaSchedule(N);
   let x = opts.inputs.get(latentName)!;
   const timestepLike = opts.inputs.get(timestepName)!;
