@@ -10,7 +10,7 @@
  *   decompose-attention attention the flash kernel cannot run -> GEMMs + fp32 softmax
  *   lower              gemm / attention / fused fragments / branches over Values
  *   memory plan        buffers with offsets in four spaces
- *   write              plan.json, weights.bin, kernels/module.cu (+ .cubin), atomically
+ *   write              plan.json, weights.bin, kernels/module.cu (+ .fatbin), atomically
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';

@@ -7,7 +7,7 @@
  *   weights.bin          the weights space image: each constant at its 256-byte aligned offset,
  *                        streamed tensor by tensor (never all in memory), sha256 hashed on the way
  *   kernels/module.cu    every kernel source (deduplicated) with a header
- *   kernels/module.cubin nvcc -gencode arch=compute_90a,code=sm_90a -cubin (when nvcc is on PATH),
+ *   kernels/module.fatbin nvcc -fatbin: sm_90a cubin + compute_90a PTX (when nvcc is on PATH),
  *                        compiled in a child process while the weights are written
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -23,7 +23,9 @@ import { planDtypeOf } from './plan-builder';
 import type { MemoryPlan } from './memory-plan';
 import { RandomWeightPool, randomJob } from './weight-pool';
 
-export const NVCC_OPTIONS = ['-gencode', 'arch=compute_90a,code=sm_90a', '-std=c++17', '-O3'] as const;
+/** sm_90a machine code plus compute_90a PTX in one fat binary (cuModuleLoadData takes either). */
+export const NVCC_OPTIONS = ['-gencode', 'arch=compute_90a,code=[sm_90a,compute_90a]', '-std=c++17', '-O3'] as const;
+export const KERNEL_BINARY = 'kernels/module.fatbin';
 /**
  * plan.json's kernels.options: what the source needs from any compiler (the CUDA runtime adds the
  * architecture and include path when it compiles module.cu with NVRTC).
@@ -71,7 +73,7 @@ export function findNvcc(): string | undefined {
 
 function runNvcc(nvcc: string, dir: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const args = [...NVCC_OPTIONS, '-cubin', '-o', 'module.cubin', 'module.cu'];
+    const args = [...NVCC_OPTIONS, '-fatbin', '-o', path.basename(KERNEL_BINARY), 'module.cu'];
     const p = spawn(nvcc, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     p.stdout.on('data', (d: Buffer) => (err += d.toString()));
@@ -200,7 +202,7 @@ export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan
     const plan = built.plan({
       ...meta,
       weightsSha256: sha,
-      cubin: nvcc ? 'kernels/module.cubin' : null,
+      cubin: nvcc ? KERNEL_BINARY : null,
       sourceOptions: SOURCE_OPTIONS,
     });
     const checked = planSchema.safeParse(plan);

@@ -37,7 +37,7 @@ export function formatCompile(out: string, r: CompileResult): string {
     `plan ${out} (${r.plan.target.backend} ${r.plan.target.arch}, ${r.plan.target.dtype})`,
     `  instructions: ${s['kernels']} kernels (${s['kernelEntries']} entries${s['stubKernels'] ? `, ${s['stubKernels']} without CUDA body` : ''}), ${s['gemms']} gemms, ${s['copies']} copies, ${s['branches']} branches`,
     `  memory: peak activations ${mib(s['peakActivationBytes'] ?? 0)}, weights ${mib(s['weightsBytes'] ?? 0)}, io ${mib(s['ioBytes'] ?? 0)}, state ${mib(s['stateBytes'] ?? 0)}`,
-    `  kernels: ${r.plan.kernels.cubin ? 'kernels/module.cubin (nvcc)' : 'kernels/module.cu only (NVRTC at load)'}`,
+    `  kernels: ${r.plan.kernels.cubin ? `${r.plan.kernels.cubin} (nvcc: sm_90a cubin + PTX)` : 'kernels/module.cu only (NVRTC at load)'}`,
     `  time: ${Object.entries(t).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}`,
   ];
   return lines.join('\n');
@@ -60,7 +60,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
     .option('--random-weights [seed]', 'replace missing external weights with seeded random data (benchmarking)')
     .option('--shape <name=dims>', 'static size of an input with symbolic dims, e.g. hidden_states=1,4096,64 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--fbcache <threshold>', 'First Block Cache with this residual threshold')
-    .option('--no-nvcc', 'do not compile kernels/module.cubin (the runtime compiles module.cu with NVRTC)')
+    .option('--no-nvcc', 'do not compile kernels/module.fatbin (the runtime compiles module.cu with NVRTC)')
     .option('--no-progress', 'no progress bar')
     .option('--stub-kernels', 'emit kernels without CUDA bodies (a plan for `run --backend cpu` only; debugging)')
     .option('--json', 'print one JSON object (stats and timings)');

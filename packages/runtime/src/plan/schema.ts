@@ -5,7 +5,7 @@
  *   plan.json            this schema
  *   weights.bin          every weight, each at an offset aligned to `weights.alignment` bytes
  *   kernels/module.cu    CUDA C++ source of every kernel (always present)
- *   kernels/module.cubin sm_90a cubin when nvcc was found at compile time (else null in the JSON;
+ *   kernels/module.fatbin sm_90a cubin + compute_90a PTX when nvcc was found at compile time (else null in the JSON;
  *                        the CUDA runtime then compiles module.cu with NVRTC at load time)
  *
  * Memory model: every tensor of the step lives in one of four device allocations ("spaces"),
