@@ -11,6 +11,7 @@ import { compileToPlan, parsePrecision, parseShapeOption } from '@paradit/codege
 import type { CompileResult } from '@paradit/codegen-cuda';
 import { meshFromFlags, addMeshFlags } from '../mesh-flags';
 import { randomOption } from './inspect';
+import { fmtBytes } from './inspect';
 
 interface CompileFlags {
   output: string;
@@ -28,7 +29,7 @@ interface CompileFlags {
   stubKernels?: boolean;
 }
 
-const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
+const mib = fmtBytes;
 
 export function formatCompile(out: string, r: CompileResult): string {
   const s = r.plan.stats;

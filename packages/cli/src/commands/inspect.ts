@@ -70,7 +70,7 @@ export function summarize(m: Module, source: string): ModelSummary {
   };
 }
 
-function fmtBytes(b: number): string {
+export function fmtBytes(b: number): string {
   if (b >= 1 << 30) return `${(b / (1 << 30)).toFixed(2)} GiB`;
   if (b >= 1 << 20) return `${(b / (1 << 20)).toFixed(1)} MiB`;
   if (b >= 1 << 10) return `${(b / (1 << 10)).toFixed(1)} KiB`;
