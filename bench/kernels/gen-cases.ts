@@ -13,17 +13,9 @@ import { emitFragment } from '../../packages/codegen-cuda/src/kernels';
 import { benchFragments, coverageFragments } from '../../packages/codegen-cuda/src/kernels/check-cases';
 import type { CheckCase } from '../../packages/codegen-cuda/src/kernels/check-cases';
 import { byteSizeOf } from '../../packages/codegen-cuda/src/kernels/c-types';
+import { mulberry32 } from '../../packages/ir/src/prng';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 

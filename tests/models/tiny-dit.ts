@@ -4,7 +4,7 @@
  * Softmax attention, tanh GELU, sinusoidal timestep embedding). The core suite, the ONNX Runtime
  * agreement test and the bundled example use them, so nothing here needs ../shared.
  */
-import { GraphBuilder, Module, Tensor, Value } from '@paradit/ir';
+import { GraphBuilder, Module, Tensor, Value, mulberry32 } from '@paradit/ir';
 
 export interface TinyDitConfig {
   readonly batch: number;
@@ -36,16 +36,7 @@ export const TINY_DIT: TinyDitConfig = {
 };
 
 /** mulberry32: a tiny seeded PRNG, good enough for test weights. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 export function randomTensor(shape: number[], rand: () => number, scale = 1): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);

@@ -11,7 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { DType, Graph, Value } from '@paradit/ir';
-import { Module, Tensor, interpret, isFloat, loadModel, roundTo, toIntegerDtype } from '@paradit/ir';
+import { Module, Tensor, interpret, isFloat, loadModel, mulberry32, roundTo, toIntegerDtype } from '@paradit/ir';
 import { createPassContext, defaultPipeline, runPipeline } from '@paradit/passes';
 import { erf } from '../../ir/src/ops/elementwise-unary';
 import type { Expr } from '../src/kernels/expr';
@@ -282,15 +282,7 @@ function fold(op: string, x: number[]): number {
 
 const byteSize = (d: DType): number => ({ f32: 4, f16: 2, bf16: 2, f64: 8, i64: 8, i32: 4, bool: 1, u8: 1 } as Record<string, number>)[d] ?? 4;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 function randomInputs(g: Graph, seed: number): Tensor[] {
   const rand = rng(seed);

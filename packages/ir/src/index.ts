@@ -29,3 +29,4 @@ export { AttrReader, makeFail } from './ops/rule';
 export * from './shard-rules/view';
 export { carriesPlacements, meshAxisSizes, spmdPlacementRule, outputsReplicated, verifySharded } from './verify-spmd';
 export * from './fbcache-names';
+export * from './prng';

@@ -1,6 +1,7 @@
 /** Test helpers for the elementwise and reduction op tests: build one node, run it, compare. */
 import { GraphBuilder, Module, Tensor, interpret } from '@paradit/ir';
 import type { AttrValue, Attrs, DType, Dim, TensorType } from '@paradit/ir';
+import { mulberry32 } from '../src/prng';
 
 export const int = (value: number): AttrValue => ({ kind: 'int', value });
 export const float = (value: number): AttrValue => ({ kind: 'float', value });
@@ -56,14 +57,8 @@ export function expectTensor(got: Tensor, dtype: DType, shape: number[], values:
 
 /** A seeded generator of floats in [-1, 1) (mulberry32), for reference comparisons. */
 export function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return (((z ^ (z >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const u = mulberry32(seed);
+  return () => u() * 2 - 1;
 }
 
 export function randomTensor(shape: number[], seed: number): Tensor {

@@ -4,6 +4,7 @@
  */
 import { GraphBuilder, Module, Tensor, interpret } from '../src';
 import type { AttrValue, Attrs, DType, Dim, TensorType } from '../src';
+import { mulberry32 } from '../src/prng';
 
 export const int = (value: number): AttrValue => ({ kind: 'int', value });
 export const float = (value: number): AttrValue => ({ kind: 'float', value });
@@ -36,16 +37,10 @@ export const tt = (dtype: DType, shape: readonly Dim[]): TensorType => ({ dtype,
 
 /** Deterministic pseudo-random values in [-1, 1) (mulberry32). */
 export function rand(shape: readonly number[], seed = 1, dtype: DType = 'f32'): Tensor {
-  let s = seed >>> 0;
+  const u = mulberry32(seed);
   const n = shape.reduce((a, b) => a * b, 1);
   const v = new Array<number>(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    v[i] = ((t ^ (t >>> 14)) >>> 0) / 4294967296 * 2 - 1;
-  }
+  for (let i = 0; i < n; i++) v[i] = u() * 2 - 1;
   return Tensor.from(dtype, shape, v);
 }
 

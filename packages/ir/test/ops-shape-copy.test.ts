@@ -7,18 +7,9 @@
 import { Tensor } from '@paradit/ir';
 import { copyStrided } from '../src/ops/shape-copy';
 import { i64v, ints, iota, konst, runOp, vals } from './shape-test-utils';
+import { mulberry32 } from '../src/prng';
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 function naive(src: Float32Array, offset: number, shape: readonly number[], strides: readonly number[]): number[] {
   const out: number[] = [];

@@ -2,7 +2,7 @@
  * Shared test helpers for the pass tests: IR from text, running one pass with the verifier on,
  * structural comparison with a readable diff, seeded random inputs and output comparison.
  */
-import { Module, Tensor, interpret, isFloat, parseModule, printModule, structurallyEqual } from '@paradit/ir';
+import { Module, Tensor, interpret, isFloat, mulberry32, parseModule, printModule, structurallyEqual } from '@paradit/ir';
 import type { DType } from '@paradit/ir';
 import { Pass, PassContext, PassContextInit, createPassContext, runPipeline } from '@paradit/passes';
 
@@ -30,16 +30,7 @@ export function expectIr(got: Module, expected: Module | string): void {
 }
 
 /** mulberry32: a tiny seeded PRNG. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 /** Seeded inputs for every graph input: floats uniform in [-1, 1), integers in [0, 4), random bools. */
 export function randomInputs(m: Module, seed: number): Tensor[] {

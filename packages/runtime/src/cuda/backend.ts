@@ -297,6 +297,41 @@ export class CudaBackend implements StepExecutor {
     }
   }
 
+  /**
+   * Per-instruction device times: runs the step eagerly `steps` times (after `warmup` untimed
+   * eager steps), recording an event before the first top-level instruction and after each one,
+   * all enqueued without host syncs so the queue stays ahead of the GPU (the host enqueues an
+   * instruction in a few microseconds; most run for tens to hundreds). Returns each top-level
+   * instruction's median milliseconds (a gemm includes its post-op kernel, a branch its taken
+   * side plus the host round trip that picks it) and the median eager step.
+   */
+  profileInstructions(steps: number, warmup = 2): { instrMs: number[]; stepMs: number } {
+    const s = this.streams[0]!;
+    const env = this.enqueueEnv();
+    const n = this.program.length;
+    const events = Array.from({ length: n + 1 }, () => this.d.eventCreate());
+    try {
+      for (let i = 0; i < warmup; i++) enqueue(env, this.program, 0, false);
+      this.d.sync(s);
+      const per: number[][] = Array.from({ length: n }, () => []);
+      const totals: number[] = [];
+      for (let k = 0; k < steps; k++) {
+        this.d.call('cuEventRecord', [events[0]!, s]);
+        this.program.forEach((p, i) => {
+          enqueue(env, [p], 0, false);
+          this.d.call('cuEventRecord', [events[i + 1]!, s]);
+        });
+        this.d.call('cuEventSynchronize', [events[n]!]);
+        for (let i = 0; i < n; i++) per[i]!.push(this.d.elapsedMs(events[i]!, events[i + 1]!));
+        totals.push(this.d.elapsedMs(events[0]!, events[n]!));
+      }
+      const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+      return { instrMs: per.map(median), stepMs: median(totals) };
+    } finally {
+      for (const e of events) this.d.call('cuEventDestroy_v2', [e]);
+    }
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

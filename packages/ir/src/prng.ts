@@ -1,0 +1,15 @@
+/**
+ * mulberry32: a tiny, fast, seeded PRNG with uniform floats in [0, 1). For test models, test
+ * inputs and benchmark data (not for weights: those come from onnx/random-weights.ts, whose
+ * values do not depend on the order tensors are generated in).
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
