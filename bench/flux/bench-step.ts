@@ -18,6 +18,15 @@
  *          node decides; nothing is forced on the host). A final step re-checks cached = true.
  *       Prints one JSON line.
  *
+ *   bench-step.cjs profile PLAN INPUTDIR [--steps N] [--top K] [--json FILE]
+ *       Per-instruction device time: the median of N graph replays of the step (as `paradit run
+ *       --bench`), then N eager steps with a CUDA event after every top-level instruction
+ *       (CudaBackend.profileInstructions; enqueued without host syncs, so the GPU stays busy and
+ *       the gaps are the kernels' own). Prints the top K instructions by median time with kind,
+ *       shape, ONNX origin and achieved TFLOP/s (gemms, attention: 4·B·N·S²·H) or GB/s (other
+ *       kernels: every distinct buffer argument counted once, read or written), then totals per
+ *       kind and the eager sum against the graph replay.
+ *
  *   bench-step.cjs compare PLAN_A PLAN_B INPUTDIR
  *       Runs one step of each plan on the same inputs and prints the relative L2 of every output of
  *       A against B (e.g. the bf16 flux plan, flash attention and bf16 GEMMs, against the fp32 plan
@@ -133,12 +142,88 @@ async function comparePlans(a: string, b: string, inputDir: string): Promise<voi
   console.log(JSON.stringify({ device: ra.device, a, b, outputs }));
 }
 
+interface ProfileRow {
+  index: number;
+  kind: string;
+  what: string;
+  origin: string;
+  ms: number;
+  tflops?: number;
+  gbps?: number;
+}
+
+function describe(plan: Plan, index: number): Omit<ProfileRow, 'ms' | 'tflops' | 'gbps'> & { flops: number; bytes: number } {
+  const bufs = new Map(plan.buffers.map((b) => [b.id, b]));
+  const ins = plan.program[index]!;
+  const origin = ins.origin.slice(0, 3).join(',') + (ins.origin.length > 3 ? `,+${ins.origin.length - 3}` : '');
+  if (ins.op === 'gemm') {
+    const bytesOf = (buf: number, rows: number, cols: number): number => (rows * cols * (bufs.get(buf)!.bytes / Math.max(1, bufs.get(buf)!.shape.reduce((p, d) => p * d, 1))));
+    const bytes = ins.batch * (bytesOf(ins.a.buf, ins.a.rows, ins.a.cols) + bytesOf(ins.b.buf, ins.b.rows, ins.b.cols) + bytesOf(ins.out.buf, ins.out.rows, ins.out.cols));
+    const ep = ins.epilogue !== 'none' ? `+${ins.epilogue}` : '';
+    const lay = `${ins.transA ? 't' : 'n'}${ins.transB ? 't' : 'n'}`;
+    return { index, kind: 'gemm', what: `${ins.m}x${ins.k} @ ${ins.k}x${ins.n}${ins.batch > 1 ? ` b${ins.batch}` : ''} ${lay}${ep}${ins.out.ld !== ins.out.cols ? ` ld${ins.out.ld}` : ''}`, origin, flops: 2 * ins.m * ins.n * ins.k * ins.batch, bytes };
+  }
+  if (ins.op === 'kernel') {
+    const ids = [...new Set(ins.args.flatMap((a) => ('buf' in a ? [a.buf] : [])))];
+    const bytes = ids.reduce((p, id) => p + bufs.get(id)!.bytes, 0);
+    let flops = 0;
+    const kind = ins.kernel.startsWith('paradit_attn') ? 'attention' : 'kernel';
+    if (kind === 'attention' && ids.length >= 2) {
+      const q = bufs.get(ids[0]!)!.shape;
+      const numel = (sh: number[]): number => sh.reduce((p, d) => p * d, 1);
+      flops = 4 * numel(q) * q[q.length - 2]!; // self-attention over [B, N, S, H] q: 4·B·N·S²·H
+    }
+    const shapes = ids.slice(-1).map((id) => `-> ${bufs.get(id)!.name}[${bufs.get(id)!.shape.join(',')}]`).join(' ');
+    return { index, kind, what: `${ins.kernel} ${shapes}`, origin, flops, bytes };
+  }
+  if (ins.op === 'copy') return { index, kind: 'copy', what: `${bufs.get(ins.src)!.name} -> ${bufs.get(ins.dst)!.name}`, origin, flops: 0, bytes: 2 * bufs.get(ins.src)!.bytes };
+  return { index, kind: 'branch', what: `branch (${ins.then.length} then / ${ins.else.length} else)`, origin, flops: 0, bytes: 0 };
+}
+
+async function profile(planDir: string, inputDir: string, steps: number, top: number, jsonFile: string): Promise<void> {
+  const b = loadCudaRuntime().CudaBackend.load(planDir, { graphs: true });
+  try {
+    const set = readTestDataSet(inputDir);
+    const names = modelInputs(b.plan);
+    await b.step(new Map<string, Tensor>(names.map((x, k) => [x.name, set.inputs[k]!])));
+    const graph = b.bench(steps, 5);
+    const prof = b.profileInstructions(steps, 2);
+    const graph2 = b.bench(steps, 5);
+    const rows: ProfileRow[] = prof.instrMs.map((ms, i) => {
+      const d = describe(b.plan, i);
+      const r: ProfileRow = { index: d.index, kind: d.kind, what: d.what, origin: d.origin, ms };
+      if (d.flops > 0) r.tflops = d.flops / (ms * 1e-3) / 1e12;
+      else if (d.bytes > 0) r.gbps = d.bytes / (ms * 1e-3) / 1e9;
+      return r;
+    });
+    const sum = rows.reduce((p, r) => p + r.ms, 0);
+    const byKind = new Map<string, { n: number; ms: number }>();
+    for (const r of rows) {
+      const k = byKind.get(r.kind) ?? { n: 0, ms: 0 };
+      byKind.set(r.kind, { n: k.n + 1, ms: k.ms + r.ms });
+    }
+    const device = b.report.device.name;
+    if (jsonFile) fs.writeFileSync(jsonFile, JSON.stringify({ device, graphMs: graph.medianMs, graphAfterMs: graph2.medianMs, eagerStepMs: prof.stepMs, sumMs: sum, rows }, null, 1));
+    console.log(`profile of ${planDir} on ${device}: ${rows.length} top-level instructions, medians of ${steps} steps`);
+    console.log(`  graph replay ${graph.medianMs.toFixed(3)} ms (again after profiling: ${graph2.medianMs.toFixed(3)}); eager step with events ${prof.stepMs.toFixed(3)} ms; sum of instructions ${sum.toFixed(3)} ms`);
+    for (const [k, v] of [...byKind].sort((x, y) => y[1].ms - x[1].ms)) console.log(`  ${k.padEnd(9)} ${String(v.n).padStart(3)} instrs ${v.ms.toFixed(3).padStart(8)} ms (${((100 * v.ms) / sum).toFixed(1)}%)`);
+    console.log('  #    kind       ms      rate         what  |  origin');
+    for (const r of [...rows].sort((x, y) => y.ms - x.ms).slice(0, top)) {
+      const rate = r.tflops !== undefined ? `${r.tflops.toFixed(0)} TF/s` : r.gbps !== undefined ? `${r.gbps.toFixed(0)} GB/s` : '';
+      console.log(`  ${String(r.index).padStart(3)} ${r.kind.padEnd(9)} ${r.ms.toFixed(3).padStart(7)} ${rate.padStart(10)}  ${r.what}  |  ${r.origin}`);
+    }
+  } finally {
+    b.dispose();
+  }
+}
+
 async function main(): Promise<void> {
   const [cmd, planDir, dir] = process.argv.slice(2);
   if (cmd === 'inputs' && planDir && dir) writeInputs(planDir, dir, Number(flag('--seed', '1')));
   else if (cmd === 'fbcache' && planDir && dir) await benchFbcache(planDir, dir, Number(flag('--bench', '20')));
+  else if (cmd === 'profile' && planDir && dir) await profile(planDir, dir, Number(flag('--steps', '10')), Number(flag('--top', '40')), flag('--json', ''));
   else if (cmd === 'compare' && planDir && dir && process.argv[5]) await comparePlans(planDir, dir, process.argv[5]);
-  else throw new Error('usage: bench-step.cjs inputs PLAN OUTDIR [--seed S] | fbcache PLAN INPUTDIR [--bench N] | compare PLAN_A PLAN_B INPUTDIR');
+  else throw new Error('usage: bench-step.cjs inputs PLAN OUTDIR [--seed S] | fbcache PLAN INPUTDIR [--bench N] | profile PLAN INPUTDIR [--steps N] [--top K] [--json FILE] | compare PLAN_A PLAN_B INPUTDIR');
 }
 
 main().catch((e) => {

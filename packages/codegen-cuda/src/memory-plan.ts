@@ -114,7 +114,7 @@ export function instrUses(i: LInstr): { reads: Value[]; writes: Value[] } {
       return { reads, writes };
     }
     case 'gemm':
-      return { reads: [...new Set([i.a.value, i.b.value, ...(i.bias ? [i.bias] : []), ...i.ref.inputs])], writes: [i.out.value] };
+      return { reads: [...new Set([i.a.value, i.b.value, ...(i.bias ? [i.bias] : []), ...i.ref.inputs])], writes: [...new Set([i.out.value, ...i.ref.outputs])] };
     case 'copy':
       return { reads: [i.src], writes: [i.dst] };
     case 'branch':

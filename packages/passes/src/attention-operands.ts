@@ -9,8 +9,9 @@
  */
 import type { Dim, Value } from '@paradit/ir';
 import type { GraphView, RewriteBuilder } from './rewrite';
-import { intsAttr, staticShapeOf } from './rewrite';
-import { Atom, LayoutTrace, rebuild, rebuildCost, scaleOf, traceLayouts } from './layout-trace';
+import { intsAttr } from './rewrite';
+import { Atom, LayoutTrace, rebuild, rebuildCost, reshapeDims, scaleOf, traceLayouts } from './layout-trace';
+import { mulDims, productOfDims } from './fold-symbolic-dims';
 
 /** Which matmul operand: 'rows' is [...batch, S, H] (q and v), 'cols' is [...batch, H, S] (k^T). */
 export type OperandRole = 'rows' | 'cols';
@@ -24,26 +25,36 @@ export interface OperandPlan {
   readonly role: OperandRole;
   /** Scalar factor pulled out of the operand (1 when none). */
   readonly factor: number;
-  /** [B*N] split chosen from this operand's atoms (rank-3 operands), or its own [B,N] dims. */
-  readonly batch: readonly [number, number] | undefined;
+  /** [B*N] split chosen from this operand's atoms (rank-3 operands), or its own [B,N] dims; B may be symbolic. */
+  readonly batch: readonly [Dim, number] | undefined;
   /** repeat_kv factor found on the heads axis (k and v): the operand holds N/repeat distinct heads. */
   readonly repeat: number;
   readonly groups: readonly (readonly Atom[])[] | undefined;
 }
 
-/** The atoms of each canonical dim [B, N, S, H] for a trace of an operand of the given role. */
-function canonicalGroups(t: LayoutTrace, rank: number, role: OperandRole): { groups: Atom[][]; batch: [number, number] } | undefined {
+/**
+ * The atoms of each canonical dim [B, N, S, H] for a trace of an operand of the given role. The
+ * heads count must be a size; with [B*N] folded into one symbolic atom (no split seen) the
+ * B/N factorization is ambiguous and there is no plan.
+ */
+function canonicalGroups(t: LayoutTrace, rank: number, role: OperandRole): { groups: Atom[][]; batch: [Dim, number] } | undefined {
   const d = t.dims;
   const rows = role === 'rows' ? d[rank - 2]! : d[rank - 1]!;
   const cols = role === 'rows' ? d[rank - 1]! : d[rank - 2]!;
-  const size = (g: readonly Atom[]): number => g.reduce((p, a) => p * a.size, 1);
-  if (rank === 4) return { groups: [[...d[0]!], [...d[1]!], [...rows], [...cols]], batch: [size(d[0]!), size(d[1]!)] };
+  const size = (g: readonly Atom[]): Dim | undefined => productOfDims(g.map((a) => a.size));
+  if (rank === 4) {
+    const [B, N] = [size(d[0]!), size(d[1]!)];
+    if (B === undefined || typeof N !== 'number') return undefined;
+    return { groups: [[...d[0]!], [...d[1]!], [...rows], [...cols]], batch: [B, N] };
+  }
   if (rank !== 3) return undefined;
   const bn = d[0]!;
   if (bn.length === 0) return { groups: [[], [], [...rows], [...cols]], batch: [1, 1] };
   const heads = bn[bn.length - 1]!;
   const outer = bn.slice(0, -1);
-  return { groups: [outer, [heads], [...rows], [...cols]], batch: [size(outer), heads.size] };
+  const B = size(outer);
+  if (B === undefined || typeof heads.size !== 'number') return undefined;
+  return { groups: [outer, [heads], [...rows], [...cols]], batch: [B, heads.size] };
 }
 
 /**
@@ -57,7 +68,8 @@ function stripRepeats(groups: Atom[][], rank: number, allowRepeat: boolean): { g
   const heads = groups[1]!;
   const first = heads.findIndex((a) => a.repeat);
   if (heads.slice(first).some((a) => !a.repeat)) return undefined;
-  const repeat = heads.slice(first).reduce((p, a) => p * a.size, 1);
+  const repeat = productOfDims(heads.slice(first).map((a) => a.size));
+  if (typeof repeat !== 'number') return undefined;
   return { groups: groups.map((g, i) => (i === 1 ? g.slice(0, first) : g)), repeat };
 }
 
@@ -69,15 +81,16 @@ function stripRepeats(groups: Atom[][], rank: number, allowRepeat: boolean): { g
  */
 export function planOperand(view: GraphView, v: Value, role: OperandRole, pullScale: boolean, allowRepeat = false): OperandPlan {
   const rank = v.shape.length;
-  let best: { t: LayoutTrace; cost: number; groups: Atom[][]; batch: [number, number]; repeat: number } | undefined;
+  let best: { t: LayoutTrace; cost: number; groups: Atom[][]; batch: [Dim, number]; repeat: number } | undefined;
   for (const t of traceLayouts(view, v)) {
     if (!pullScale && t.scaleOps > 0) continue;
     const g0 = canonicalGroups(t, rank, role);
     const g = g0 && stripRepeats(g0.groups, rank, allowRepeat);
     if (!g0 || !g) continue;
-    const cost = rebuildCost(t, g.groups, shapeOf(t, g.groups));
+    const shape = shapeOf(g.groups);
+    const cost = shape && rebuildCost(t, g.groups, shape);
     if (cost === undefined) continue;
-    const cand = { t, cost, groups: g.groups, batch: [g0.batch[0], g0.batch[1] / g.repeat] as [number, number], repeat: g.repeat };
+    const cand = { t, cost, groups: g.groups, batch: [g0.batch[0], g0.batch[1] / g.repeat] as [Dim, number], repeat: g.repeat };
     // More pulled scales first, then the grouped kv heads, then fewer new nodes; ties go to the candidate nearest v.
     const key = (c: typeof cand): number[] => [c.t.scaleOps, c.repeat, -c.cost];
     if (!best || lexGreater(key(cand), key(best))) best = cand;
@@ -106,8 +119,9 @@ function lexGreater(a: readonly number[], b: readonly number[]): boolean {
   return false;
 }
 
-function shapeOf(_t: LayoutTrace, groups: readonly (readonly Atom[])[]): number[] {
-  return groups.map((g) => g.reduce((p, a) => p * a.size, 1));
+function shapeOf(groups: readonly (readonly Atom[])[]): Dim[] | undefined {
+  const shape = groups.map((g) => productOfDims(g.map((a) => a.size)));
+  return shape.every((d): d is Dim => d !== undefined) ? shape : undefined;
 }
 
 /**
@@ -116,18 +130,18 @@ function shapeOf(_t: LayoutTrace, groups: readonly (readonly Atom[])[]): number[
  */
 export function buildOperand(b: RewriteBuilder, p: OperandPlan, B: Dim, Nx: number): Value | undefined {
   const rank = p.value.shape.length;
-  const s = staticShapeOf(p.value);
-  if (p.trace && p.groups && s && typeof B === 'number') {
+  const s = p.value.shape;
+  if (p.trace && p.groups) {
     const S = p.role === 'rows' ? s[rank - 2]! : s[rank - 1]!;
     const H = p.role === 'rows' ? s[rank - 1]! : s[rank - 2]!;
     return rebuild(b, p.trace, p.groups, [B, Nx, S, H]);
   }
-  // No trace (symbolic dims): the operand itself, transposed for k^T, reshaped for rank 3.
+  // No trace: the operand itself, transposed for k^T, reshaped for rank 3.
   let cur = p.base;
   if (rank === 4) return p.role === 'cols' ? b.op('Transpose', [cur], { perm: intsAttr([0, 1, 3, 2]) }) : cur;
-  if (rank !== 3 || !s || typeof B !== 'number') return undefined;
+  if (rank !== 3) return undefined;
   if (p.role === 'cols') cur = b.op('Transpose', [cur], { perm: intsAttr([0, 2, 1]) });
-  return b.reshape(cur, [B, Nx, cur.shape[1] as number, cur.shape[2] as number]);
+  return reshapeDims(b, cur, [B, Nx, cur.shape[1]!, cur.shape[2]!]);
 }
 
 /**
@@ -138,11 +152,11 @@ export function maskTo4d(b: RewriteBuilder, mask: Value, scoresRank: number, B: 
   const r = mask.shape.length;
   if (scoresRank === 4) return mask;
   if (r < 3) return r === 0 ? mask : unsqueeze(b, mask, r === 1 ? [0, 1, 2] : [0, 1]);
-  const s = staticShapeOf(mask);
-  if (!s || r !== 3) return undefined;
+  const s = mask.shape;
+  if (r !== 3) return undefined;
   if (s[0] === 1) return unsqueeze(b, mask, [0]);
-  if (typeof B !== 'number' || s[0] !== B * N) return undefined;
-  return b.reshape(mask, [B, N, s[1]!, s[2]!]);
+  if (s[0] !== mulDims(B, N)) return undefined;
+  return reshapeDims(b, mask, [B, N, s[1]!, s[2]!]);
 }
 
 /** Unsqueeze in the spelling of the builder's opset (axes attribute before 13, input from 13). */

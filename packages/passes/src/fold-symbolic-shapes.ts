@@ -20,7 +20,8 @@
  *
  * Tracked: constants, Shape (start/end), Gather on axis 0 with constant indices, Unsqueeze and
  * Squeeze of one element, Concat on axis 0, Slice with constant bounds, integer Cast, Identity,
- * Add/Sub of dims (sums of symbols) and Mul/Div of sizes (Mul/Div by 1 keeps a symbol).
+ * Add/Sub of dims (sums of symbols) and Mul/Div of dims (products such as "batch*4", see
+ * fold-symbolic-dims.ts; a Div only when exact for every value of the symbols).
  *
  * Requires: nothing. Ensures: no Reshape whose target is a tracked vector keeps fresh symbols.
  *
@@ -32,8 +33,9 @@
  */
 import { ConstData, Dim, Graph, GraphBuilder, Module, Node, Tensor, TensorType, Value, isStaticShape, numel } from '@paradit/ir';
 import type { Pass } from './pass';
+import { VIEW_OPS } from './rewrite';
 import { hasSubgraphs, resolveValue, substituteNode } from './graph-edit';
-import { addDims, broadcastDims, resolveReshape, subDims } from './fold-symbolic-dims';
+import { addDims, broadcastDims, derivedDim, divDims, mulDims, resolveReshape, subDims } from './fold-symbolic-dims';
 
 export { resolveReshape } from './fold-symbolic-dims';
 
@@ -45,8 +47,11 @@ interface DimVector {
 
 export interface SymbolicShapeEntry {
   readonly node: Node;
-  /** 'constant': the output became a constant; 'reshape'/'sum': the Reshape (Expand, ConstantOfShape), Concat or Slice got the type `dims`. */
-  readonly how: 'constant' | 'reshape' | 'sum';
+  /**
+   * 'constant': the output became a constant; 'reshape'/'sum': the Reshape (Expand, ConstantOfShape),
+   * Concat or Slice got the type `dims`; 'view': a Shape of a view now reads the view's input.
+   */
+  readonly how: 'constant' | 'reshape' | 'sum' | 'view';
   readonly dims: readonly Dim[];
 }
 
@@ -59,6 +64,8 @@ export function foldSymbolicShapes(g: Graph, opset: number): { graph: Graph; ent
   const touched = new Set<Value>();
   const entries: SymbolicShapeEntry[] = [];
   const nodes: Node[] = [];
+  const views = new Map<Value, Node>();
+  const named = namedDims(g);
   let changed = false;
   for (const n0 of g.nodes) {
     const n = substituteNode(n0, subst);
@@ -67,10 +74,21 @@ export function foldSymbolicShapes(g: Graph, opset: number): { graph: Graph; ent
       nodes.push(n);
       continue;
     }
+    if (VIEW_OPS.has(n.op)) views.set(n.outputs[0]!, n);
+    const read = n.op === 'Shape' ? shapeThroughView(n, opset, views) : undefined;
+    if (read) {
+      nodes.push(...read.nodes);
+      subst.set(n0.outputs[0]!, read.out);
+      vecs.set(read.out, { dims: read.dims, scalar: false });
+      entries.push({ node: n0, how: 'view', dims: read.dims });
+      changed = true;
+      continue;
+    }
     const vec = n.outputs.length === 1 && INT_TYPES.has(n.outputs[0]!.dtype) ? trackNode(n, opset, vecs) : undefined;
     if (vec) {
       const out = n.outputs[0]!;
       vecs.set(out, vec);
+      for (const d of vec.dims) if (typeof d === 'string') named.add(d);
       const sizes = vec.dims.every((d): d is number => typeof d === 'number');
       if (sizes && !n.inputs.every((v) => !v || v.constant) && isStaticShape(out.shape)) {
         const c = new Value(out.type, out.name, ConstData.of(Tensor.from(out.dtype, [...(out.shape as number[])], vec.dims as number[])));
@@ -83,7 +101,7 @@ export function foldSymbolicShapes(g: Graph, opset: number): { graph: Graph; ent
     }
     let next = n;
     let summed: TensorType | undefined;
-    const resolved = shapedBy(n, opset, vecs);
+    const resolved = shapedBy(n, opset, vecs, named);
     if (resolved && !sameDims(resolved, n.outputs[0]!.shape)) {
       next = withOutputTypes(n, [{ ...n.outputs[0]!.type, shape: resolved }], subst, touched, true);
       entries.push({ node: n0, how: 'reshape', dims: resolved });
@@ -197,7 +215,7 @@ function sliceDims(n: Node, opset: number, dims: readonly Dim[]): DimVector | un
   return { dims: dims.slice(clamp(starts[0]!), clamp(ends[0]!)), scalar: false };
 }
 
-/** Elementwise integer arithmetic on sizes; Mul/Div by 1 keeps symbols. */
+/** Elementwise integer arithmetic on dims: sums of symbols (Add/Sub) and exact products (Mul/Div). */
 function arith(op: string, a: DimVector, b: DimVector | undefined): DimVector | undefined {
   if (!b) return undefined;
   const len = Math.max(a.dims.length, b.dims.length);
@@ -213,15 +231,18 @@ function arith(op: string, a: DimVector, b: DimVector | undefined): DimVector | 
     } else if (typeof x === 'number' && typeof y === 'number') {
       if (op === 'Div' && (y === 0 || x % y !== 0)) return undefined;
       out.push(op === 'Add' ? x + y : op === 'Sub' ? x - y : op === 'Mul' ? x * y : x / y);
-    } else if ((op === 'Mul' || op === 'Div') && y === 1) out.push(x);
-    else if (op === 'Mul' && x === 1) out.push(y);
-    else return undefined;
+    } else if (op === 'Mul' || op === 'Div') {
+      // Products of symbols are named ("batch*4"); a Div is tracked only when exact for every value.
+      const r = op === 'Mul' ? mulDims(x, y) : divDims(x, y);
+      if (r === undefined) return undefined;
+      out.push(r);
+    } else return undefined;
   }
   return { dims: out, scalar: a.scalar && b.scalar };
 }
 
 /** The output dims of a Reshape, Expand or ConstantOfShape whose run-time shape operand is tracked. */
-function shapedBy(n: Node, opset: number, vecs: ReadonlyMap<Value, DimVector>): Dim[] | undefined {
+function shapedBy(n: Node, opset: number, vecs: ReadonlyMap<Value, DimVector>, named: ReadonlySet<string>): Dim[] | undefined {
   const k = n.op === 'ConstantOfShape' ? 0 : n.op === 'Reshape' || n.op === 'Expand' ? 1 : -1;
   const operand = k >= 0 ? n.inputs[k] : undefined;
   const target = operand && !operand.constant ? vecs.get(operand) : undefined;
@@ -229,11 +250,22 @@ function shapedBy(n: Node, opset: number, vecs: ReadonlyMap<Value, DimVector>): 
   const x = n.inputs[0]!;
   const out =
     n.op === 'Reshape'
-      ? resolveReshape(x.shape, target.dims, opset >= 14 && intAttr(n, 'allowzero', 0) === 1)
+      ? resolveReshape(x.shape, target.dims, opset >= 14 && intAttr(n, 'allowzero', 0) === 1, named)
       : n.op === 'Expand'
         ? broadcastDims(x.shape, target.dims)
         : [...target.dims];
   return out && out.length === n.outputs[0]!.shape.length ? out : undefined;
+}
+
+/** The symbols naming some dim of g's values (a -1 may take one of them when it is a product). */
+function namedDims(g: Graph): Set<string> {
+  const out = new Set<string>();
+  const add = (v: Value | null): void => {
+    if (v) for (const d of v.shape) if (typeof d === 'string') out.add(d);
+  };
+  g.inputs.forEach(add);
+  for (const n of g.nodes) n.outputs.forEach(add);
+  return out;
 }
 
 function inputsTouched(n: Node, touched: ReadonlySet<Value>): boolean {
@@ -322,4 +354,45 @@ function sumType(n: Node, opset: number, vecs: ReadonlyMap<Value, DimVector>, to
   // Only symbols inference invented are renamed; sizes never change.
   if (shape.some((d, i) => typeof out.shape[i] === 'number' && d !== out.shape[i])) return undefined;
   return { ...out, shape };
+}
+
+/**
+ * Shape(x) of a view x = Reshape(y) (Flatten, Squeeze, Unsqueeze) whose symbolic dims each follow
+ * from one dim of y (equal, or times/over a size: [batch*4,S,8] from [batch,4,S,8]) becomes a
+ * Concat of Shape(y)'s elements, so a view kept only for its shape (diffusers' batch_to_head_dim
+ * reads the shape of the [B*N,S,H] bmm output) dies. Undefined when every dim is a size (the
+ * Shape folds anyway) or a dim does not follow.
+ */
+function shapeThroughView(n: Node, opset: number, views: ReadonlyMap<Value, Node>): { nodes: Node[]; out: Value; dims: Dim[] } | undefined {
+  const x = n.inputs[0]!;
+  const view = views.get(x);
+  const y = view?.inputs[0];
+  if (!y) return undefined;
+  const r = x.shape.length;
+  const clamp = (i: number): number => Math.min(r, Math.max(0, i < 0 ? i + r : i));
+  const dims = x.shape.slice(clamp(intAttr(n, 'start', 0)), clamp(intAttr(n, 'end', r)));
+  if (dims.every((d) => typeof d === 'number')) return undefined;
+  const parts = dims.map((d) => (typeof d === 'number' ? d : derivedDim(y.shape, d)));
+  if (parts.some((p) => p === undefined)) return undefined;
+  const b = new GraphBuilder(opset);
+  const i64 = (xs: readonly number[]): Value => b.constant(Tensor.from('i64', [xs.length], xs));
+  const op = (o: string, ins: Value[], axis?: number): Value => b.add(o, ins, axis === undefined ? {} : { axis: { kind: 'int', value: axis } }, { name: n.name })[0]!;
+  const shape = op('Shape', [y]);
+  const pieces: Value[] = [];
+  let sizes: number[] = [];
+  for (const p of parts) {
+    if (typeof p === 'number') {
+      sizes.push(p);
+      continue;
+    }
+    if (sizes.length) pieces.push(i64(sizes));
+    sizes = [];
+    let v = op('Gather', [shape, i64([p!.axis])], 0);
+    if (p!.mul !== 1) v = op('Mul', [v, i64([p!.mul])]);
+    if (p!.div !== 1) v = op('Div', [v, i64([p!.div])]);
+    pieces.push(v);
+  }
+  if (sizes.length) pieces.push(i64(sizes));
+  const out = pieces.length === 1 ? pieces[0]! : op('Concat', pieces, 0);
+  return { nodes: [...b.build([]).nodes], out, dims };
 }

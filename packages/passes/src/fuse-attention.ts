@@ -15,22 +15,27 @@
  *            %o = MatMul(%p, %v)
  *   After:   %o = attention(%q, %k, %v, %m) {scale=0.125, numHeads=N, kvHeads=N}
  *
- * Scales may sit on q, on k (or k^T), on both, or on the scores, as Mul or Div, before or after
- * the mask; masks are `Add` (additive; SDPA's Add(s, Where(keep, 0, -inf)) becomes the bool
- * keep mask) or `Where` (masked_fill with -inf, or a large negative fill, in either branch order).
+ * Both products may be MatMuls or Einsums that are batched matmuls (`bhid,bhjd->bhij`,
+ * `bhij,bhjd->bhid`). Scales may sit on q, on k (or k^T), on both, or on the scores, as Mul or
+ * Div, before or after the mask (baddbmm's Add(Mul(scores, alpha), Mul(input, beta)) is that
+ * form; a provably zero input, Mul(ConstantOfShape, 0) from beta=0, is no mask); masks are `Add`
+ * (additive; SDPA's Add(s, Where(keep, 0, -inf)) becomes the bool keep mask) or `Where`
+ * (masked_fill with -inf, or a large negative fill, in either branch order).
  * Casts around the softmax (fp32 softmax of bf16 scores) and PyTorch's NaN guard
  * Where(IsNaN(p), 0, p) are looked through: the op computes its softmax in fp32 and gives zeros
- * on fully masked rows. 3-D batched heads ([B*N,S,H]) and symbolic batch dims are handled;
- * operands are rebuilt from their ancestors (layout-trace.ts) so no Transpose is stacked on the
- * exporter's head split.
+ * on fully masked rows. 3-D batched heads ([B*N,S,H]) and symbolic batch and sequence dims are
+ * handled (dynamic head_to_batch_dim: [batch*4,S,H] traced back to [batch,4,S,H]); operands are
+ * rebuilt from their ancestors (layout-trace.ts) so no Transpose is stacked on the exporter's
+ * head split.
  */
 import type { Dim, Node, Value } from '@paradit/ir';
 import { Tensor, isFloat } from '@paradit/ir';
 import type { GraphView, RewriteBuilder, RewriteRule } from './rewrite';
-import { sameShape, staticShapeOf } from './rewrite';
+import { sameShape } from './rewrite';
 import { rewritePass } from './rewriter';
-import { fuseTo, isConst, keepsShape, orders, scalarConst, softmaxAxis } from './fusion-match';
+import { einsumMatMul, fuseTo, isConst, isZeroTensor, keepsShape, orders, scalarConst, softmaxAxis } from './fusion-match';
 import { OperandPlan, buildOperand, maskTo4d, planOperand } from './attention-operands';
+import { reshapeDims } from './layout-trace';
 import { fromOnnxAttention } from './fuse-attention-onnx';
 
 /** One mask term met between the scores MatMul and the Softmax, with the scale applied after it. */
@@ -39,8 +44,9 @@ type MaskTerm =
   | { readonly kind: 'where'; readonly cond: Value; readonly keepWhen: boolean; readonly fill: number; readonly factor: number };
 
 interface ScoresMatch {
-  /** MatMul(q', k^T'). */
+  /** MatMul(q', k^T'), or an Einsum that is one (kRows: it reads k' itself, `...id,...jd->...ij`). */
   readonly qk: Node;
+  readonly kRows: boolean;
   /** Total scalar factor applied to q' @ k^T'. */
   readonly factor: number;
   readonly masks: readonly MaskTerm[];
@@ -73,7 +79,9 @@ function matchScores(view: GraphView, v: Value, factor: number, masks: readonly 
   const p = view.producer(v);
   if (!p || depth > 10) return undefined;
   if (!view.hasSingleUser(v)) return undefined;
-  if (p.op === 'MatMul') return { qk: p, factor, masks };
+  if (p.op === 'MatMul') return { qk: p, factor, masks, kRows: false };
+  const e = p.op === 'Einsum' ? einsumMatMul(p) : undefined;
+  if (e) return { qk: p, factor, masks, kRows: e.transB };
   if (p.op === 'Cast' && isFloat(p.outputs[0]!.dtype) && isFloat(p.inputs[0]!.dtype)) return matchScores(view, p.inputs[0]!, factor, masks, depth + 1);
   if (p.op === 'Mul' || p.op === 'Div') {
     for (const [s, c] of p.op === 'Mul' ? orders(p) : [[p.inputs[0]!, p.inputs[1]!] as [Value, Value]]) {
@@ -86,7 +94,9 @@ function matchScores(view: GraphView, v: Value, factor: number, masks: readonly 
   if (p.op === 'Add') {
     for (const [s, m] of orders(p)) {
       if (s === m || !keepsShape(p, s)) continue;
-      const r = matchScores(view, s, factor, [...masks, additiveMask(view, m, factor)], depth + 1);
+      // baddbmm(torch.empty(...), q, k^T, beta=0) adds Mul(ConstantOfShape, 0): no mask at all.
+      const terms = isZeroTensor(view, m) ? masks : [...masks, additiveMask(view, m, factor)];
+      const r = matchScores(view, s, factor, terms, depth + 1);
       if (r) return r;
     }
     return undefined;
@@ -184,15 +194,18 @@ function headCounts(q: OperandPlan, k: OperandPlan, v: OperandPlan): { B: Dim; N
     if (B === undefined || B !== Bk || B !== Bv) return undefined;
     return { B, N, Nkv: Nk };
   }
+  // [B*N, S, H]: the split comes from q's trace (a symbolic B*N needs one: "batch*4" alone is ambiguous).
   const BN = q.value.shape[0];
-  if (typeof BN !== 'number' || k.value.shape[0] !== BN || v.value.shape[0] !== BN) return undefined;
-  const [B, N] = q.batch ?? [1, BN];
+  if (BN === undefined || k.value.shape[0] !== BN || v.value.shape[0] !== BN) return undefined;
+  const split = q.batch ?? (typeof BN === 'number' ? ([1, BN] as const) : undefined);
+  if (!split) return undefined;
+  const [B, N] = split;
   return { B, N, Nkv: N };
 }
 
 // MatMul(Softmax(scale * MatMul(q', k^T') + mask), v') -> attention(q, k, v, mask) {scale, numHeads, kvHeads}
 const fuseSoftmaxAttention: RewriteRule = (n, view) => {
-  if (n.op !== 'MatMul') return undefined;
+  if (n.op !== 'MatMul' && !(n.op === 'Einsum' && einsumMatMul(n)?.transB === false)) return undefined;
   const [pv, vv] = n.inputs as [Value, Value];
   const sm = softmaxAbove(view, pv);
   if (!sm || softmaxAxis(view, sm) !== sm.inputs[0]!.shape.length - 1) return undefined;
@@ -207,10 +220,11 @@ const fuseSoftmaxAttention: RewriteRule = (n, view) => {
   const kt0 = narrowSource(view, ktv, out.dtype);
   if (q0.dtype !== out.dtype || kt0.dtype !== out.dtype || vv.dtype !== out.dtype) return undefined;
   const q = planOperand(view, q0, 'rows', true);
-  let k = planOperand(view, kt0, 'cols', true, true);
+  const kRole = m.kRows ? 'rows' : 'cols';
+  let k = planOperand(view, kt0, kRole, true, true);
   let v = planOperand(view, vv, 'rows', false, true);
   if (k.repeat !== v.repeat) {
-    k = planOperand(view, kt0, 'cols', true);
+    k = planOperand(view, kt0, kRole, true);
     v = planOperand(view, vv, 'rows', false);
   }
   const heads = headCounts(q, k, v);
@@ -232,9 +246,7 @@ const fuseSoftmaxAttention: RewriteRule = (n, view) => {
       numHeads: { kind: 'int', value: N },
       kvHeads: { kind: 'int', value: Nkv },
     });
-    if (sameShape(att.shape, out.shape)) return att;
-    const s = staticShapeOf(out);
-    return s ? b.reshape(att, s) : undefined;
+    return reshapeDims(b, att, out.shape);
   });
 };
 

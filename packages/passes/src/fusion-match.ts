@@ -7,7 +7,7 @@
  * Every helper answers "no match" with undefined (or false) and never throws: a rule that cannot
  * prove its pattern leaves the graph alone.
  */
-import { IrError, Value } from '@paradit/ir';
+import { IrError, Value, isFloat } from '@paradit/ir';
 import type { DType, Node } from '@paradit/ir';
 import type { GraphView, Rewrite, RewriteBuilder } from './rewrite';
 import { VIEW_OPS, rewriteTo, sameShape } from './rewrite';
@@ -66,6 +66,57 @@ export function scalarConst(view: GraphView, v: Value | null | undefined): numbe
 export function isConst(view: GraphView, v: Value | null | undefined, target: number): boolean {
   const x = scalarConst(view, v);
   return x !== undefined && near(x, target, v!.dtype);
+}
+
+/**
+ * True when every element of v is provably 0: a zero splat constant, ConstantOfShape with value
+ * 0, their Expand or float Cast, or a product by zero whose other factor is provably finite
+ * (x * 0 is NaN for an infinite x).
+ */
+export function isZeroTensor(view: GraphView, v: Value, depth = 0): boolean {
+  return constantFill(view, v, depth) === 0;
+}
+
+/** The one value every element of v provably has (splats, ConstantOfShape, Expand, Cast, Mul of those). */
+function constantFill(view: GraphView, v: Value, depth: number): number | undefined {
+  const c = scalarConst(view, v);
+  if (c !== undefined || depth > 4) return c;
+  const p = view.producer(v);
+  if (!p) return undefined;
+  if (p.op === 'ConstantOfShape') {
+    const a = p.attrs['value'];
+    return a === undefined ? 0 : a.kind === 'tensor' && a.value.size === 1 ? a.value.data[0] : undefined;
+  }
+  if (p.op === 'Expand' || (p.op === 'Cast' && isFloat(p.outputs[0]!.dtype))) return constantFill(view, p.inputs[0]!, depth + 1);
+  if (p.op === 'Mul') {
+    const a = constantFill(view, p.inputs[0]!, depth + 1);
+    const b = constantFill(view, p.inputs[1]!, depth + 1);
+    return a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) ? a * b : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * An Einsum that is a batched matmul of its two operands: `...ik,...kj->...ij` (transB false) or
+ * `...ik,...jk->...ij` (transB true: the second operand is used transposed, k^T), with the same
+ * batch letters in the same order on both operands and the output. Undefined for anything else.
+ */
+export function einsumMatMul(n: Node): { readonly transB: boolean } | undefined {
+  const eq = n.attrs['equation'];
+  if (n.op !== 'Einsum' || n.inputs.length !== 2 || !eq || eq.kind !== 'string') return undefined;
+  const m = /^([a-zA-Z]*),([a-zA-Z]*)->([a-zA-Z]*)$/.exec(eq.value.replace(/\s+/g, ''));
+  if (!m) return undefined;
+  const [a, b, out] = [m[1]!, m[2]!, m[3]!];
+  const r = a.length;
+  if (r < 2 || b.length !== r || out.length !== r || new Set(a + b).size !== r + 1) return undefined;
+  const batch = a.slice(0, r - 2);
+  if (b.slice(0, r - 2) !== batch || out.slice(0, r - 2) !== batch) return undefined;
+  const [i, k] = [a[r - 2]!, a[r - 1]!];
+  const j = out[r - 1]!;
+  if (out[r - 2] !== i || j === k || j === i) return undefined;
+  if (b.slice(r - 2) === k + j) return { transB: false };
+  if (b.slice(r - 2) === j + k) return { transB: true };
+  return undefined;
 }
 
 /** The two input orders of a commutative binary node. */

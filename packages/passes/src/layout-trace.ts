@@ -12,12 +12,19 @@
  *     -Reshape-> [1,4,32,76]      traced: dims [] [n] [h] [s] over k's atoms s(76) n(4) h(32)
  *
  * An Expand/Tile that repeats a size-1 axis (repeat_kv) adds a repeat atom, so grouped-query
- * attention can be read off the heads axis. Size-1 axes carry no data and get no atoms. All
- * shapes on the chain must be static.
+ * attention can be read off the heads axis. Size-1 axes carry no data and get no atoms.
+ *
+ * Sizes may be symbolic (dynamic-shape exports): an atom's size is a Dim, and a Reshape may
+ * split or merge a symbolic dim with static factors when the names say exactly how
+ * (fold-symbolic-dims.ts names products: [batch*4,S,8] -> [batch,4,S,8] splits atom batch*4 into
+ * batch and 4). Anything that does not divide exactly for every value of the symbols (a static
+ * dim out of a symbol, an unresolved fresh symbol) gives no trace.
  */
-import type { Node, Value } from '@paradit/ir';
+import { GraphBuilder, Node, Value } from '@paradit/ir';
+import type { Dim } from '@paradit/ir';
 import type { GraphView, RewriteBuilder } from './rewrite';
-import { intsAttr, sameShape, staticShapeOf } from './rewrite';
+import { intsAttr, sameShape } from './rewrite';
+import { derivedDim, divDims, productOfDims } from './fold-symbolic-dims';
 import { scalarConst } from './fusion-match';
 
 /**
@@ -27,7 +34,7 @@ import { scalarConst } from './fusion-match';
 export class Atom {
   constructor(
     readonly axis: number,
-    readonly size: number,
+    readonly size: Dim,
     readonly repeat = false,
   ) {}
 }
@@ -81,24 +88,30 @@ function chainAbove(view: GraphView, v: Value, maxDepth: number): { nodes: Node[
   return { nodes, ancestors };
 }
 
-/** Regroups atoms (in order) into dims of the given sizes, splitting atoms where needed. */
-function regroup(dims: readonly (readonly Atom[])[], shape: readonly number[], parts: Atom[][]): Atom[][] | undefined {
+/**
+ * Regroups atoms (in order) into dims of the given sizes, splitting atoms where needed. Symbolic
+ * sizes divide only exactly (divDims): "batch*4" takes atoms batch and 4, or splits an atom.
+ */
+function regroup(dims: readonly (readonly Atom[])[], shape: readonly Dim[], parts: Atom[][]): Atom[][] | undefined {
   const flat = dims.flat();
   const out: Atom[][] = [];
   let idx = 0;
   for (const d of shape) {
+    if (d === 0) return undefined;
     const group: Atom[] = [];
-    let need = d;
-    while (need > 1) {
+    let need: Dim = d;
+    while (need !== 1) {
       const a = flat[idx];
       if (!a) return undefined;
-      if (need % a.size === 0) {
+      const rest = divDims(need, a.size);
+      const innerSize = rest === undefined ? divDims(a.size, need) : undefined;
+      if (rest !== undefined) {
         group.push(a);
-        need /= a.size;
+        need = rest;
         idx++;
-      } else if (a.size % need === 0) {
+      } else if (innerSize !== undefined) {
         const outer = new Atom(a.axis, need, a.repeat);
-        const inner = new Atom(a.axis, a.size / need, a.repeat);
+        const inner = new Atom(a.axis, innerSize, a.repeat);
         if (!a.repeat) {
           const list = parts[a.axis]!;
           list.splice(list.indexOf(a), 1, outer, inner);
@@ -108,7 +121,6 @@ function regroup(dims: readonly (readonly Atom[])[], shape: readonly number[], p
         need = 1;
       } else return undefined;
     }
-    if (d === 0) return undefined;
     out.push(group);
   }
   return idx === flat.length ? out : undefined;
@@ -116,9 +128,9 @@ function regroup(dims: readonly (readonly Atom[])[], shape: readonly number[], p
 
 /** Expand/Tile that only repeat size-1 axes (same rank): those dims get a repeat atom. */
 function repeatAxes(view: GraphView, n: Node, dims: readonly (readonly Atom[])[]): Atom[][] | undefined {
-  const inShape = staticShapeOf(n.inputs[0]!);
-  const out = staticShapeOf(n.outputs[0]!);
-  if (!inShape || !out || out.length !== inShape.length) return undefined;
+  const inShape = n.inputs[0]!.shape;
+  const out = n.outputs[0]!.shape;
+  if (out.length !== inShape.length) return undefined;
   if (n.op === 'Tile' && !view.ints(n.inputs[1])) return undefined;
   const next: Atom[][] = [];
   for (let i = 0; i < out.length; i++) {
@@ -131,9 +143,7 @@ function repeatAxes(view: GraphView, n: Node, dims: readonly (readonly Atom[])[]
 
 /** Simulates nodes (applied in order) on src's atoms. */
 function simulate(view: GraphView, src: Value, nodes: readonly Node[]): LayoutTrace | undefined {
-  const shape = staticShapeOf(src);
-  if (!shape) return undefined;
-  const parts: Atom[][] = shape.map((s, axis) => (s === 1 ? [] : [new Atom(axis, s)]));
+  const parts: Atom[][] = src.shape.map((s, axis) => (s === 1 ? [] : [new Atom(axis, s)]));
   let dims: Atom[][] = parts.map((p) => [...p]);
   let factor = 1;
   let scaleOps = 0;
@@ -148,9 +158,7 @@ function simulate(view: GraphView, src: Value, nodes: readonly Node[]): LayoutTr
       if (!next) return undefined;
       dims = next;
     } else if (LAYOUT_OPS.has(n.op)) {
-      const out = staticShapeOf(n.outputs[0]!);
-      if (!out) return undefined;
-      const next = regroup(dims, out, parts);
+      const next = regroup(dims, n.outputs[0]!.shape, parts);
       if (!next) return undefined;
       dims = next;
     } else {
@@ -181,26 +189,30 @@ export function traceLayouts(view: GraphView, v: Value, maxDepth = 8): LayoutTra
 /**
  * Cost of building a value of `shape` whose dims hold `groups` of t's atoms: 0 when src already
  * is it, 1 for one Transpose or Reshape, 3 for Reshape-Transpose-Reshape; undefined when the
- * groups do not use exactly t's atoms.
+ * groups do not use exactly t's atoms or a Reshape on the way cannot be expressed (reshapePlan).
  */
-export function rebuildCost(t: LayoutTrace, groups: readonly (readonly Atom[])[], shape: readonly number[]): number | undefined {
+export function rebuildCost(t: LayoutTrace, groups: readonly (readonly Atom[])[], shape: readonly Dim[]): number | undefined {
   const order = t.parts.flat();
   const want = groups.flat();
   if (order.length !== want.length || want.some((a) => !order.includes(a))) return undefined;
   const simple = simplePerm(t, groups, shape);
   if (simple) return simple.every((p, i) => p === i) ? 0 : 1;
+  const splitShape = order.map((a) => a.size);
+  const permuted = want.map((a) => a.size);
+  if (!sameShape(t.src.shape, splitShape) && !reshapePlan(t.src.shape, splitShape)) return undefined;
+  if (!sameShape(permuted, shape) && !reshapePlan(permuted, shape)) return undefined;
   return 3;
 }
 
 /** A perm p with Transpose(src, p) holding `groups`, when no src axis is split and ranks match. */
-function simplePerm(t: LayoutTrace, groups: readonly (readonly Atom[])[], shape: readonly number[]): number[] | undefined {
-  const srcShape = t.src.shape as readonly number[];
+function simplePerm(t: LayoutTrace, groups: readonly (readonly Atom[])[], shape: readonly Dim[]): number[] | undefined {
+  const srcShape = t.src.shape;
   if (srcShape.length !== shape.length || t.parts.some((p) => p.length > 1)) return undefined;
   const used = new Set<number>();
   const perm: number[] = [];
   for (let i = 0; i < groups.length; i++) {
     const g = groups[i]!;
-    if (g.length > 1 || g.reduce((n, a) => n * a.size, 1) !== shape[i]) return undefined;
+    if (g.length > 1 || productOfDims(g.map((a) => a.size)) !== shape[i]) return undefined;
     if (g.length === 1) {
       perm.push(g[0]!.axis);
       used.add(g[0]!.axis);
@@ -220,14 +232,84 @@ function simplePerm(t: LayoutTrace, groups: readonly (readonly Atom[])[], shape:
 }
 
 /** Builds the value of `shape` whose dims hold `groups` of t's atoms (see rebuildCost). */
-export function rebuild(b: RewriteBuilder, t: LayoutTrace, groups: readonly (readonly Atom[])[], shape: readonly number[]): Value | undefined {
+export function rebuild(b: RewriteBuilder, t: LayoutTrace, groups: readonly (readonly Atom[])[], shape: readonly Dim[]): Value | undefined {
   const simple = simplePerm(t, groups, shape);
   if (simple) return simple.every((p, i) => p === i) ? t.src : b.op('Transpose', [t.src], { perm: intsAttr(simple) });
   const order = t.parts.flat();
   const splitShape = order.map((a) => a.size);
-  let cur = sameShape(t.src.shape, splitShape) ? t.src : b.reshape(t.src, splitShape);
+  let cur = reshapeDims(b, t.src, splitShape);
   if (!cur) return undefined;
   const perm = groups.flat().map((a) => order.indexOf(a));
   if (perm.some((p, i) => p !== i)) cur = b.op('Transpose', [cur], { perm: intsAttr(perm) });
-  return sameShape(cur.shape, shape) ? cur : b.reshape(cur, shape);
+  return reshapeDims(b, cur, shape);
+}
+
+/** One element of a Reshape target: a constant (0 copies the input dim, -1 is inferred) or dim `axis` of the input, times mul, over div. */
+type TargetPart = { readonly kind: 'const'; readonly value: number } | { readonly kind: 'dim'; readonly axis: number; readonly mul: number; readonly div: number };
+
+/**
+ * How to spell a Reshape from `input` to `out` with symbolic dims: numbers as they are, a symbol
+ * at the same index as 0 (copy), a symbol derived from one input dim (equal, or times/over a size)
+ * read at run time from Shape(x), and at most one other dim as -1. Undefined when two dims are
+ * neither (or `out` has a 0 size, which would need allowzero).
+ */
+export function reshapePlan(input: readonly Dim[], out: readonly Dim[]): TargetPart[] | undefined {
+  if (out.includes(0)) return undefined;
+  const parts: (TargetPart | undefined)[] = out.map((d, i) => {
+    if (typeof d === 'number') return { kind: 'const', value: d };
+    if (input[i] === d) return { kind: 'const', value: 0 };
+    const from = derivedDim(input, d);
+    return from && { kind: 'dim', ...from };
+  });
+  const free = parts.filter((p) => p === undefined).length;
+  if (free > 1) return undefined;
+  // The -1 goes to the one dim no input dim gives, else to the first dim read at run time.
+  const at = free === 1 ? parts.indexOf(undefined) : parts.findIndex((p) => p?.kind === 'dim');
+  if (at >= 0) parts[at] = { kind: 'const', value: -1 };
+  return parts as TargetPart[];
+}
+
+/**
+ * Reshape(x) to `out` (a view: row-major order kept), symbolic dims allowed. When inference
+ * cannot name a dim the way `out` does (a -1 solved to "batch*4", run-time parts), the node gets
+ * the type `out`: the caller's trace proved it (and the verifier maps invented symbols to it).
+ */
+export function reshapeDims(b: RewriteBuilder, x: Value, out: readonly Dim[]): Value | undefined {
+  if (sameShape(x.shape, out)) return x;
+  const shape = out.every((d): d is number => typeof d === 'number') ? out : undefined;
+  if (shape) return b.reshape(x, shape);
+  const plan = reshapePlan(x.shape, out);
+  if (!plan) return undefined;
+  let target: Value;
+  if (plan.every((p) => p.kind === 'const')) target = b.i64(plan.map((p) => (p.kind === 'const' ? p.value : 0)));
+  else {
+    const dims = b.op('Shape', [x]);
+    const pieces = plan.map((p) => {
+      if (p.kind === 'const') return b.i64([p.value]);
+      let v = b.op('Gather', [dims, b.i64([p.axis])], { axis: { kind: 'int', value: 0 } });
+      if (p.mul !== 1) v = b.op('Mul', [v, b.i64([p.mul])]);
+      if (p.div !== 1) v = b.op('Div', [v, b.i64([p.div])]);
+      return v;
+    });
+    target = b.op('Concat', pieces, { axis: { kind: 'int', value: 0 } });
+  }
+  // Inference (on a scratch builder) may invent a symbol where the trace knows the name.
+  const inferred = new GraphBuilder(b.opset).add('Reshape', [x, target])[0]!;
+  if (sameShape(inferred.shape, out)) return b.op('Reshape', [x, target]);
+  const typed = new Value({ dtype: x.dtype, shape: [...out] }, '');
+  b.addNode(new Node('Reshape', [x, target], [typed], {}, typedViewName(b)));
+  return typed;
+}
+
+const typedViews = new WeakMap<RewriteBuilder, number>();
+
+/**
+ * A name of its own for each typed Reshape of one rewrite: the verifier names the symbols it
+ * invents after the node (`<name>_<axis>`) and binds each to one recorded dim, so two such
+ * Reshapes named alike (the rewrite's provenance) could not type axis 0 differently.
+ */
+function typedViewName(b: RewriteBuilder): string {
+  const k = (typedViews.get(b) ?? 0) + 1;
+  typedViews.set(b, k);
+  return `${b.provenance}.view${k}`;
 }

@@ -90,7 +90,11 @@ export interface AttentionLowering {
   readonly alsoCovers: readonly Node[];
 }
 
-export function lowerFlashAttention(n: Node, folded: ReadonlySet<Node>, ctx: AttentionFoldContext): AttentionLowering {
+/**
+ * `into` (concat-in-place.ts): write the output (after its head-merge transpose) into another
+ * value's buffer with the given strides instead of the transpose's own buffer.
+ */
+export function lowerFlashAttention(n: Node, folded: ReadonlySet<Node>, ctx: AttentionFoldContext, into?: { readonly value: Value; readonly strides: SeqStrides; readonly covers: readonly Node[] }): AttentionLowering {
   const [q, k, v, mask] = n.inputs as [Value, Value, Value, Value | null | undefined];
   const out = n.outputs[0]!;
   const [B, N, Sq, H] = dims(q) as [number, number, number, number];
@@ -108,8 +112,9 @@ export function lowerFlashAttention(n: Node, folded: ReadonlySet<Node>, ctx: Att
   // Output: write straight into the head-merge transpose when it is attention's only reader.
   const readers = ctx.readersIfLocal(out);
   const swap = readers && readers.length === 1 && isHeadSwap(readers[0]) ? readers[0] : undefined;
-  const oValue = swap ? swap.outputs[0]! : out;
-  const oStrides = swap ? bsnh(oValue) : bnsh(out);
+  if (into && !swap) throw new Error(`attention '${n.name}': can only write into another buffer through its head-merge transpose`);
+  const oValue = into ? into.value : swap ? swap.outputs[0]! : out;
+  const oStrides = into ? into.strides : swap ? bsnh(oValue) : bnsh(out);
   const kind = maskKind(mask ?? null)!;
   const scale = n.attrs['scale']?.kind === 'float' ? n.attrs['scale'].value : 1 / Math.sqrt(H);
   let maskStrides: { b: number; h: number; q: number; k: number } | undefined;
@@ -136,10 +141,10 @@ export function lowerFlashAttention(n: Node, folded: ReadonlySet<Node>, ctx: Att
     return { kind: a.kind, v: a.v };
   });
   const pre = [qo.node, ko.node, vo.node].filter((x): x is Node => x !== undefined);
-  const covers = [...new Set(pre), n, ...(swap ? [swap] : [])];
+  const covers = [...new Set(pre), n, ...(swap ? [swap] : []), ...(into ? into.covers : [])];
   const reads = [...new Set([qo.value, ko.value, vo.value, ...(mask ? [mask] : [])])];
   return {
     kernel: { entry: ak.entry, source: ak.source, grid: ak.grid({ batch: B, heads: N, sq: Sq }), block: ak.block, smem: ak.smem, args, covers, reads, writes: [oValue] },
-    alsoCovers: swap ? [swap] : [],
+    alsoCovers: [...(swap ? [swap] : []), ...(into ? into.covers : [])],
   };
 }

@@ -3,7 +3,8 @@
  * reads (its kernel args, gemm operands and ref inputs) was defined before it, as a step input,
  * a constant, state, the output of an earlier instruction, or a view of one of these. Catches an
  * emitter that reads a value no kernel writes (which would read stale arena bytes on a GPU) at
- * compile time, with the instruction and the ONNX nodes named.
+ * compile time, with the instruction and the ONNX nodes named. One exception: an instruction may
+ * read bytes of the buffer it writes itself (an in-place update such as a Concat piece).
  */
 import type { Value } from '@paradit/ir';
 import type { LInstr, LoweredProgram } from './program';
@@ -23,11 +24,23 @@ export function checkProgram(lp: LoweredProgram): void {
     }
     return false;
   };
+  const root = (v: Value): Value => {
+    let cur = v;
+    for (let i = 0; i < 10000; i++) {
+      const a = lp.aliases.get(cur);
+      if (!a) return cur;
+      cur = a.of;
+    }
+    return cur;
+  };
   const walk = (instrs: readonly LInstr[], d: Set<Value>): void => {
     for (const i of instrs) {
       const { reads, writes } = instrUses(i);
+      // A read of the buffer the instruction itself writes is an in-place update (a piece of a
+      // Concat built in place, concat-in-place.ts: its ref passes the other pieces through).
+      const own = new Set(writes.map(root));
       for (const v of reads) {
-        if (!isDefined(v, d)) {
+        if (!isDefined(v, d) && !own.has(root(v))) {
           const what = i.op === 'kernel' ? `kernel '${i.kernel.entry}'` : i.op;
           throw new ProgramError(`${what} (from ${instrOrigin(i).join(', ')}) reads value '${v.name || v.id}' (${v.dtype}[${v.shape.join(',')}]), which no earlier instruction writes; the fragment emitter must list it in some kernel's writes or aliases`);
         }

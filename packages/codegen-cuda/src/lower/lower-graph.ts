@@ -13,6 +13,7 @@ import { Graph, IrError, Module, Node, Value, capturedValues, numel } from '@par
 import type { EmitFragment, FragmentLowering } from '../kernel-types';
 import { matchGemm } from './gemm';
 import { flashSupported, foldableInputTransposes, lowerFlashAttention } from './attention';
+import { placeConcats } from './concat-in-place';
 import type { LAlias, LBranch, LGemm, LInstr, LKernel, LStatePair, LoweredProgram, RefSpec } from './program';
 import { originOf } from './program';
 import { placeStateInPlace } from './state-in-place';
@@ -56,7 +57,11 @@ class Lowerer {
   readonly aliases = new Map<Value, LAlias>();
   private fragments = 0;
 
-  constructor(private readonly opts: LowerOptions) {}
+  constructor(
+    private readonly opts: LowerOptions,
+    /** Default-domain opset (the refs concat-in-place.ts builds use it). */
+    private readonly opset: number,
+  ) {}
 
   graph(g: Graph): LInstr[] {
     const out: LInstr[] = [];
@@ -88,6 +93,11 @@ class Lowerer {
       gemms.set(n, gm);
       for (const c of gm.covers) if (c !== n && c.op === 'Transpose') consumed.add(c);
     }
+    // Last-axis Concats of GEMM / attention outputs: the writers store into the Concat's buffer.
+    const placed = placeConcats(g.nodes, ctx, gemms, new Set(attns), this.opset);
+    for (const [n, gm] of placed.gemms) gemms.set(n, gm);
+    placed.consumed.forEach((n) => consumed.add(n));
+    placed.aliases.forEach((a, v) => this.aliases.set(v, a));
     let run: Node[] = [];
     const flush = (): void => {
       if (run.length > 0) out.push(...this.fragment(run, readers, escaping));
@@ -102,9 +112,13 @@ class Lowerer {
         out.push(gemm);
       } else if (n.op === 'attention' && flash && flashSupported(n)) {
         flush();
-        const a = lowerFlashAttention(n, folded, ctx);
+        const into = placed.attention.get(n);
+        const a = lowerFlashAttention(n, folded, ctx, into);
         a.alsoCovers.forEach((c) => consumed.add(c));
-        out.push({ op: 'kernel', kernel: a.kernel, ref: refOf(a.kernel.covers, a.kernel.writes) });
+        const ref = into
+          ? into.ref(refOf(a.kernel.covers.filter((c) => !into.covers.includes(c)), [a.alsoCovers[0]!.outputs[0]!]))
+          : refOf(a.kernel.covers, a.kernel.writes);
+        out.push({ op: 'kernel', kernel: a.kernel, ref });
       } else if (n.op === 'attention') {
         flush();
         const emit = this.opts.emitAttention ?? ((node: Node, p: string) => this.opts.emitFragment(new Graph(node.inputs.filter((v): v is Value => v !== null && !v.constant), [node], node.outputs, 'attention'), { namePrefix: p }));
@@ -214,7 +228,7 @@ function written(instrs: readonly LInstr[]): Set<Value> {
 
 export function lowerModule(m: Module, opts: LowerOptions): LoweredProgram {
   const g = m.graph;
-  const l = new Lowerer(opts);
+  const l = new Lowerer(opts, m.opsets[''] ?? m.opsets['ai.onnx'] ?? 0);
   const program = l.graph(g);
   const state = statePairs(m);
   const nextValues = new Set(state.map((p) => p.next));
