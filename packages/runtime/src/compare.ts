@@ -6,6 +6,7 @@ import type { DType, Tensor } from '@paradit/ir';
 
 export interface Comparison {
   readonly maxAbs: number;
+  /** Infinity when any element is NaN in one tensor but not the other (so no test can pass a NaN output). */
   readonly relL2: number;
   /** Elements that are NaN in one tensor but not in the other. */
   readonly nanMismatch: number;
@@ -38,7 +39,7 @@ export function compareTensors(got: Tensor, ref: Tensor): Comparison {
     den += b * b;
   }
   const relL2 = den === 0 ? (num === 0 ? 0 : Infinity) : Math.sqrt(num / den);
-  return { maxAbs, relL2: Number.isNaN(relL2) ? Infinity : relL2, nanMismatch };
+  return { maxAbs, relL2: Number.isNaN(relL2) || nanMismatch > 0 ? Infinity : relL2, nanMismatch };
 }
 
 /** Relative-L2 tolerance for a reference output of this dtype (issue 2's policy). */
