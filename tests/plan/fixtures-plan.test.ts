@@ -17,8 +17,9 @@ if (!HAVE_FIXTURES) {
   console.log(NO_FIXTURES_REASON);
 }
 
-describe('fixture plans on the CPU backend', () => {
-  it.each(cases)('%s (%s plan) matches the reference output', async (name, dtype) => {
+// jest rejects an empty it.each table: without fixtures only the skip above is registered.
+(cases.length > 0 ? describe : describe.skip)('fixture plans on the CPU backend', () => {
+  it.each(cases.length > 0 ? cases : [['(no fixtures)', 'f32'] as const])('%s (%s plan) matches the reference output', async (name, dtype) => {
     const model = path.join(FIXTURES, name);
     const out = path.join(tempDir(), 'plan');
     const r = await compileToPlan(model, out, { dtype, nvcc: false });
