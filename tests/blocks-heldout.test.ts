@@ -7,18 +7,10 @@
 import { Module, Tensor, interpret } from '@paradit/ir';
 import { createPassContext, defaultPipeline, discoverBlocks, runPipeline } from '@paradit/passes';
 import { ZOO_BASE, ZooConfig, buildZooDit, zooDitInputs } from './models/dit-zoo';
+import { relL2 } from './models/pipeline-helpers';
 
 const TOL = 1e-5;
 
-function relL2(got: Tensor, ref: Tensor): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.data.length; i++) {
-    num += (got.data[i]! - ref.data[i]!) ** 2;
-    den += ref.data[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 const count = (m: Module, op: string): number => m.graph.nodes.filter((n) => n.op === op).length;
 

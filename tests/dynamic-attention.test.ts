@@ -7,27 +7,16 @@
  * looked unrelated and the attention stayed a Softmax; and against a mask of ones sized with
  * Shape(stream) counting as stream data (it made the first joint block a different kind).
  */
-import { GraphBuilder, Module, Tensor, Value, exportModel, importModel, interpret } from '@paradit/ir';
+import { GraphBuilder, Module, Tensor, Value, interpret } from '@paradit/ir';
 import type { AttrValue } from '@paradit/ir';
-import { createPassContext, defaultPipeline, discoverBlocks, runPipeline } from '@paradit/passes';
+import { discoverBlocks } from '@paradit/passes';
 import { ZOO_BASE, ZooConfig, buildZooDit, zooDitInputs } from './models/dit-zoo';
+import { compile, count, relL2, roundTrip } from './models/pipeline-helpers';
 import { randomTensor, rng } from './models/tiny-dit';
 
 const TOL = 1e-5;
 
-function relL2(got: Tensor, ref: Tensor): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.data.length; i++) {
-    num += (got.data[i]! - ref.data[i]!) ** 2;
-    den += ref.data[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
-const roundTrip = (m: Module): Module => importModel(exportModel(m));
-const compile = (m: Module): Module => runPipeline(m, defaultPipeline(), createPassContext({ verify: true }));
-const count = (m: Module, op: string): number => m.graph.nodes.filter((n) => n.op === op).length;
 
 /** One self-attention over x [batch, seq, 16] with 2 heads, shapes from Shape(x), scale on k. */
 function dynamicAttention(): Module {

@@ -9,30 +9,19 @@
  * tracked), layout tracing giving up on symbolic sizes (so the attention stayed a Softmax), and a
  * folded B*N split guessed where nothing shows it (a graph input [bn,S,H] must not fuse).
  */
-import { GraphBuilder, Module, Tensor, Value, exportModel, importModel, interpret } from '@paradit/ir';
+import { GraphBuilder, Module, Tensor, Value, interpret } from '@paradit/ir';
 import type { AttrValue, Dim } from '@paradit/ir';
-import { createPassContext, defaultPipeline, discoverBlocks, runPipeline } from '@paradit/passes';
+import { discoverBlocks } from '@paradit/passes';
 import { divDims, mulDims, resolveReshape } from '../packages/passes/src/fold-symbolic-dims';
 import { reshapePlan } from '../packages/passes/src/layout-trace';
 import { ZOO_BASE, ZooConfig, buildZooDit, zooDitInputs } from './models/dit-zoo';
+import { compile, count, relL2, roundTrip } from './models/pipeline-helpers';
 import { randomTensor, rng } from './models/tiny-dit';
 
 /** fp32 interpreter before/after the pipeline: relative L2. */
 const TOL = 1e-5;
 
-function relL2(got: Tensor, ref: Tensor): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.data.length; i++) {
-    num += (got.data[i]! - ref.data[i]!) ** 2;
-    den += ref.data[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
-const roundTrip = (m: Module): Module => importModel(exportModel(m));
-const compile = (m: Module): Module => runPipeline(m, defaultPipeline(), createPassContext({ verify: true }));
-const count = (m: Module, op: string): number => m.graph.nodes.filter((n) => n.op === op).length;
 
 interface FoldedConfig {
   /** An encoder_attention_mask [B, T] (bool) turned into a -10000 bias and repeat_interleave'd over heads. */
