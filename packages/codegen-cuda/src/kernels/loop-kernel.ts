@@ -20,7 +20,37 @@ export interface LoopLaunch {
   readonly params: Params;
 }
 
+
+/** Emits `const idx i<d> = <v> % xs[d]; <v> /= xs[d];` for `axes`, innermost last, and points start[d] at i<d>. */
+function unflatten(b: SourceBuilder, idx: string, v: string, xs: readonly number[], axes: readonly number[], start: string[]): void {
+  for (let k = axes.length - 1; k >= 0; k--) {
+    const d = axes[k]!;
+    b.emit(`const ${idx} i${d} = ${v} % ${xs[d]};`);
+    b.emit(`${v} /= ${xs[d]};`);
+    start[d] = `i${d}`;
+  }
+}
+
+/** One thread per kept position: `o` is its flat index; returns after the bounds check. */
+function threadPerOutput(b: SourceBuilder, idx: string, xs: readonly number[], kept: readonly number[], outN: number, start: string[]): void {
+  b.emit(`${idx} o = (${idx})blockIdx.x * ${LOOP_BLOCK} + (${idx})threadIdx.x;`);
+  b.emit(`if (o >= ${outN}) return;`);
+  b.emit(`${idx} oo = o;`);
+  unflatten(b, idx, 'oo', xs, kept, start);
+}
+
+/** The kernel text and launch of a one-thread-per-output loop kernel. */
+function loopLaunch(name: string, b: SourceBuilder, params: Params, outN: number): LoopLaunch {
+  const source =
+    `extern "C" __global__ void __launch_bounds__(${LOOP_BLOCK}) ${name}(${params.decl()}) {\n` +
+    b.text().split('\n').filter((l) => l).map((l) => `  ${l}`).join('\n') +
+    '\n}\n';
+  return { source, grid: Math.max(1, Math.ceil(outN / LOOP_BLOCK)), block: LOOP_BLOCK, params };
+}
+
 export function emitLoopReduce(name: string, plan: LoopPlan): LoopLaunch {
+  if (plan.op === 'softmax' || plan.op === 'log_softmax') return emitLoopSoftmax(name, plan);
+  if (plan.wide) return emitWideReduce(name, plan);
   const xs = plan.input.shape;
   const red = new Set(plan.axes);
   const kept = xs.map((_, i) => i).filter((i) => !red.has(i));
@@ -32,28 +62,13 @@ export function emitLoopReduce(name: string, plan: LoopPlan): LoopLaunch {
   const params = new Params();
   const ev = new Evaluator(b, params, idx);
   const start = xs.map(() => '0');
-  b.emit(`${idx} o = (${idx})blockIdx.x * ${LOOP_BLOCK} + (${idx})threadIdx.x;`);
-  b.emit(`if (o >= ${outN}) return;`);
-  b.emit(`${idx} oo = o;`);
-  for (let k = kept.length - 1; k >= 0; k--) {
-    const d = kept[k]!;
-    b.emit(`const ${idx} i${d} = oo % ${xs[d]};`);
-    b.emit(`oo /= ${xs[d]};`);
-    start[d] = `i${d}`;
-  }
-  if (plan.op === 'softmax' || plan.op === 'log_softmax') return emitLoopSoftmax(name, plan);
-  if (plan.wide) return emitWideReduce(name, plan);
+  threadPerOutput(b, idx, xs, kept, outN, start);
   const init = { sum: '0.0', mean: '0.0', sumsq: '0.0', l1: '0.0', l2: '0.0', prod: '1.0', max: '-__longlong_as_double(0x7ff0000000000000LL)', min: '__longlong_as_double(0x7ff0000000000000LL)' }[plan.op as 'sum'];
   if (init === undefined) throw new Error(`loop reduction of ${plan.op}`);
   b.emit(`double acc = ${init};`);
   b.open(`for (${idx} q = 0; q < ${R}; q++)`);
   b.emit(`${idx} qq = q;`);
-  for (let k = reduced.length - 1; k >= 0; k--) {
-    const d = reduced[k]!;
-    b.emit(`const ${idx} i${d} = qq % ${xs[d]};`);
-    b.emit(`qq /= ${xs[d]};`);
-    start[d] = `i${d}`;
-  }
+  unflatten(b, idx, 'qq', xs, reduced, start);
   ev.push();
   const v = `(double)(${ev.eval(plan.input, { key: 'q', start, lanes: 1 })[0]})`;
   ev.pop();
@@ -68,12 +83,7 @@ export function emitLoopReduce(name: string, plan: LoopPlan): LoopLaunch {
   if (plan.op === 'l2') b.emit('acc = sqrt(acc);');
   const out = params.write(plan.out);
   b.emit(`${out}[o] = ${toStorage(plan.out.dtype, `(${computeType(plan.out.dtype)})(acc)`)};`);
-  const body = b.text();
-  const source =
-    `extern "C" __global__ void __launch_bounds__(${LOOP_BLOCK}) ${name}(${params.decl()}) {\n` +
-    body.split('\n').filter((l) => l).map((l) => `  ${l}`).join('\n') +
-    '\n}\n';
-  return { source, grid: Math.max(1, Math.ceil(outN / LOOP_BLOCK)), block: LOOP_BLOCK, params };
+  return loopLaunch(name, b, params, outN);
 }
 
 /** Softmax over one non-last axis: one thread per (outer, inner) position, three passes. */
@@ -88,15 +98,7 @@ function emitLoopSoftmax(name: string, plan: LoopPlan): LoopLaunch {
   const params = new Params();
   const ev = new Evaluator(b, params, idx);
   const start = xs.map(() => '0');
-  b.emit(`${idx} o = (${idx})blockIdx.x * ${LOOP_BLOCK} + (${idx})threadIdx.x;`);
-  b.emit(`if (o >= ${outN}) return;`);
-  b.emit(`${idx} oo = o;`);
-  for (let k = kept.length - 1; k >= 0; k--) {
-    const d = kept[k]!;
-    b.emit(`const ${idx} i${d} = oo % ${xs[d]};`);
-    b.emit(`oo /= ${xs[d]};`);
-    start[d] = `i${d}`;
-  }
+  threadPerOutput(b, idx, xs, kept, outN, start);
   start[axis] = 'q';
   const pass = (key: string, body: (v: string) => void): void => {
     b.open(`for (${idx} q = 0; q < ${n}; q++)`);
@@ -116,12 +118,7 @@ function emitLoopSoftmax(name: string, plan: LoopPlan): LoopLaunch {
     const y = plan.op === 'softmax' ? `expf(${v} - m) / acc` : `${v} - m - logf(acc)`;
     b.emit(`${out}[${off}] = ${toStorage(plan.out.dtype, `(${computeType(plan.out.dtype)})(${y})`)};`);
   });
-  const body = b.text();
-  const source =
-    `extern "C" __global__ void __launch_bounds__(${LOOP_BLOCK}) ${name}(${params.decl()}) {\n` +
-    body.split('\n').filter((l) => l).map((l) => `  ${l}`).join('\n') +
-    '\n}\n';
-  return { source, grid: Math.max(1, Math.ceil(outN / LOOP_BLOCK)), block: LOOP_BLOCK, params };
+  return loopLaunch(name, b, params, outN);
 }
 
 export const WIDE_BLOCK = 1024;
