@@ -93,7 +93,7 @@ export function formatSummary(s: ModelSummary): string {
 export function inspectCommand(program: Command, _setCode: (c: number) => void): void {
   program
     .command('inspect')
-    .description('show inputs, outputs, node count, op histogram and parameters of an ONNX model')
+    .description('show a model after the default passes: inputs, outputs, ops, attention sites, transformer blocks (and mesh collectives, the cache gate, plan memory)')
     .argument('<model>', 'a .onnx file, or a folder holding model.onnx')
     .option('--json', 'print one JSON object')
     .option('--random-weights [seed]', 'replace missing external weights with seeded random data (benchmarking)')
