@@ -13,6 +13,7 @@ import { GraphView } from './graph-view';
 /** Ops that do the heavy work inside a block. */
 const HEAVY = new Set(['MatMul', 'Gemm', 'Conv', 'Einsum', 'linear', 'attention', 'Attention']);
 const ATTENTION = new Set(['attention', 'Attention']);
+const MLP_ACTIVATIONS = new Set(['gelu', 'Gelu', 'silu']);
 
 export function isAttentionNode(n: Node): boolean {
   return ATTENTION.has(n.op) || n.op === 'Softmax';
@@ -136,7 +137,11 @@ function hasParallelWork(view: GraphView, body: readonly Node[], attention: read
       for (const o of n.outputs) reach.add(o);
     }
   }
-  return body.some((n) => HEAVY.has(n.op) && !ATTENTION.has(n.op) && !upstream.has(n) && !downstream.has(n) && !attention.includes(n));
+  // An MLP activation beside the attention counts too: a fused `linear1` whose output is split
+  // into qkv and the MLP input (HunyuanVideo's and FLUX's reference single-stream blocks) is
+  // upstream of the attention, so the MLP's only own op before `linear2` is its activation.
+  const parallel = (n: Node): boolean => (HEAVY.has(n.op) && !ATTENTION.has(n.op)) || MLP_ACTIVATIONS.has(n.op);
+  return body.some((n) => parallel(n) && !upstream.has(n) && !downstream.has(n) && !attention.includes(n));
 }
 
 /** The MatMuls that multiply a Softmax's probabilities into v (through casts and reshapes). */
