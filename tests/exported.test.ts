@@ -86,12 +86,6 @@ function checkOrRefusal(folder: string, meshName: string, run: () => Tensor[]): 
   expect(compareTensors(run()[0]!, ref).relL2).toBeLessThan(TOL);
 }
 
-/**
- * Exports whose graph output loses its ONNX name in the default pipeline: fuse-linear replaces
- * the graph output `output` (MatMul+Add of proj_out, read by nothing else) with an unnamed
- * `linear` value, so the plan names it output_0. The numbers are right; the name is not.
- */
-const OUTPUT_NAME_LOST = new Set(['ltx_dynamo', 'ltx_ts', 'ltx_cfg2_dynamo']);
 
 test('the exported folders are present', () => {
   expect(folders.length).toBeGreaterThanOrEqual(10);
@@ -129,7 +123,7 @@ describe.each(folders)('%s', (folder) => {
     checkOrRefusal(folder, name, () => simulatedExecutor(mesh)(raw, inputs));
   });
 
-  (OUTPUT_NAME_LOST.has(folder) ? test.skip : test)('the graph output keeps its ONNX name through the default pipeline', () => {
+  test('the graph output keeps its ONNX name through the default pipeline', () => {
     const { raw } = load(folder);
     const m = runPipeline(raw, defaultPipeline(), createPassContext());
     expect(m.graph.outputs.map((v) => v.name)).toEqual(raw.graph.outputs.map((v) => v.name));

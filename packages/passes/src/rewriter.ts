@@ -224,11 +224,28 @@ class WorkGraph implements GraphView {
     }
     this.changed = true;
     values.forEach((v, i) => {
-      if (v !== n.outputs[i]) this.replaceAllUses(n.outputs[i]!, v);
+      const o = n.outputs[i]!;
+      if (v === o) return;
+      // A graph output keeps its name (runtimes and users find outputs by name): an unnamed
+      // replacement made by a node of this graph takes it.
+      if (o.name && !v.name && this.outputSet.has(o)) v = this.nameValue(v, o.name);
+      this.replaceAllUses(o, v);
     });
     this.eraseIfDead(n);
     for (let i = built.length - 1; i >= 0; i--) this.eraseIfDead(built[i]!);
     return true;
+  }
+
+  /** v renamed (its producer rebuilt with the named output) when this graph makes it; else v. */
+  private nameValue(v: Value, name: string): Value {
+    const p = this.producers.get(v);
+    if (!p || v.constant) return v;
+    const named = new Value(v.type, name);
+    const p2 = new Node(p.op, p.inputs, p.outputs.map((o) => (o === v ? named : o)), p.attrs, p.name);
+    this.replaceNode(p, p2);
+    this.enqueue(p2);
+    this.replaceAllUses(v, named);
+    return named;
   }
 
   private replaceAllUses(old: Value, neu: Value): void {

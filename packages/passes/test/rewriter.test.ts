@@ -4,7 +4,7 @@
  * (single use, splats, chains), subgraphs, and its errors (type change, wrong arity, rules that
  * undo each other).
  */
-import { IrError, Node, Tensor } from '@paradit/ir';
+import { Graph, IrError, Module, Node, Tensor, Value, tensorType } from '@paradit/ir';
 import {
   GraphView,
   RewriteRule,
@@ -34,6 +34,19 @@ const reluOfNeg: RewriteRule = (n, view) => {
 const passOf = (...rules: RewriteRule[]) => rewritePass('test-rules', 'rules under test', rules);
 
 describe('pattern rewriter', () => {
+  test('a named graph output keeps its name when a rule replaces it with a built value', () => {
+    const t = tensorType('f32', [3]);
+    const x = new Value(t, 'x');
+    const a = new Value(t, 'a');
+    const out = new Value(t, 'sample');
+    const g = new Graph([x], [new Node('Neg', [x], [a], {}, 'neg'), new Node('Relu', [a], [out], {}, 'relu')], [out], 'main');
+    const m = new Module(g, { '': 18 });
+    const after = runOne(passOf(reluOfNeg), m);
+    expect(after.graph.nodes.map((n) => n.op)).toEqual(['Min', 'Neg']);
+    expect(after.graph.outputs.map((v) => v.name)).toEqual(['sample']);
+    expectSameResults(m, after, { tolerance: 'exact' });
+  });
+
   test('no match: the same graph object comes back', () => {
     const m = ir('graph main(%x: f32[3]) { %a = Neg(%x)  %b = Exp(%a)  return %b }');
     expect(applyRewrites(m.graph, [doubleNeg], { opset: 18 })).toBe(m.graph);
