@@ -8,11 +8,11 @@
  * its first writer and its reader (numeric check, poisoned arena).
  */
 import { GraphBuilder, Module, Tensor, interpret } from '@paradit/ir';
-import type { AttrValue, Value } from '@paradit/ir';
 import { compileModule } from '@paradit/codegen-cuda';
 import type { LGemm, LKernel } from '@paradit/codegen-cuda';
 import { compareTensors } from '@paradit/runtime';
 import { compilePlanDir } from '../../../tests/plan/helpers';
+import { seededTensor, torchSelfAttention } from './plan-models';
 
 const S = 16;
 const N = 2;
@@ -20,11 +20,6 @@ const H = 64;
 const D = N * H;
 const F = 3 * D; // MLP width
 
-function rnd(shape: number[], scale: number, s0: number): Tensor {
-  let s = s0;
-  const n = shape.reduce((a, b) => a * b, 1);
-  return Tensor.from('f32', shape, Array.from({ length: n }, () => ((s = (s * 16807) % 2147483647) / 2147483647 - 0.5) * scale));
-}
 
 /**
  * x [1,S,D] -> attention over q,k,v linears -> [1,S,D]; x -> MatMul [D,F] -> m [1,S,F];
@@ -33,32 +28,17 @@ function rnd(shape: number[], scale: number, s0: number): Tensor {
  */
 function singleBlock(order: 'attn-first' | 'mlp-first', extraReader = false): Module {
   const b = new GraphBuilder(18);
-  const ints = (v: number[]): AttrValue => ({ kind: 'ints', value: v });
   const x = b.input('x', { dtype: 'f32', shape: [1, S, D] });
-  const heads = (i: number): Value => {
-    const [l] = b.add('MatMul', [x, b.constant(rnd([D, D], 0.2, 11 + i))]);
-    const [r] = b.add('Reshape', [l!, b.constant(Tensor.from('i64', [4], [1, S, N, H]))]);
-    return b.add('Transpose', [r!], { perm: ints([0, 2, 1, 3]) })[0]!;
-  };
-  const [q, k, v] = [heads(0), heads(1), heads(2)];
-  const [kt] = b.add('Transpose', [k], { perm: ints([0, 1, 3, 2]) });
-  const [s] = b.add('Mul', [b.add('MatMul', [q, kt!])[0]!, b.constant(Tensor.scalar('f32', 1 / Math.sqrt(H)))]);
-  const [p] = b.add('Softmax', [s!], { axis: { kind: 'int', value: -1 } });
-  const [o] = b.add('MatMul', [p!, v]);
-  const [t] = b.add('Transpose', [o!], { perm: ints([0, 2, 1, 3]) });
-  const [a] = b.add('Reshape', [t!, b.constant(Tensor.from('i64', [3], [1, S, D]))]);
-  const [m] = b.add('MatMul', [x, b.constant(rnd([D, F], 0.2, 21))], {}, { outputNames: ['m'] });
+  const a = torchSelfAttention(b, x, { S, N, H });
+  const [m] = b.add('MatMul', [x, b.constant(seededTensor([D, F], 0.2, 21))], {}, { outputNames: ['m'] });
   const parts = order === 'attn-first' ? [a!, m!] : [m!, a!];
   const [cat] = b.add('Concat', parts, { axis: { kind: 'int', value: -1 } });
-  const [y] = b.add('MatMul', [cat!, b.constant(rnd([D + F, D], 0.2, 31))], {}, { outputNames: ['y'] });
+  const [y] = b.add('MatMul', [cat!, b.constant(seededTensor([D + F, D], 0.2, 31))], {}, { outputNames: ['y'] });
   return new Module(b.build(extraReader ? [y!, m!] : [y!]), { '': 18 });
 }
 
-/** Relative L2, NaN when NaNs differ (compareTensors counts those apart: unwritten bytes are NaN). */
-function relL2(got: Tensor, want: Tensor): number {
-  const c = compareTensors(got, want);
-  return c.nanMismatch > 0 ? NaN : c.relL2;
-}
+/** Relative L2 (Infinity when NaNs differ: unwritten bytes are NaN). */
+const relL2 = (got: Tensor, want: Tensor): number => compareTensors(got, want).relL2;
 
 const concatKernels = (c: ReturnType<typeof compileModule>): LKernel[] =>
   c.lowered.program.filter((i): i is LKernel => i.op === 'kernel' && !i.kernel.entry.startsWith('paradit_attn_fwd') && i.ref.nodes.some((n) => n.op === 'Concat'));
@@ -86,7 +66,7 @@ describe('concat in place', () => {
     expect(c.memory.buffers.get(o)!.offset).toBe(c.memory.buffers.get(proj.a.value)!.offset + (order === 'attn-first' ? 0 : F * 2));
 
     const { backend } = await compilePlanDir(m, 'bf16');
-    const x = rnd([1, S, D], 2, 3);
+    const x = seededTensor([1, S, D], 2, 3);
     const outs = await backend.step(new Map([['x', x]]));
     const got = [...outs.values()][0]!; // y (the dtype policy's output cast renames it)
     expect(relL2(got, interpret(c.reference, [x])[0]!)).toBeLessThan(1e-6);
@@ -100,7 +80,7 @@ describe('concat in place', () => {
     const mlp = c.lowered.program.find((i): i is LGemm => i.op === 'gemm' && i.n === F)!;
     expect([mlp.out.elemOffset, mlp.out.ld]).toEqual([0, F]);
     const { backend } = await compilePlanDir(m, 'bf16');
-    const x = rnd([1, S, D], 2, 4);
+    const x = seededTensor([1, S, D], 2, 4);
     const outs = await backend.step(new Map([['x', x]]));
     const got = [...outs.values()][0]!; // y (the dtype policy's output cast renames it)
     expect(relL2(got, interpret(c.reference, [x])[0]!)).toBeLessThan(1e-6);

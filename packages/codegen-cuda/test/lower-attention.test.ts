@@ -5,41 +5,23 @@
  * plans run on the CPU backend and match the interpreter.
  */
 import { GraphBuilder, Module, Tensor, interpret } from '@paradit/ir';
-import type { AttrValue } from '@paradit/ir';
 import { compileModule } from '@paradit/codegen-cuda';
 import type { LKernel } from '@paradit/codegen-cuda';
 import { compareTensors } from '@paradit/runtime';
 import { compilePlanDir } from '../../../tests/plan/helpers';
+import { seededTensor, torchSelfAttention } from './plan-models';
 
 const S = 16;
 const N = 2;
 const H = 64;
 const D = N * H;
 
-function rnd(shape: number[], scale: number, s0: number): Tensor {
-  let s = s0;
-  const n = shape.reduce((a, b) => a * b, 1);
-  return Tensor.from('f32', shape, Array.from({ length: n }, () => ((s = (s * 16807) % 2147483647) / 2147483647 - 0.5) * scale));
-}
 
 /** x [1,S,D] -> q,k,v linears -> [1,N,S,H] -> softmax attention -> [1,S,D] (as torch exports it). */
 function attnModel(): Module {
   const b = new GraphBuilder(18);
-  const ints = (v: number[]): AttrValue => ({ kind: 'ints', value: v });
   const x = b.input('x', { dtype: 'f32', shape: [1, S, D] });
-  const heads = (i: number) => {
-    const [l] = b.add('MatMul', [x, b.constant(rnd([D, D], 0.2, 11 + i))]);
-    const [r] = b.add('Reshape', [l!, b.constant(Tensor.from('i64', [4], [1, S, N, H]))]);
-    return b.add('Transpose', [r!], { perm: ints([0, 2, 1, 3]) })[0]!;
-  };
-  const [q, k, v] = [heads(0), heads(1), heads(2)];
-  const [kt] = b.add('Transpose', [k], { perm: ints([0, 1, 3, 2]) });
-  const [s] = b.add('Mul', [b.add('MatMul', [q, kt!])[0]!, b.constant(Tensor.scalar('f32', 1 / Math.sqrt(H)))]);
-  const [p] = b.add('Softmax', [s!], { axis: { kind: 'int', value: -1 } });
-  const [o] = b.add('MatMul', [p!, v]);
-  const [t] = b.add('Transpose', [o!], { perm: ints([0, 2, 1, 3]) });
-  const [y] = b.add('Reshape', [t!, b.constant(Tensor.from('i64', [3], [1, S, D]))], {}, { outputNames: ['y'] });
-  return new Module(b.build([y!]), { '': 18 });
+  return new Module(b.build([torchSelfAttention(b, x, { S, N, H }, 'y')]), { '': 18 });
 }
 
 describe('attention lowering', () => {
@@ -57,7 +39,7 @@ describe('attention lowering', () => {
     expect(i64).toEqual([0, 1, 2, 3].flatMap(() => [S * N * H, H, N * H]));
     expect(kernels.some((k) => !k.kernel.entry.startsWith('paradit_attn_fwd') && k.ref.nodes.some((n) => n.op === 'Transpose'))).toBe(false);
     const { backend } = await compilePlanDir(m, 'bf16');
-    const x = rnd([1, S, D], 2, 3);
+    const x = seededTensor([1, S, D], 2, 3);
     const got = (await backend.step(new Map([['x', x]]))).get('y')!;
     expect(compareTensors(got, interpret(c.reference, [x])[0]!).relL2).toBeLessThan(1e-6);
     expect(compareTensors(got, interpret(m, [x])[0]!).relL2).toBeLessThan(3e-2);
@@ -68,7 +50,7 @@ describe('attention lowering', () => {
     const { compiled, backend, plan } = await compilePlanDir(m, 'f32');
     expect(plan.program.some((i) => i.op === 'kernel' && i.kernel.startsWith('paradit_attn_fwd'))).toBe(false);
     expect(plan.stats['gemms']).toBe(5);
-    const x = rnd([1, S, D], 2, 5);
+    const x = seededTensor([1, S, D], 2, 5);
     const got = (await backend.step(new Map([['x', x]]))).get('y')!;
     expect(compareTensors(got, interpret(compiled.reference, [x])[0]!).relL2).toBeLessThan(1e-5);
   });
@@ -78,7 +60,7 @@ describe('attention lowering', () => {
     const c = compileModule(m, { dtype: 'bf16', flashAttention: false });
     expect(c.lowered.program.some((i) => i.op === 'kernel' && i.kernel.entry.startsWith('paradit_attn_fwd'))).toBe(false);
     const { backend } = await compilePlanDir(m, 'bf16', { flashAttention: false });
-    const x = rnd([1, S, D], 2, 3);
+    const x = seededTensor([1, S, D], 2, 3);
     const got = (await backend.step(new Map([['x', x]]))).get('y')!;
     expect(compareTensors(got, interpret(c.reference, [x])[0]!).relL2).toBeLessThan(1e-2);
   });
