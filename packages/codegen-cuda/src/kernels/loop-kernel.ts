@@ -31,12 +31,33 @@ function unflatten(b: SourceBuilder, idx: string, v: string, xs: readonly number
   }
 }
 
-/** One thread per kept position: `o` is its flat index; returns after the bounds check. */
-function threadPerOutput(b: SourceBuilder, idx: string, xs: readonly number[], kept: readonly number[], outN: number, start: string[]): void {
+interface LoopFrame {
+  readonly b: SourceBuilder;
+  readonly params: Params;
+  readonly ev: Evaluator;
+  readonly idx: string;
+  /** Index expression per input axis: i<d> for kept axes, '0' until the caller sets the others. */
+  readonly start: string[];
+  readonly outN: number;
+}
+
+/**
+ * A kernel body with one thread per kept position of plan.input: `o` is its flat index, the body
+ * returns after the bounds check, and start[d] names the thread's index on each kept axis.
+ */
+function threadPerOutput(plan: LoopPlan, kept: readonly number[]): LoopFrame {
+  const xs = plan.input.shape;
+  const outN = numelOf(kept.map((i) => xs[i]!));
+  const idx = indexType(numelOf(xs), [plan.input]);
+  const b = new SourceBuilder();
+  const params = new Params();
+  const ev = new Evaluator(b, params, idx);
+  const start = xs.map(() => '0');
   b.emit(`${idx} o = (${idx})blockIdx.x * ${LOOP_BLOCK} + (${idx})threadIdx.x;`);
   b.emit(`if (o >= ${outN}) return;`);
   b.emit(`${idx} oo = o;`);
   unflatten(b, idx, 'oo', xs, kept, start);
+  return { b, params, ev, idx, start, outN };
 }
 
 /** The kernel text and launch of a one-thread-per-output loop kernel. */
@@ -55,14 +76,8 @@ export function emitLoopReduce(name: string, plan: LoopPlan): LoopLaunch {
   const red = new Set(plan.axes);
   const kept = xs.map((_, i) => i).filter((i) => !red.has(i));
   const reduced = [...plan.axes];
-  const outN = numelOf(kept.map((i) => xs[i]!));
   const R = numelOf(reduced.map((i) => xs[i]!));
-  const idx = indexType(numelOf(xs), [plan.input]);
-  const b = new SourceBuilder();
-  const params = new Params();
-  const ev = new Evaluator(b, params, idx);
-  const start = xs.map(() => '0');
-  threadPerOutput(b, idx, xs, kept, outN, start);
+  const { b, params, ev, idx, start, outN } = threadPerOutput(plan, kept);
   const init = { sum: '0.0', mean: '0.0', sumsq: '0.0', l1: '0.0', l2: '0.0', prod: '1.0', max: '-__longlong_as_double(0x7ff0000000000000LL)', min: '__longlong_as_double(0x7ff0000000000000LL)' }[plan.op as 'sum'];
   if (init === undefined) throw new Error(`loop reduction of ${plan.op}`);
   b.emit(`double acc = ${init};`);
@@ -92,13 +107,7 @@ function emitLoopSoftmax(name: string, plan: LoopPlan): LoopLaunch {
   const axis = plan.axes[0]!;
   const n = xs[axis]!;
   const kept = xs.map((_, i) => i).filter((i) => i !== axis);
-  const outN = numelOf(kept.map((i) => xs[i]!));
-  const idx = indexType(numelOf(xs), [plan.input]);
-  const b = new SourceBuilder();
-  const params = new Params();
-  const ev = new Evaluator(b, params, idx);
-  const start = xs.map(() => '0');
-  threadPerOutput(b, idx, xs, kept, outN, start);
+  const { b, params, ev, idx, start, outN } = threadPerOutput(plan, kept);
   start[axis] = 'q';
   const pass = (key: string, body: (v: string) => void): void => {
     b.open(`for (${idx} q = 0; q < ${n}; q++)`);
