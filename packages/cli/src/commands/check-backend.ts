@@ -17,7 +17,6 @@ import type { PlanPrecision } from '@paradit/codegen-cuda';
 import {
   FBCACHE_PREFIX,
   compareTensors,
-  listTestDataSets,
   loadCudaRuntime,
   openPlan,
   readTestDataSet,
@@ -26,6 +25,7 @@ import {
 } from '@paradit/runtime';
 import type { OpenedPlan, Plan, StepExecutor } from '@paradit/runtime';
 import type { CheckReport, OutputCheck } from './check';
+import { checkDataSets } from './check-data';
 import { planTolerance } from './run';
 
 export type PlanBackend = 'cpu' | 'cuda';
@@ -122,13 +122,7 @@ export function bindInputs(plan: Plan, inputs: readonly Tensor[], setDir: string
 
 export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): Promise<PlanCheckReport> {
   const t0 = performance.now();
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-    throw new IrError('E_INPUT', `${dir} is not a folder; check expects ONNX model-zoo layout (model.onnx and test_data_set_*/)`);
-  }
-  const sets = listTestDataSets(dir);
-  if (sets.length === 0) {
-    throw new IrError('E_INPUT', `${dir} has no test_data_set_* folders, so there is nothing to check against; add test_data_set_0/input_K.pb and output_K.pb`);
-  }
+  const sets = checkDataSets(dir);
   if (opts.backend === 'cuda') requireGpu('check');
   const m = loadModel(dir);
   const dtype = opts.dtype ?? planDtypeFor(m);

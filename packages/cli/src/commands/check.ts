@@ -3,14 +3,12 @@
  * reference interpreter and compares each output with its reference. Exit 0 when every output is
  * within tolerance, 1 on a mismatch, 2 on bad input.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { IrError, Module, Tensor, interpret, loadModel } from '@paradit/ir';
 import {
   compareTensors,
   defaultTolerance,
-  listTestDataSets,
   readTestDataSet,
   validateTestData,
   withinTolerance,
@@ -19,6 +17,7 @@ import { simulatedExecutor } from '@paradit/passes';
 import { EXIT_MISMATCH, EXIT_OK } from '../errors';
 import { addMeshFlags, meshFromFlags } from '../mesh-flags';
 import { checkModelDirOnPlan, parseCheckBackend, parsePrecision, planCheckHeader } from './check-backend';
+import { checkDataSets } from './check-data';
 
 export interface OutputCheck {
   readonly dataSet: string;
@@ -47,13 +46,7 @@ export interface CheckOptions {
 
 export function checkModelDir(dir: string, opts: CheckOptions = {}): CheckReport {
   const t0 = performance.now();
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-    throw new IrError('E_INPUT', `${dir} is not a folder; check expects ONNX model-zoo layout (model.onnx and test_data_set_*/)`);
-  }
-  const sets = listTestDataSets(dir);
-  if (sets.length === 0) {
-    throw new IrError('E_INPUT', `${dir} has no test_data_set_* folders, so there is nothing to check against; add test_data_set_0/input_K.pb and output_K.pb`);
-  }
+  const sets = checkDataSets(dir);
   const m = loadModel(dir);
   const execute = opts.execute ?? ((mod: Module, ins: Tensor[]) => interpret(mod, ins));
   const checks: OutputCheck[] = [];
