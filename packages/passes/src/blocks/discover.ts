@@ -29,26 +29,13 @@ import { ResidualUnit, findResidualOps, isAttentionNode, residualUnits } from '.
 import { blockSignature } from './signature';
 import { claimSideNodes, makeConvex, streamValues } from './claim';
 import { BlockGroup, externalInputs, nameGroups } from './kinds';
+import type { NamedBlock } from './kinds';
 
 export type { BlockGroup } from './kinds';
 
-export interface Block {
-  readonly index: number;
-  /** Group kind, e.g. "double-stream", "single-stream", "single-stream+cross-attn". */
-  kind: string;
-  /** True when the block is its predecessor with some stream outputs pruned as dead code. */
-  pruned: boolean;
-  readonly signature: string;
-  /** Nodes in graph order. */
-  readonly nodes: Node[];
-  /** Stream values entering the block, in first-use order. */
-  readonly streamInputs: Value[];
-  /** Values computed in the block and read after it (the block's stream outputs). */
-  readonly streamOutputs: Value[];
+export interface Block extends NamedBlock {
   /** Values from outside the block that are not streams (time embedding, RoPE tables, masks). */
   readonly globalInputs: Value[];
-  /** Attention nodes of the block, in graph order. */
-  readonly attention: Node[];
   readonly attentionCount: number;
 }
 

@@ -21,12 +21,18 @@ import { blockSignature } from './signature';
 /** What `nameGroups` reads and writes of a block. */
 export interface NamedBlock {
   readonly index: number;
+  /** Group kind, e.g. "double-stream", "single-stream", "single-stream+cross-attn". */
   kind: string;
+  /** True when the block is its predecessor with some stream outputs pruned as dead code. */
   pruned: boolean;
   readonly signature: string;
+  /** Nodes in graph order. */
   readonly nodes: Node[];
+  /** Stream values entering the block, in first-use order. */
   readonly streamInputs: Value[];
+  /** Values computed in the block and read after it (the block's stream outputs). */
   readonly streamOutputs: Value[];
+  /** Attention nodes of the block, in graph order. */
   readonly attention: Node[];
 }
 
