@@ -34,7 +34,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Tensor, writeTensorFile } from '@paradit/ir';
+import { Tensor, mulberry32, writeTensorFile } from '@paradit/ir';
 import { FBCACHE_NAMES, FBCACHE_PREFIX, compareTensors, loadCudaRuntime, readTestDataSet } from '@paradit/runtime';
 import type { Plan } from '@paradit/runtime';
 
@@ -50,13 +50,7 @@ function modelInputs(plan: Plan): { name: string; dtype: string; shape: number[]
 
 function writeInputs(planDir: string, outDir: string, seed: number): void {
   const plan = JSON.parse(fs.readFileSync(path.join(planDir, 'plan.json'), 'utf8')) as Plan;
-  let a = (seed ^ 0x9e3779b9) >>> 0;
-  const rand = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = mulberry32(seed ^ 0x9e3779b9);
   fs.mkdirSync(outDir, { recursive: true });
   modelInputs(plan).forEach((x, k) => {
     const n = x.shape.reduce((p, d) => p * d, 1);

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { IrError, Tensor, loadModel, worldSize, writeTensorFile } from '@paradit/ir';
+import { IrError, Tensor, loadModel, mulberry32, worldSize, writeTensorFile } from '@paradit/ir';
 import type { Mesh, Module } from '@paradit/ir';
 import { compileDenoiseStep } from '@paradit/passes';
 import { InterpreterStepExecutor, SimulatedStepExecutor, denoise, listTestDataSets, readTestDataSet, validateTestData } from '@paradit/runtime';
@@ -59,13 +59,7 @@ function numberFlag(name: string, v: string | undefined): number | undefined {
 
 /** Seeded inputs for a model folder without test data (benchmark models with --random-weights). */
 function randomInputs(m: Module, seed: number): Tensor[] {
-  let a = (seed ^ 0x9e3779b9) >>> 0;
-  const rand = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = mulberry32(seed ^ 0x9e3779b9);
   return m.graph.inputs.map((v) => {
     const shape = v.shape.map((d) => (typeof d === 'number' ? d : bad(`input '${v.name}' has a symbolic dimension '${d}'; provide test_data_set_0 with its data`)));
     const n = shape.reduce((x, y) => x * y, 1);
