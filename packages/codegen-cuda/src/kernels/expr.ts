@@ -9,6 +9,7 @@
  * memory). Row nodes stand for a row-wise op (norm, softmax) computed by a row kernel.
  */
 import type { DType, Node, Value } from '@paradit/ir';
+import { stridesOf } from '@paradit/ir';
 import type { ScalarOp } from './scalar-ops';
 import type { RowPlan } from './row-plan';
 
@@ -68,15 +69,8 @@ export interface RowExpr extends Base {
 
 export type Expr = LeafExpr | ConstExpr | MapExpr | SelectExpr | RopeExpr | GatherExpr | RowExpr;
 
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
+/** Row-major strides of a contiguous tensor (the IR's own definition). */
+export const contiguousStrides = stridesOf;
 
 export const numelOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
