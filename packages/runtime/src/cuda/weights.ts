@@ -1,9 +1,11 @@
 /**
  * Streams weights.bin into the weights space in fixed-size chunks (files can exceed 2 GiB, more
- * than one Node buffer holds), checking its size against plan.json and, on request, its sha256.
+ * than one Node buffer holds), checking its size against plan.json and, on request, its sha256
+ * (hashed while streaming, so the file is read once).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { checkWeightsSha256 } from '../plan/load';
 import type { Driver } from './driver';
 import type { Ptr } from './ffi';
 
@@ -43,8 +45,6 @@ export function uploadWeights(d: Driver, file: string, expectBytes: number, dst:
     fs.closeSync(fd);
   }
   const sha256 = hash?.digest('hex');
-  if (opts.verifySha256 && sha256 !== opts.verifySha256) {
-    throw new Error(`${file}: sha256 ${sha256} does not match plan.json's ${opts.verifySha256}; the weights file is corrupt`);
-  }
+  if (opts.verifySha256) checkWeightsSha256(file, sha256!, opts.verifySha256);
   return { bytes: size, ms: performance.now() - t0, ...(sha256 ? { sha256 } : {}) };
 }

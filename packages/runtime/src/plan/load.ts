@@ -48,6 +48,13 @@ export function sha256OfFile(file: string): string {
 
 const RECOMPILE = 'recompile it with `paradit compile MODEL -o PLAN --target cuda`';
 
+/** Refuses the plan whose weights file (at `weightsPath`) hashes to `got` instead of `want`. */
+export function checkWeightsSha256(weightsPath: string, got: string, want: string): void {
+  if (got !== want) {
+    refuse(path.dirname(weightsPath), `${path.basename(weightsPath)} has sha256 ${got.slice(0, 16)}…, plan.json says ${want.slice(0, 16)}… (the weights were modified)`, RECOMPILE);
+  }
+}
+
 function readJson(dir: string): unknown {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) refuse(dir, 'no such directory', 'pass the folder `paradit compile -o` wrote');
   const file = path.join(dir, 'plan.json');
@@ -104,10 +111,7 @@ export function loadPlan(dir: string, opts: LoadPlanOptions = {}): LoadedPlan {
   if (!fs.existsSync(weightsPath)) refuse(dir, `${plan.weights.file} is missing`, 'copy the whole plan directory, or ' + RECOMPILE);
   const size = fs.statSync(weightsPath).size;
   if (size !== plan.weights.bytes) refuse(dir, `${plan.weights.file} has ${size} bytes, plan.json says ${plan.weights.bytes} (truncated or replaced)`, RECOMPILE);
-  if (opts.verifyWeights !== false) {
-    const sha = sha256OfFile(weightsPath);
-    if (sha !== plan.weights.sha256) refuse(dir, `${plan.weights.file} has sha256 ${sha.slice(0, 16)}…, plan.json says ${plan.weights.sha256.slice(0, 16)}… (the weights were modified)`, RECOMPILE);
-  }
+  if (opts.verifyWeights !== false) checkWeightsSha256(weightsPath, sha256OfFile(weightsPath), plan.weights.sha256);
   const srcPath = path.join(dir, plan.kernels.source);
   if (!fs.existsSync(srcPath)) refuse(dir, `${plan.kernels.source} is missing`, 'copy the whole plan directory, or ' + RECOMPILE);
   let cubin: Uint8Array | undefined;
