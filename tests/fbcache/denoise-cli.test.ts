@@ -61,6 +61,7 @@ test('bad flags are clear errors', async () => {
 });
 
 const BUNDLE = path.join(REPO_ROOT, 'packages/cli/dist/paradit.cjs');
+if (!fs.existsSync(BUNDLE)) console.log(`skipped: ${BUNDLE} is absent (run node scripts/build.mjs)`);
 (fs.existsSync(BUNDLE) ? test : test.skip)('the CLI exits 2 with one message for a bad flag (built bundle)', () => {
   const r = spawnSync(process.execPath, [BUNDLE, 'denoise', dir, '--steps', 'two'], { encoding: 'utf8' });
   expect(r.status).toBe(2);
