@@ -153,6 +153,8 @@ export function buildPlan(lp: LoweredProgram, mp: MemoryPlan): BuiltPlan {
       compiledFrom: meta.compiledFrom,
       target: meta.target,
       spaces: { ...mp.spaces },
+      streams: 1,
+      events: 0,
       weights: { file: 'weights.bin', bytes: mp.spaces.weights, alignment: ALIGNMENT, sha256: meta.weightsSha256 },
       kernels: { source: 'kernels/module.cu', cubin: meta.cubin, options: [...meta.sourceOptions] },
       buffers,

@@ -17,3 +17,7 @@ export function loadCudaRuntime(): typeof import('./cuda') {
 export * from './plan/load';
 export * from './plan/cpu-backend';
 export * from './plan/open';
+export * from './plan/collectives';
+export * from './plan/streams';
+export * from './plan/simulated-ranks';
+export * from './dist/rendezvous';

@@ -124,6 +124,9 @@ function prepareOne(env: PrepareEnv, ins: Instr, index: string): PreparedInstr {
         else: ins.else.map((x, i) => prepareOne(env, x, `${index}.else.${i}`)),
       };
     }
+    case 'collective':
+    case 'shard_slice':
+      throw new Error(`instruction ${index} (${ins.op}): the CUDA backend does not run sharded plans yet`);
     default: {
       const never: never = ins;
       throw new Error(`unknown instruction ${JSON.stringify(never)}`);

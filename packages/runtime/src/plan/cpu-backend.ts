@@ -5,19 +5,59 @@
  * planning (two live values sharing bytes), wrong instruction order or a wrong view therefore show
  * up as wrong results. The arena is filled with 0xFF (NaN for every float dtype) before each step
  * so that reading bytes no instruction wrote shows up too.
+ *
+ * A plan compiled for a mesh runs as one rank (`rank`): shard_slice takes the rank's part, and
+ * each collective is handed to `collectives` (simulated ranks in this process, or other processes)
+ * which fills the receive buffer; streams and events only order GPU work, so instructions run in
+ * program order here.
  */
 import fs from 'node:fs';
-import { IrError, Module, Tensor, interpret, isFloat, parseModule } from '@paradit/ir';
+import { IrError, Module, Tensor, formatMesh, interpret, isFloat, makeMesh, parseModule, worldSize } from '@paradit/ir';
+import type { Mesh } from '@paradit/ir';
 import type { StepExecutor } from '../denoise/step-executor';
 import type { BufferDecl, Instr, Plan, Space } from './schema';
 import { decodeTensor, encodeInto } from './bytes';
 import type { LoadedPlan } from './load';
+import type { CollectiveRequest } from './collectives';
+import { memberIndexOf, shardSliceInto } from './collectives';
+
+/** Performs one collective for this rank: fills `req.recv` from the group's sends. */
+export type CollectiveRunner = (req: CollectiveRequest) => Promise<void>;
 
 export interface CpuBackendOptions {
   /** Fill the arena with NaN bytes before each step (default true). */
   readonly poisonArena?: boolean;
   /** Called after each executed instruction (tracing, debugging). */
   readonly onInstr?: (instr: Instr, seconds: number) => void;
+}
+
+export interface CpuRankOptions extends CpuBackendOptions {
+  /** This process's rank in the plan's mesh (default 0). */
+  readonly rank?: number;
+  /** Required when the plan's mesh has more than one rank. */
+  readonly collectives?: CollectiveRunner;
+  /** The weights space, already read (ranks of one process share it). */
+  readonly weights?: Uint8Array;
+}
+
+/** The plan's weights space, read from weights.bin. */
+export function readWeightsSpace(loaded: LoadedPlan): Uint8Array {
+  const plan = loaded.plan;
+  const weights = new Uint8Array(plan.spaces.weights);
+  if (plan.spaces.weights > 0) {
+    const fd = fs.openSync(loaded.weightsPath, 'r');
+    try {
+      fs.readSync(fd, weights, 0, plan.spaces.weights, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return weights;
+}
+
+/** The mesh of a plan as @paradit/ir's Mesh. */
+export function planMesh(plan: Plan): Mesh {
+  return makeMesh(plan.target.mesh);
 }
 
 type Spaces = Record<Space, Uint8Array>;
@@ -30,25 +70,31 @@ export class CpuPlanBackend implements StepExecutor {
   private readonly spaces: Spaces;
   private readonly buffers = new Map<number, BufferDecl>();
   private readonly refs = new WeakMap<Instr, Module>();
+  readonly rank: number;
+  readonly mesh: Mesh;
 
   constructor(
     loaded: LoadedPlan,
-    private readonly opts: CpuBackendOptions = {},
+    private readonly opts: CpuRankOptions = {},
   ) {
     const plan = loaded.plan;
     this.plan = plan;
-    for (const b of plan.buffers) this.buffers.set(b.id, b);
-    const weights = new Uint8Array(plan.spaces.weights);
-    if (plan.spaces.weights > 0) {
-      const fd = fs.openSync(loaded.weightsPath, 'r');
-      try {
-        fs.readSync(fd, weights, 0, plan.spaces.weights, 0);
-      } finally {
-        fs.closeSync(fd);
-      }
+    this.mesh = planMesh(plan);
+    this.rank = opts.rank ?? 0;
+    const W = worldSize(this.mesh);
+    if (!Number.isInteger(this.rank) || this.rank < 0 || this.rank >= W) {
+      throw new IrError('E_INPUT', `rank ${this.rank} is outside the plan's mesh ${formatMesh(this.mesh)}`);
     }
+    if (W > 1 && !opts.collectives) {
+      throw new IrError(
+        'E_INPUT',
+        `${loaded.dir}: the plan was compiled for mesh ${formatMesh(this.mesh)}, so it runs on ${W} ranks; run it with simulated ranks (SimulatedPlanRanks, or ` +
+          '`paradit run/check --backend cpu` without a launcher) or start one process per rank (`paradit launch --nproc ' + W + ' -- run ...`)',
+      );
+    }
+    for (const b of plan.buffers) this.buffers.set(b.id, b);
     this.spaces = {
-      weights,
+      weights: opts.weights ?? readWeightsSpace(loaded),
       io: new Uint8Array(plan.spaces.io),
       arena: new Uint8Array(plan.spaces.arena),
       state: new Uint8Array(plan.spaces.state),
@@ -94,19 +140,32 @@ export class CpuPlanBackend implements StepExecutor {
       this.write(x.buf, t, `input '${x.name}'`);
     }
     if (this.opts.poisonArena !== false) this.spaces.arena.fill(0xff);
-    this.run(this.plan.program);
+    for (const req of this.run(this.plan.program, '')) {
+      if (!this.opts.collectives) throw new IrError('E_RUNTIME', `instruction ${req.where} is a collective, but this rank has no communicator`);
+      await this.opts.collectives(req);
+    }
     return new Map(this.plan.outputs.map((x) => [x.name, this.read(x.buf)]));
   }
 
-  private run(program: readonly Instr[]): void {
-    for (const instr of program) {
+  /** Runs the program, yielding at each collective; the caller fills `recv` before resuming. */
+  private *run(program: readonly Instr[], where: string): Generator<CollectiveRequest, void, void> {
+    for (let i = 0; i < program.length; i++) {
+      const instr = program[i]!;
       const t0 = this.opts.onInstr ? performance.now() : 0;
-      this.exec(instr);
+      if (instr.op === 'branch') {
+        const c = this.bytes(instr.cond)[0]! !== 0;
+        yield* this.run(c ? instr.then : instr.else, `${where}${i}.${c ? 'then' : 'else'}.`);
+      } else if (instr.op === 'collective') {
+        const send = this.bytes(instr.send);
+        const recv = this.bytes(instr.recv);
+        // An in-place all-reduce reads and writes one buffer: send a copy.
+        yield { instr, where: `${where}${i}`, send: instr.send === instr.recv ? send.slice() : send, recv, dtype: this.buffers.get(instr.send)!.dtype };
+      } else this.exec(instr);
       this.opts.onInstr?.(instr, (performance.now() - t0) / 1000);
     }
   }
 
-  private exec(instr: Instr): void {
+  private exec(instr: Exclude<Instr, { op: 'branch' } | { op: 'collective' }>): void {
     switch (instr.op) {
       case 'copy': {
         const src = this.bytes(instr.src);
@@ -115,15 +174,17 @@ export class CpuPlanBackend implements StepExecutor {
         dst.set(src.slice());
         return;
       }
-      case 'branch': {
-        const c = this.bytes(instr.cond)[0]! !== 0;
-        this.run(c ? instr.then : instr.else);
+      case 'shard_slice':
+        shardSliceInto(instr, memberIndexOf(this.mesh, instr.meshAxis, this.rank), this.bytes(instr.src).slice(), this.bytes(instr.dst));
         return;
-      }
       case 'kernel':
       case 'gemm':
         this.execRef(instr);
         return;
+      default: {
+        const never: never = instr;
+        throw new IrError('E_RUNTIME', `unknown instruction ${JSON.stringify(never)}`);
+      }
     }
   }
 

@@ -10,6 +10,8 @@ import path from 'node:path';
 import { IrError } from '@paradit/ir';
 import { PLAN_FORMAT, PLAN_VERSION, planSchema } from './schema';
 import type { Plan } from './schema';
+import { streamRuleViolation, walkInstrs } from './streams';
+import { collectiveBytes } from './collectives';
 
 export interface LoadPlanOptions {
   /** Hash weights.bin and compare with plan.json (default true; off for speed). */
@@ -89,6 +91,31 @@ function checkStructure(dir: string, plan: Plan): void {
     ids.add(b.id);
   }
   for (const io of [...plan.inputs, ...plan.outputs, ...plan.state]) if (!ids.has(io.buf)) refuse(dir, `'${io.name}' names buffer ${io.buf}, which is not declared`, RECOMPILE);
+  const byId = new Map(plan.buffers.map((b) => [b.id, b]));
+  const buf = (id: number, at: string) => byId.get(id) ?? refuse(dir, `instruction ${at} names buffer ${id}, which is not declared`, RECOMPILE);
+  const mesh = plan.target.mesh;
+  const axisSize = { cfg: mesh.cfg, ring: mesh.ring, ulysses: mesh.ulysses, sp: mesh.ring * mesh.ulysses };
+  for (const [ins, at] of walkInstrs(plan.program)) {
+    if (ins.op !== 'collective' && ins.op !== 'shard_slice') continue;
+    if (ins.groupSize !== axisSize[ins.meshAxis]) {
+      refuse(dir, `instruction ${at} (${ins.op} over '${ins.meshAxis}') has groupSize ${ins.groupSize}, but the plan's mesh gives that axis ${axisSize[ins.meshAxis]} ranks`, RECOMPILE);
+    }
+    if (ins.op === 'collective') {
+      const s = buf(ins.send, at);
+      const r = buf(ins.recv, at);
+      const want = collectiveBytes(ins, s.bytes);
+      if (r.bytes !== want.recv || s.dtype !== r.dtype) refuse(dir, `instruction ${at} (${ins.collective}) sends ${s.bytes} bytes of ${s.dtype} into a receive buffer of ${r.bytes} bytes of ${r.dtype}; expected ${want.recv}`, RECOMPILE);
+      if (ins.collective === 'all_to_all' && s.bytes % ins.groupSize !== 0) refuse(dir, `instruction ${at} (all_to_all): ${s.bytes} bytes do not split into ${ins.groupSize} chunks`, RECOMPILE);
+    } else {
+      const s = buf(ins.src, at);
+      const d = buf(ins.dst, at);
+      if (s.bytes !== ins.rows * ins.groupSize * ins.partBytes || d.bytes !== ins.rows * ins.partBytes) {
+        refuse(dir, `instruction ${at} (shard_slice) copies ${ins.rows} rows of ${ins.partBytes} bytes out of ${s.bytes} into ${d.bytes} bytes, which do not match`, RECOMPILE);
+      }
+    }
+  }
+  const bad = streamRuleViolation(plan.program, plan.events);
+  if (bad) refuse(dir, `its streams and events break the plan's rules: ${bad}`, RECOMPILE);
 }
 
 export function checkTarget(dir: string, plan: Plan, opts: LoadPlanOptions): void {

@@ -1,5 +1,5 @@
 /**
- * The plan format (version 1): what `paradit compile` writes and the runtime loads.
+ * The plan format (version 2): what `paradit compile` writes and the runtime loads.
  *
  * A plan is a directory:
  *   plan.json            this schema
@@ -26,7 +26,7 @@
 import { z } from 'zod';
 
 export const PLAN_FORMAT = 'paradit-plan';
-export const PLAN_VERSION = 1;
+export const PLAN_VERSION = 2;
 
 export const planDType = z.enum(['f32', 'f16', 'bf16', 'i32', 'i64', 'bool', 'u8']);
 export type PlanDType = z.infer<typeof planDType>;
@@ -65,10 +65,70 @@ export type KernelArg = z.infer<typeof kernelArg>;
 
 const dim3 = z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]);
 
+/**
+ * Streams and events (version 2). Every instruction runs on a stream of its instruction list:
+ * 0, the compute stream (default), or 1, the communication stream. `wait` lists events the
+ * instruction's stream waits for before it starts; `record` is recorded on its stream after it.
+ * Rules (the compiler writes them, the loader checks them): every event is recorded by exactly one
+ * instruction; a wait names an event recorded earlier in the same list (never in a nested region or
+ * an enclosing list); an instruction on stream 1 waits for a stream-0 event (its inputs are ready)
+ * and records an event that a later stream-0 instruction of the same list waits for (the list ends
+ * with its streams joined); branches run on stream 0. Under CUDA graph capture, the events become
+ * the graph's fork and join edges, so communication overlaps the compute between them.
+ */
 const common = {
   origin: z.array(z.string()),
   ref: refFragment.optional(),
+  stream: z.number().int().min(0).max(1).optional(),
+  wait: z.array(z.number().int().nonnegative()).optional(),
+  record: z.number().int().nonnegative().optional(),
 };
+
+export const meshAxisName = z.enum(['cfg', 'ring', 'ulysses', 'sp']);
+export type MeshAxisName = z.infer<typeof meshAxisName>;
+
+/**
+ * A collective over the groups of one mesh axis (mesh.ts in @paradit/ir: rank = (c*R + r)*U + u;
+ * 'sp' = ring x ulysses). Every member of a group runs it with the same `groupSize`; `send` and
+ * `recv` are contiguous buffers of this rank, member order is the index along the axis:
+ *   all_to_all  send and recv hold groupSize equal chunks; chunk j of send goes to member j, chunk i
+ *               of recv comes from member i (Ulysses, after the compiler's pack/unpack kernels)
+ *   all_gather  recv = every member's send, concatenated in member order (groupSize x send bytes)
+ *   all_reduce  recv = elementwise reduce (sum, mean or max) of every member's send; send may be recv
+ *   send_recv   member i sends send to member (i+shift) mod groupSize and receives recv from
+ *               member (i-shift) mod groupSize (ring attention's K/V hand-off)
+ */
+export const collectiveInstr = z.object({
+  op: z.literal('collective'),
+  collective: z.enum(['all_to_all', 'all_gather', 'all_reduce', 'send_recv']),
+  meshAxis: meshAxisName,
+  groupSize: z.number().int().positive(),
+  send: z.number().int(),
+  recv: z.number().int(),
+  reduce: z.enum(['sum', 'mean', 'max']).optional(),
+  shift: z.number().int().optional(),
+  ...common,
+});
+export type CollectiveInstr = z.infer<typeof collectiveInstr>;
+
+/**
+ * The rank's part of a replicated value, with no communication: `src` is `rows` rows of
+ * groupSize*partBytes bytes; this rank copies part p = (index - shift) mod groupSize of every row
+ * (bytes p*partBytes .. (p+1)*partBytes) into `dst` (rows x partBytes, contiguous). `index` is the
+ * rank's index along meshAxis, known only at run time: one plan serves every rank.
+ */
+export const shardSliceInstr = z.object({
+  op: z.literal('shard_slice'),
+  meshAxis: meshAxisName,
+  groupSize: z.number().int().positive(),
+  shift: z.number().int(),
+  src: z.number().int(),
+  dst: z.number().int(),
+  rows: z.number().int().positive(),
+  partBytes: z.number().int().nonnegative(),
+  ...common,
+});
+export type ShardSliceInstr = z.infer<typeof shardSliceInstr>;
 
 export const kernelInstr = z.object({
   op: z.literal('kernel'),
@@ -128,6 +188,8 @@ export type Instr =
   | z.infer<typeof kernelInstr>
   | z.infer<typeof gemmInstr>
   | z.infer<typeof copyInstr>
+  | CollectiveInstr
+  | ShardSliceInstr
   | BranchInstr;
 
 /** Runs `then` when the bool/u8 scalar `cond` (a device buffer) is true, else `else`. */
@@ -138,6 +200,9 @@ export interface BranchInstr {
   else: Instr[];
   origin: string[];
   ref?: RefFragment;
+  stream?: number;
+  wait?: number[];
+  record?: number;
 }
 
 export const instr: z.ZodType<Instr, z.ZodTypeDef, unknown> = z.lazy(() =>
@@ -145,6 +210,8 @@ export const instr: z.ZodType<Instr, z.ZodTypeDef, unknown> = z.lazy(() =>
     kernelInstr,
     gemmInstr,
     copyInstr,
+    collectiveInstr,
+    shardSliceInstr,
     z.object({
       op: z.literal('branch'),
       cond: z.number().int(),
@@ -186,8 +253,13 @@ export const planSchema = z.object({
     /** e.g. "sm_90a"; the CUDA runtime refuses a plan for another architecture. */
     arch: z.string(),
     dtype: z.enum(['f32', 'f16', 'bf16']),
+    /** The mesh the plan was compiled for; the runtime runs it on exactly cfg*ring*ulysses ranks. */
     mesh: z.object({ cfg: z.number().int().positive(), ring: z.number().int().positive(), ulysses: z.number().int().positive() }),
   }),
+  /** Streams per instruction list (1: compute only; 2: compute and communication). */
+  streams: z.number().int().min(1).max(2),
+  /** Events used by `record`/`wait` (ids 0..events-1). */
+  events: z.number().int().nonnegative(),
   spaces: z.object({
     weights: z.number().int().nonnegative(),
     io: z.number().int().nonnegative(),
