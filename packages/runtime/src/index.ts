@@ -20,4 +20,4 @@ export * from './plan/open';
 export * from './plan/collectives';
 export * from './plan/streams';
 export * from './plan/simulated-ranks';
-export * from './dist/rendezvous';
+export * from './distributed/rendezvous';

@@ -1,6 +1,6 @@
 /**
  * A sharded plan on simulated ranks: W CPU-backend ranks in this process (sharing one weights
- * space), stepping concurrently and meeting at every collective (dist/rendezvous.ts), where the
+ * space), stepping concurrently and meeting at every collective (distributed/rendezvous.ts), where the
  * exchange is computed by collectives.ts. Every rank gets the full inputs (the plan's shard_slice
  * instructions take each rank's part); the outputs must come out identical on every rank (the
  * plan gathers them), which is checked, and rank 0's are returned. What CI runs for every sharded
@@ -13,7 +13,7 @@ import { CpuPlanBackend, planMesh, readWeightsSpace } from './cpu-backend';
 import type { CpuBackendOptions } from './cpu-backend';
 import type { CollectiveRequest } from './collectives';
 import { collectiveOverGroup } from './collectives';
-import { Rendezvous, runRanks } from '../dist/rendezvous';
+import { Rendezvous, runRanks } from '../distributed/rendezvous';
 import type { LoadedPlan } from './load';
 import type { Plan } from './schema';
 
