@@ -21,3 +21,4 @@ export * from './plan/collectives';
 export * from './plan/streams';
 export * from './plan/simulated-ranks';
 export * from './distributed/rendezvous';
+export * from './distributed/types';

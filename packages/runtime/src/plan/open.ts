@@ -7,6 +7,7 @@ import { CpuPlanBackend } from './cpu-backend';
 import type { CpuBackendOptions } from './cpu-backend';
 import { loadPlan } from './load';
 import type { LoadedPlan } from './load';
+import type { DistOptions } from '../distributed/types';
 
 export type PlanBackendName = 'cpu' | 'cuda';
 
@@ -14,6 +15,12 @@ export interface OpenPlanOptions extends CpuBackendOptions {
   readonly backend?: PlanBackendName;
   readonly verifyWeights?: boolean;
   readonly log?: (line: string) => void;
+  /**
+   * This process is one rank of a launched job (torchrun, srun, mpirun, paradit launch): run that
+   * rank only, talking to the others (CPU: the TCP transport; CUDA: NCCL). Absent: every rank of
+   * the plan's mesh runs in this process (CPU: SimulatedPlanRanks; CUDA: W ranks on one GPU).
+   */
+  readonly dist?: DistOptions;
 }
 
 export interface OpenedPlan {
