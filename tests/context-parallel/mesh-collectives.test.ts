@@ -133,6 +133,17 @@ describe('collective ops', () => {
     expect(ranks.map((o) => o[1]!.toArray()[0])).toEqual([13, 10, 11, 12]);
   });
 
+  test('all_to_all with splitAxis = concatAxis exchanges contiguous chunks and keeps the shape', () => {
+    // The form plans run after packing: chunk j of member i goes to member j, at position i.
+    const m = moduleOf((b) => {
+      const x = b.input('x', { dtype: 'f32', shape: [2, 2] });
+      return b.add('all_to_all', [b.add('shard_slice', [x], { ...meshAttrs, axis: int(0) })[0]!], { ...meshAttrs, splitAxis: int(1), concatAxis: int(1) });
+    });
+    expect(m.graph.outputs[0]!.shape).toEqual([1, 2]);
+    const ranks = simulateRanks(m, mesh, [Tensor.from('f32', [2, 2], [10, 11, 12, 13])]);
+    expect(ranks.map((o) => o[0]!.toArray())).toEqual([[10, 12], [11, 13]]);
+  });
+
   test('a collective cannot run on one rank, and a mesh mismatch is named', () => {
     const m = moduleOf((b) => {
       const x = b.input('x', { dtype: 'f32', shape: [4] });
@@ -146,7 +157,7 @@ describe('collective ops', () => {
     const b = new GraphBuilder(18);
     const x = b.input('x', { dtype: 'f32', shape: [3, 4] });
     expect(() => b.add('shard_slice', [x], { ...meshAttrs, axis: int(0) }, { name: 's' })).toThrow(/axis 0 of \[3,4\] has size 3, not divisible by groupSize 2/);
-    expect(() => b.add('all_to_all', [x], { ...meshAttrs, splitAxis: int(1), concatAxis: int(1) })).toThrow(/splitAxis and concatAxis must differ/);
+    expect(() => b.add('all_to_all', [x], { ...meshAttrs, splitAxis: int(0), concatAxis: int(1) })).toThrow(/split axis 0 of \[3,4\] has size 3, not divisible by groupSize 2/);
     expect(() => b.add('all_gather', [x], { meshAxis: str('rows'), groupSize: int(2), axis: int(0) })).toThrow(/meshAxis' must be one of cfg, ring, ulysses, sp, got 'rows'/);
     expect(() => b.add('to_token_order', [x], { axis: int(0), segments: ints([2, 2]), chunks: int(2) })).toThrow(/must hold the 4 tokens of segments \[2,2\]/);
   });

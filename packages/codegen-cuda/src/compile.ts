@@ -16,7 +16,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { IrError, Module, loadModel, resolveModelPath } from '@paradit/ir';
+import { IrError, Module, loadModel, makeMesh, resolveModelPath, worldSize } from '@paradit/ir';
+import type { Mesh } from '@paradit/ir';
 import { canonicalize, compileDenoiseStep, createPassContext, defaultPipeline, runPipeline } from '@paradit/passes';
 import { listTestDataSets, openPlan, readTestDataSet } from '@paradit/runtime';
 import type { OpenedPlan, Plan } from '@paradit/runtime';
@@ -29,6 +30,7 @@ import { lowerModule } from './lower/lower-graph';
 import { decomposeAttention } from './lower/decompose-attention';
 import { patchifyConvs } from './lower/patchify-conv';
 import { rewriteEinsums } from './lower/einsum-to-matmul';
+import { lowerCollectives } from './lower/lower-collectives';
 import { checkProgram } from './lower/check-program';
 import type { LowerOptions } from './lower/lower-graph';
 import type { LoweredProgram } from './lower/program';
@@ -65,6 +67,8 @@ export interface LowerToPlanOptions {
   /** Run the IR verifier around every pass (tests). */
   readonly verify?: boolean;
   readonly onPhase?: (phase: string) => void;
+  /** Compile for this mesh (context parallelism): one plan that every rank runs. */
+  readonly mesh?: Mesh;
 }
 
 export interface CompiledModule {
@@ -82,8 +86,13 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   const spec = specializeShapes(m, opts.shapes ?? new Map());
   opts.onPhase?.('passes');
   let fused = opts.prepared ? spec : runPipeline(spec, defaultPipeline(), ctx);
-  // First Block Cache: the gate (an If over the remaining blocks, with X / X.next state pairs).
-  if (opts.fbcache) fused = compileDenoiseStep(fused, { prepared: true, fbcache: true, verify: opts.verify === true });
+  // Context parallelism (the passes `check --ulysses/--ring/--cfg` proves), then First Block
+  // Cache's gate (an If over the remaining blocks, with X / X.next state pairs) around it.
+  const sharded = opts.mesh !== undefined && worldSize(opts.mesh) > 1;
+  if (opts.fbcache || sharded) {
+    opts.onPhase?.(sharded ? 'shard' : 'fbcache');
+    fused = compileDenoiseStep(fused, { prepared: true, fbcache: opts.fbcache === true, verify: opts.verify === true, ...(sharded ? { mesh: opts.mesh } : {}) });
+  }
   opts.onPhase?.('dtype');
   // Patch-embedding convolutions become GEMMs; canonicalize cancels the layout changes around them
   // and removes the no-op Casts the policy leaves.
@@ -93,7 +102,11 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   const flash = opts.flashAttention !== false;
   // Attention the flash kernel cannot run becomes GEMMs + an fp32 softmax (a lowering detail: the
   // reference stays the fused op).
-  const ready = decomposeAttention(typed, { all: !flash });
+  // Collectives in their contiguous plan forms (pack/unpack around them), token reorders as
+  // gathers, lse merges as fp32 arithmetic; canonicalize drops the packing that moves nothing.
+  const decomposed = decomposeAttention(typed, { all: !flash });
+  const withCollectives = lowerCollectives(decomposed);
+  const ready = withCollectives === decomposed ? decomposed : runPipeline(withCollectives, [canonicalize], ctx);
   let lowered: LoweredProgram;
   try {
     lowered = lowerModule(ready, {
@@ -115,7 +128,7 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   return { reference: typed, lowered, memory, built };
 }
 
-export interface CompileOptions extends Omit<LowerToPlanOptions, 'fbcache'>, WriteOptions {
+export interface CompileOptions extends Omit<LowerToPlanOptions, 'fbcache' | 'mesh'>, WriteOptions {
   readonly randomWeights?: { readonly seed: number };
   readonly mesh?: MeshDegrees;
   /** First Block Cache with this default threshold (recorded in stats.fbcacheThreshold). */
@@ -140,18 +153,6 @@ export function testDataShapes(dir: string): number[][] {
   return sets.length > 0 ? readTestDataSet(sets[0]!).inputs.map((t) => [...t.shape]) : [];
 }
 
-function checkMesh(mesh: MeshDegrees | undefined): void {
-  if (!mesh) return;
-  const world = mesh.ulysses * mesh.ring * mesh.cfg;
-  if (world > 1) {
-    throw new IrError(
-      'E_UNSUPPORTED',
-      `compile --ulysses ${mesh.ulysses} --ring ${mesh.ring} --cfg ${mesh.cfg}: the CUDA runtime runs one GPU in this version, so plans are compiled for a mesh of 1; ` +
-        'drop the mesh options (use `paradit check --ulysses/--ring/--cfg` to validate sharded execution on simulated ranks)',
-    );
-  }
-}
-
 export interface CompileResult {
   readonly plan: Plan;
   readonly compiled: CompiledModule;
@@ -160,7 +161,6 @@ export interface CompileResult {
 
 /** `paradit compile MODEL -o PLAN`: loads, compiles and writes the plan directory. */
 export async function compileToPlan(model: string, out: string, opts: CompileOptions): Promise<CompileResult> {
-  checkMesh(opts.mesh);
   const times: Record<string, number> = {};
   let t = performance.now();
   const lap = (k: string): void => {
@@ -179,7 +179,8 @@ export async function compileToPlan(model: string, out: string, opts: CompileOpt
     if (s && v.shape.some((d) => typeof d === 'string')) shapes.set(v.name, s);
   });
   for (const [k, v] of opts.shapes ?? new Map()) shapes.set(k, v);
-  const compiled = compileModule(raw, { ...opts, shapes, fbcache: opts.fbcache !== undefined });
+  const mesh = makeMesh(opts.mesh ?? {});
+  const compiled = compileModule(raw, { ...opts, shapes, fbcache: opts.fbcache !== undefined, mesh });
   lap('compile');
   const built = opts.fbcache === undefined ? compiled.built : withStats(compiled.built, { fbcacheThreshold: opts.fbcache });
   const written = await writePlan(
@@ -194,7 +195,7 @@ export async function compileToPlan(model: string, out: string, opts: CompileOpt
         paradit: PARADIT_VERSION,
         createdAt: new Date().toISOString(),
       },
-      target: { backend: 'cuda', arch: TARGET_ARCH, dtype: opts.dtype, mesh: { cfg: 1, ring: 1, ulysses: 1 } },
+      target: { backend: 'cuda', arch: TARGET_ARCH, dtype: opts.dtype, mesh: { cfg: mesh.cfg, ring: mesh.ring, ulysses: mesh.ulysses } },
     },
     opts,
   );
@@ -244,7 +245,7 @@ export async function compileAndOpen(m: Module, opts: OpenCompiledOptions): Prom
   try {
     const meta = {
       compiledFrom: { model: m.meta.source ?? 'in-memory', modelSha256: '', paradit: PARADIT_VERSION, createdAt: new Date().toISOString() },
-      target: { backend: 'cuda' as const, arch: TARGET_ARCH, dtype: opts.dtype, mesh: { cfg: 1, ring: 1, ulysses: 1 } },
+      target: { backend: 'cuda' as const, arch: TARGET_ARCH, dtype: opts.dtype, mesh: { cfg: opts.mesh?.cfg ?? 1, ring: opts.mesh?.ring ?? 1, ulysses: opts.mesh?.ulysses ?? 1 } },
     };
     const written = await writePlan(dir, compiled.built, compiled.memory, meta, { nvcc: opts.nvcc ?? (opts.backend === 'cuda' ? 'auto' : false) });
     const opened = await openPlan(dir, { backend: opts.backend, verifyWeights: false });

@@ -35,7 +35,7 @@ export function parsePrecision(s: string): PlanPrecision {
 }
 
 /** Ops that read and write T for their float operands (GEMM-like and attention). */
-const LOW_PRECISION: ReadonlySet<string> = new Set(['linear', 'MatMul', 'Gemm', 'Einsum', 'Conv', 'ConvTranspose', 'attention']);
+const LOW_PRECISION: ReadonlySet<string> = new Set(['linear', 'MatMul', 'Gemm', 'Einsum', 'Conv', 'ConvTranspose', 'attention', 'attention_lse']);
 /** Ops whose inputs after the first are affine parameters in the normalized tensor's dtype. */
 const NORMS: ReadonlySet<string> = new Set(['rms_norm', 'layer_norm', 'LayerNormalization', 'RMSNormalization', 'GroupNormalization']);
 
@@ -102,7 +102,10 @@ class Policy {
     if (node.op === 'Cast') return this.castNode(node, base[0]!, ctx);
     if (node.op === 'If') return this.ifNode(node, base, ctx);
     if (LOW_PRECISION.has(node.op)) {
-      const cast = base.map((v, i) => (v && isFloat(v.dtype) && !(node.op === 'attention' && i === 3) ? this.cast(v, this.T, ctx, node.name) : v));
+      const attn = node.op === 'attention' || node.op === 'attention_lse';
+      const cast = base.map((v, i) => (v && isFloat(v.dtype) && !(attn && i === 3) ? this.cast(v, this.T, ctx, node.name) : v));
+      // A ring step keeps its partial output in T like attention (the merge is fp32 anyway).
+      if (node.op === 'attention_lse') return ctx.replay(node, cast, { ...node.attrs, oDtype: { kind: 'int', value: dtypeToOnnx(this.T) } });
       return ctx.replay(node, cast);
     }
     if (NORMS.has(node.op) && base[0]) {

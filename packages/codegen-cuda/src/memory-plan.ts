@@ -116,7 +116,10 @@ export function instrUses(i: LInstr): { reads: Value[]; writes: Value[] } {
     case 'gemm':
       return { reads: [...new Set([i.a.value, i.b.value, ...(i.bias ? [i.bias] : []), ...i.ref.inputs])], writes: [...new Set([i.out.value, ...i.ref.outputs])] };
     case 'copy':
+    case 'shard_slice':
       return { reads: [i.src], writes: [i.dst] };
+    case 'collective':
+      return { reads: [i.send], writes: [i.recv] };
     case 'branch':
       return { reads: [i.cond], writes: [] };
   }

@@ -39,7 +39,7 @@ export interface KernelModule {
 
 class Renderer {
   readonly sources = new Map<string, string>();
-  readonly counts = { kernels: 0, gemms: 0, copies: 0, branches: 0 };
+  readonly counts = { kernels: 0, gemms: 0, copies: 0, branches: 0, collectives: 0, shardSlices: 0 };
   /** First Block Cache gate's block counts (the If's totalBlocks/skippedBlocks attributes). */
   readonly gate: Record<string, number> = {};
 
@@ -65,6 +65,13 @@ class Renderer {
   }
 
   instr(i: LInstr): Instr {
+    const sync = i.sync;
+    const base = this.instrBody(i);
+    if (!sync) return base;
+    return { ...base, ...(sync.stream ? { stream: sync.stream } : {}), ...(sync.wait.length ? { wait: [...sync.wait] } : {}), ...(sync.record !== undefined ? { record: sync.record } : {}) };
+  }
+
+  private instrBody(i: LInstr): Instr {
     const origin = instrOrigin(i);
     switch (i.op) {
       case 'kernel': {
@@ -102,6 +109,15 @@ class Renderer {
         }
         return { op: 'branch', cond: this.id(i.cond), then: i.then.map((x) => this.instr(x)), else: i.else.map((x) => this.instr(x)), origin };
       }
+      case 'collective':
+        this.counts.collectives++;
+        return {
+          op: 'collective', collective: i.collective, meshAxis: i.meshAxis, groupSize: i.groupSize, send: this.id(i.send), recv: this.id(i.recv),
+          ...(i.reduce ? { reduce: i.reduce } : {}), ...(i.shift !== undefined ? { shift: i.shift } : {}), origin,
+        };
+      case 'shard_slice':
+        this.counts.shardSlices++;
+        return { op: 'shard_slice', meshAxis: i.meshAxis, groupSize: i.groupSize, shift: i.shift, src: this.id(i.src), dst: this.id(i.dst), rows: i.rows, partBytes: i.partBytes, origin };
     }
   }
 }
@@ -140,6 +156,8 @@ export function buildPlan(lp: LoweredProgram, mp: MemoryPlan): BuiltPlan {
     gemms: r.counts.gemms,
     copies: r.counts.copies,
     branches: r.counts.branches,
+    collectives: r.counts.collectives,
+    shardSlices: r.counts.shardSlices,
     kernelEntries: r.sources.size,
     stubKernels: stubs,
     buffers: buffers.length,
@@ -153,8 +171,8 @@ export function buildPlan(lp: LoweredProgram, mp: MemoryPlan): BuiltPlan {
       compiledFrom: meta.compiledFrom,
       target: meta.target,
       spaces: { ...mp.spaces },
-      streams: 1,
-      events: 0,
+      streams: (lp.events ?? 0) > 0 ? 2 : 1,
+      events: lp.events ?? 0,
       weights: { file: 'weights.bin', bytes: mp.spaces.weights, alignment: ALIGNMENT, sha256: meta.weightsSha256 },
       kernels: { source: 'kernels/module.cu', cubin: meta.cubin, options: [...meta.sourceOptions] },
       buffers,

@@ -6,7 +6,7 @@
  *          input's data is never read); other nodes fold when every input is a constant (or a
  *          value folded earlier in the sweep) of at most `foldMaxElements` elements, every output
  *          is static and within the limit too (Constant nodes: any size, their data exists already),
- *          and the op is pure (not Dropout, not If). The op
+ *          and the op is pure (not Dropout, not If, not rank-dependent like shard_slice). The op
  *          rules' own `run` computes the values (through the reference interpreter, which also
  *          checks them against the inferred types). A view (Reshape/Squeeze/Unsqueeze/Flatten/
  *          Identity) of a larger constant folds to a lazily reshaped constant that shares the data,
@@ -28,7 +28,7 @@
  *     after:   %t = const i64[2] [-1, 8]
  *              %5 = Reshape(%x, %t) : f32[2,8]
  */
-import { ConstData, Graph, Module, Node, Tensor, Value, formatType, isElided, numel, runGraph, tensorType } from '@paradit/ir';
+import { ConstData, Graph, Module, Node, OPS, Tensor, Value, formatType, isElided, isOpKind, numel, runGraph, tensorType } from '@paradit/ir';
 import type { Pass } from './pass';
 import { editGraph, hasSubgraphs } from './graph-edit';
 import { VIEW_OPS, staticShapeOf } from './rewrite';
@@ -101,6 +101,7 @@ function analyzeGraph(g: Graph, opset: number, max: number, known: Known, entrie
       continue;
     }
     if (n.op === 'Dropout') continue; // remove-noop-ops handles it; training mode is not a constant function
+    if (isOpKind(n.op) && OPS[n.op].rankDependent) continue; // collectives and shard_slice depend on the rank, not only on their inputs
     const e = foldShape(n) ?? evaluate(n, opset, max, known) ?? foldView(n, folded);
     if (!e) continue;
     entries.push(e);

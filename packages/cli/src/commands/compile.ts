@@ -35,13 +35,19 @@ export function formatCompile(out: string, r: CompileResult): string {
   const s = r.plan.stats;
   const t = r.seconds;
   const lines = [
-    `plan ${out} (${r.plan.target.backend} ${r.plan.target.arch}, ${r.plan.target.dtype})`,
-    `  instructions: ${s['kernels']} kernels (${s['kernelEntries']} entries${s['stubKernels'] ? `, ${s['stubKernels']} without CUDA body` : ''}), ${s['gemms']} gemms, ${s['copies']} copies, ${s['branches']} branches`,
+    `plan ${out} (${r.plan.target.backend} ${r.plan.target.arch}, ${r.plan.target.dtype}, ${meshLine(r.plan.target.mesh)})`,
+    `  instructions: ${s['kernels']} kernels (${s['kernelEntries']} entries${s['stubKernels'] ? `, ${s['stubKernels']} without CUDA body` : ''}), ${s['gemms']} gemms, ${s['copies']} copies, ${s['branches']} branches` +
+      (s['collectives'] || s['shardSlices'] ? `, ${s['collectives']} collectives, ${s['shardSlices']} shard slices` : ''),
     `  memory: peak activations ${mib(s['peakActivationBytes'] ?? 0)}, weights ${mib(s['weightsBytes'] ?? 0)}, io ${mib(s['ioBytes'] ?? 0)}, state ${mib(s['stateBytes'] ?? 0)}`,
     `  kernels: ${r.plan.kernels.cubin ? `${r.plan.kernels.cubin} (nvcc: sm_90a cubin + PTX)` : 'kernels/module.cu only (NVRTC at load)'}`,
     `  time: ${Object.entries(t).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}`,
   ];
   return lines.join('\n');
+}
+
+function meshLine(m: { cfg: number; ring: number; ulysses: number }): string {
+  const w = m.cfg * m.ring * m.ulysses;
+  return w === 1 ? 'one GPU' : `mesh ulysses ${m.ulysses} x ring ${m.ring} x cfg ${m.cfg}: ${w} ranks`;
 }
 
 /** Library errors that describe unsupported input (not bugs) become IrErrors: exit 2. */
@@ -65,7 +71,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
     .option('--no-progress', 'no progress bar')
     .option('--stub-kernels', 'emit kernels without CUDA bodies (a plan for `run --backend cpu` only; debugging)')
     .option('--json', 'print one JSON object (stats and timings)');
-  addMeshFlags(cmd, 'rejected for now: the CUDA runtime is single-GPU');
+  addMeshFlags(cmd, 'one plan that every rank of the mesh runs (world = ulysses x ring x cfg)');
   cmd.action(async (model: string, flags: CompileFlags) => {
     if (flags.target !== 'cuda') throw new IrError('E_INPUT', `--target ${flags.target}: only 'cuda' plans exist (the CPU backend runs cuda plans through their IR refs)`);
     const dtype = parsePrecision(flags.dtype);

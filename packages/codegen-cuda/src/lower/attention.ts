@@ -19,10 +19,15 @@ import type { EmittedArg, EmittedKernel } from '../kernel-types';
 
 const dims = (v: Value): number[] => v.shape as number[];
 
+/** attention, or attention_lse (one ring step: also writes the row log-sum-exp). */
+export const isAttentionOp = (op: string): boolean => op === 'attention' || op === 'attention_lse';
+
 export function flashSupported(n: Node): boolean {
   const [q, k, v] = n.inputs;
   if (!q || !k || !v) return false;
   if (q.dtype !== 'bf16' && q.dtype !== 'f16') return false;
+  // The kernel writes O in the operands' dtype: a ring step must keep its partial in it too.
+  if (n.op === 'attention_lse' && n.outputs[0]!.dtype !== q.dtype) return false;
   const H = dims(q)[3]!;
   const Hv = dims(v)[3]!;
   const ok = (d: number): boolean => d === 64 || d === 128;
@@ -129,9 +134,10 @@ export function lowerFlashAttention(n: Node, folded: ReadonlySet<Node>, ctx: Att
     }
     maskStrides = { b: st[0]!, h: st[1]!, q: st[2]!, k: st[3]! };
   }
-  const ak = emitAttention({ dtype: q.dtype as 'bf16' | 'f16', headDim: H, headDimV: Hv, mask: kind, withLse: false });
+  const lse = n.op === 'attention_lse' ? n.outputs[1]! : undefined;
+  const ak = emitAttention({ dtype: q.dtype as 'bf16' | 'f16', headDim: H, headDimV: Hv, mask: kind, withLse: lse !== undefined });
   const launch = { batch: B, heads: N, kvHeads: Nkv, sq: Sq, skv: Skv, scale, q: qo.strides, k: ko.strides, v: vo.strides, o: oStrides, ...(maskStrides ? { mask: maskStrides } : {}) };
-  const ptr: Record<string, Value | undefined> = { q: qo.value, k: ko.value, v: vo.value, o: oValue, mask: mask ?? undefined };
+  const ptr: Record<string, Value | undefined> = { q: qo.value, k: ko.value, v: vo.value, o: oValue, mask: mask ?? undefined, lse };
   const args: EmittedArg[] = ak.args(launch).map((a) => {
     if (a.kind === 'ptr') {
       const val = ptr[a.name];
@@ -144,7 +150,7 @@ export function lowerFlashAttention(n: Node, folded: ReadonlySet<Node>, ctx: Att
   const covers = [...new Set(pre), n, ...(swap ? [swap] : []), ...(into ? into.covers : [])];
   const reads = [...new Set([qo.value, ko.value, vo.value, ...(mask ? [mask] : [])])];
   return {
-    kernel: { entry: ak.entry, source: ak.source, grid: ak.grid({ batch: B, heads: N, sq: Sq }), block: ak.block, smem: ak.smem, args, covers, reads, writes: [oValue] },
+    kernel: { entry: ak.entry, source: ak.source, grid: ak.grid({ batch: B, heads: N, sq: Sq }), block: ak.block, smem: ak.smem, args, covers, reads, writes: lse ? [oValue, lse] : [oValue] },
     alsoCovers: [...(swap ? [swap] : []), ...(into ? into.covers : [])],
   };
 }

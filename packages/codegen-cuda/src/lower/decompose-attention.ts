@@ -12,7 +12,7 @@
 import { Module, Node, Tensor, Value, dtypeToOnnx } from '@paradit/ir';
 import { rebuildModule } from './rebuild';
 import type { ReplayCtx } from './rebuild';
-import { flashSupported } from './attention';
+import { flashSupported, isAttentionOp } from './attention';
 
 const dims = (v: Value): number[] => v.shape as number[];
 
@@ -45,6 +45,7 @@ function decompose(n: Node, ctx: ReplayCtx): Value[] {
   if (m0) {
     s = m0.dtype === 'bool' ? add('Where', [m0, s, b.constant(Tensor.scalar('f32', -Infinity))]) : add('Add', [s, cast(m0, 'f32')]);
   }
+  if (n.op === 'attention_lse') return withLse(n, ctx, s, v, add);
   let p = add('Softmax', [s], { axis: { kind: 'int', value: -1 } });
   if (m0) p = add('Where', [add('IsNaN', [p]), b.constant(Tensor.scalar('f32', 0)), p]);
   const o = b.add('MatMul', [cast(p, dt), v], {}, { name, outputNames: [n.outputs[0]!.name] })[0]!;
@@ -52,11 +53,39 @@ function decompose(n: Node, ctx: ReplayCtx): Value[] {
 }
 
 /**
+ * A ring step's attention with its row log-sum-exp, from the fp32 scores s: mx = max_j s (0 when
+ * the whole row is masked, so nothing is -inf - -inf), p = exp(s - mx), l = sum_j p,
+ * o = (p / l) v (0 when l = 0), lse = mx + log(l) (-inf when l = 0).
+ */
+function withLse(n: Node, ctx: ReplayCtx, s: Value, v: Value, add: (op: string, ins: (Value | null)[], attrs?: object) => Value): Value[] {
+  const b = ctx.builder;
+  const name = n.name || 'attention_lse';
+  // Reduce over the last axis: axes are an attribute before the op's opset 18 (ReduceSum: 13), an input from then on.
+  const reduce = (op: 'ReduceMax' | 'ReduceSum', x: Value): Value => {
+    const since = op === 'ReduceSum' ? 13 : 18;
+    const keep = { keepdims: { kind: 'int' as const, value: 1 } };
+    if (b.opset >= since) return add(op, [x, b.constant(Tensor.from('i64', [1], [-1]))], keep);
+    return add(op, [x], { ...keep, axes: { kind: 'ints' as const, value: [-1] } });
+  };
+  const zero = b.constant(Tensor.scalar('f32', 0));
+  const mx = reduce('ReduceMax', s);
+  const m = add('Where', [add('IsInf', [mx]), zero, mx]);
+  const p = add('Exp', [add('Sub', [s, m])]);
+  const l = reduce('ReduceSum', p);
+  const safe = add('Where', [add('Equal', [l, zero]), b.constant(Tensor.scalar('f32', 1)), l]);
+  const od = n.outputs[0]!.dtype;
+  const pn = add('Div', [p, safe]);
+  const o = b.add('MatMul', [od === 'f32' ? pn : add('Cast', [pn], { to: { kind: 'int', value: dtypeToOnnx(od) } }), v.dtype === od ? v : add('Cast', [v], { to: { kind: 'int', value: dtypeToOnnx(od) } })], {}, { name, outputNames: [n.outputs[0]!.name] })[0]!;
+  const lse = b.add('Squeeze', [add('Add', [add('Log', [l]), m]), b.constant(Tensor.from('i64', [1], [-1]))], {}, { name: `${name}/lse`, outputNames: [n.outputs[1]!.name] })[0]!;
+  return [o, lse];
+}
+
+/**
  * Decomposes every attention node that `flashSupported` rejects (every one with `all`, when the
  * flash kernel is off); returns `m` when there is none.
  */
 export function decomposeAttention(m: Module, opts: { readonly all?: boolean } = {}): Module {
-  const wanted = (n: Node): boolean => n.op === 'attention' && (opts.all === true || !flashSupported(n));
+  const wanted = (n: Node): boolean => isAttentionOp(n.op) && (opts.all === true || !flashSupported(n));
   let any = false;
   const visit = (nodes: readonly Node[]): void => {
     for (const n of nodes) {

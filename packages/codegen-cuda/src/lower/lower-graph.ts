@@ -9,12 +9,13 @@
  * the end of the program; other outputs are io buffers (written in place, or filled by a copy when
  * the value is a view, an input or a constant).
  */
-import { Graph, IrError, Module, Node, Value, capturedValues, numel } from '@paradit/ir';
+import { Graph, IrError, Module, Node, Value, byteSize, capturedValues, isMeshAxis, numel } from '@paradit/ir';
+import type { MeshAxis } from '@paradit/ir';
 import type { EmitFragment, FragmentLowering } from '../kernel-types';
 import { matchGemm } from './gemm';
-import { flashSupported, foldableInputTransposes, lowerFlashAttention } from './attention';
+import { flashSupported, foldableInputTransposes, isAttentionOp, lowerFlashAttention } from './attention';
 import { placeConcats } from './concat-in-place';
-import type { LAlias, LBranch, LGemm, LInstr, LKernel, LStatePair, LoweredProgram, RefSpec } from './program';
+import type { LAlias, LBranch, LCollective, LGemm, LInstr, LKernel, LShardSlice, LStatePair, LoweredProgram, RefSpec } from './program';
 import { originOf } from './program';
 import { placeStateInPlace } from './state-in-place';
 import { statePairs as runtimeStatePairs } from '@paradit/runtime';
@@ -81,7 +82,7 @@ class Lowerer {
       readersIfLocal: (v: Value): readonly Node[] | undefined => (escaping.has(v) ? undefined : (readers.get(v) ?? [])),
     };
     const flash = this.opts.flashAttention !== false;
-    const attns = g.nodes.filter((n) => n.op === 'attention' && flash && flashSupported(n));
+    const attns = g.nodes.filter((n) => isAttentionOp(n.op) && flash && flashSupported(n));
     const folded = foldableInputTransposes(attns, ctx);
     const consumed = new Set<Node>(folded);
     // GEMMs that read a transposed operand take the transpose into their covers: skip those
@@ -110,7 +111,7 @@ class Lowerer {
         flush();
         gemm.covers.forEach((c) => consumed.add(c));
         out.push(gemm);
-      } else if (n.op === 'attention' && flash && flashSupported(n)) {
+      } else if (isAttentionOp(n.op) && flash && flashSupported(n)) {
         flush();
         const into = placed.attention.get(n);
         const a = lowerFlashAttention(n, folded, ctx, into);
@@ -126,6 +127,9 @@ class Lowerer {
       } else if (n.op === 'If') {
         flush();
         out.push(this.branch(n));
+      } else if (isPlanCollective(n.op)) {
+        flush();
+        out.push(lowerCollective(n));
       } else run.push(n);
     }
     flush();
@@ -209,6 +213,66 @@ class Lowerer {
 
 }
 
+const PLAN_COLLECTIVES = new Set(['all_to_all', 'all_gather', 'all_reduce', 'ppermute', 'shard_slice']);
+
+function isPlanCollective(op: string): boolean {
+  return PLAN_COLLECTIVES.has(op);
+}
+
+function attrOf(n: Node, key: string): number {
+  const a = n.attrs[key];
+  if (a?.kind !== 'int') throw new IrError('E_OP', `${n.label}: missing integer attribute '${key}'`, n.name);
+  return a.value;
+}
+
+function meshAxisOf(n: Node): MeshAxis {
+  const a = n.attrs['meshAxis'];
+  const s = a?.kind === 'string' ? a.value : '';
+  if (!isMeshAxis(s)) throw new IrError('E_OP', `${n.label}: attribute 'meshAxis' must be cfg, ring, ulysses or sp, got '${s}'`, n.name);
+  return s;
+}
+
+/**
+ * A communicating or rank-dependent node as one plan instruction. lower-collectives.ts already put
+ * all_to_all and all_gather in their contiguous forms (exchange along axis 0); anything else here
+ * is a compiler bug.
+ */
+function lowerCollective(n: Node): LCollective | LShardSlice {
+  const x = n.inputs[0]!;
+  const y = n.outputs[0]!;
+  const meshAxis = meshAxisOf(n);
+  const groupSize = attrOf(n, 'groupSize');
+  const shape = x.shape as number[];
+  const outer = (axis: number): boolean => shape.slice(0, axis).every((d) => d === 1);
+  switch (n.op) {
+    case 'all_to_all': {
+      const split = attrOf(n, 'splitAxis');
+      if (split !== attrOf(n, 'concatAxis') || !outer(split)) throw new Error(`${n.label}: all_to_all is not in contiguous form (run lower-collectives first)`);
+      return { op: 'collective', collective: 'all_to_all', meshAxis, groupSize, send: x, recv: y, node: n };
+    }
+    case 'all_gather':
+      if (!outer(attrOf(n, 'axis'))) throw new Error(`${n.label}: all_gather is not along its outermost axis (run lower-collectives first)`);
+      return { op: 'collective', collective: 'all_gather', meshAxis, groupSize, send: x, recv: y, node: n };
+    case 'all_reduce': {
+      const r = n.attrs['reduce'];
+      const reduce = r?.kind === 'string' && (r.value === 'sum' || r.value === 'mean' || r.value === 'max') ? r.value : 'sum';
+      return { op: 'collective', collective: 'all_reduce', meshAxis, groupSize, send: x, recv: y, reduce, node: n };
+    }
+    case 'ppermute':
+      return { op: 'collective', collective: 'send_recv', meshAxis, groupSize, send: x, recv: y, shift: attrOf(n, 'shift'), node: n };
+    case 'shard_slice': {
+      const axis = attrOf(n, 'axis');
+      const a = axis < 0 ? axis + shape.length : axis;
+      const rows = shape.slice(0, a).reduce((p, d) => p * d, 1);
+      const partBytes = (y.shape as number[]).slice(a).reduce((p, d) => p * d, 1) * byteSize(y.dtype);
+      const shiftAttr = n.attrs['shift'];
+      return { op: 'shard_slice', meshAxis, groupSize, shift: shiftAttr?.kind === 'int' ? shiftAttr.value : 0, src: x, dst: y, rows, partBytes, node: n };
+    }
+    default:
+      throw new Error(`${n.label}: not a plan collective`);
+  }
+}
+
 /** Persistent state: every graph input X with an output X.next (runtime's fbcache-signature rule). */
 function statePairs(m: Module): LStatePair[] {
   return runtimeStatePairs(m).map((p) => ({ name: p.input.name, input: p.input, next: p.output }));
@@ -220,7 +284,8 @@ function written(instrs: readonly LInstr[]): Set<Value> {
   for (const i of instrs) {
     if (i.op === 'kernel') i.kernel.writes.forEach((v) => s.add(v));
     else if (i.op === 'gemm') s.add(i.out.value);
-    else if (i.op === 'copy') s.add(i.dst);
+    else if (i.op === 'copy' || i.op === 'shard_slice') s.add(i.dst);
+    else if (i.op === 'collective') s.add(i.recv);
     else i.node.outputs.forEach((v) => s.add(v));
   }
   return s;

@@ -3,7 +3,7 @@
  * Values into buffers with offsets. Every instruction keeps the IR nodes it computes (`covers`),
  * which become the plan's `origin` (ONNX node names) and `ref` (IR text for the CPU backend).
  */
-import type { Node, Value } from '@paradit/ir';
+import type { MeshAxis, Node, Value } from '@paradit/ir';
 import type { EmittedKernel } from '../kernel-types';
 
 /** The IR a plan instruction computes: `nodes` map `inputs` to `outputs` (graph-level values). */
@@ -62,7 +62,40 @@ export interface LBranch {
   readonly node: Node;
 }
 
-export type LInstr = LGemm | LKernel | LCopy | LBranch;
+/** A collective of the plan (schema.ts `collective`): contiguous `send` / `recv` buffers. */
+export interface LCollective {
+  readonly op: 'collective';
+  readonly collective: 'all_to_all' | 'all_gather' | 'all_reduce' | 'send_recv';
+  readonly meshAxis: MeshAxis;
+  readonly groupSize: number;
+  readonly send: Value;
+  readonly recv: Value;
+  readonly reduce?: 'sum' | 'mean' | 'max';
+  readonly shift?: number;
+  readonly node: Node;
+}
+
+/** This rank's part of a replicated value (schema.ts `shard_slice`). */
+export interface LShardSlice {
+  readonly op: 'shard_slice';
+  readonly meshAxis: MeshAxis;
+  readonly groupSize: number;
+  readonly shift: number;
+  readonly src: Value;
+  readonly dst: Value;
+  readonly rows: number;
+  readonly partBytes: number;
+  readonly node: Node;
+}
+
+/** Where an instruction runs and how it is ordered with the other stream (schedule.ts). */
+export interface LSync {
+  readonly stream: 0 | 1;
+  readonly wait: readonly number[];
+  readonly record?: number;
+}
+
+export type LInstr = (LGemm | LKernel | LCopy | LBranch | LCollective | LShardSlice) & { readonly sync?: LSync };
 
 /** `value` shares the bytes of `of`, starting `byteOffset` bytes in. */
 export interface LAlias {
@@ -80,6 +113,8 @@ export interface LStatePair {
 
 export interface LoweredProgram {
   readonly program: readonly LInstr[];
+  /** Event ids used by the instructions' sync (0 when everything runs on stream 0). */
+  readonly events?: number;
   readonly aliases: ReadonlyMap<Value, LAlias>;
   readonly inputs: readonly { readonly name: string; readonly value: Value }[];
   /** io-space output buffers (fresh values filled by copies, or values written in place). */

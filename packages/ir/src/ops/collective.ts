@@ -72,7 +72,8 @@ function readSegments(ctx: RuleCtx): { segments: readonly number[]; chunks: numb
 const allToAll: OpRule = {
   doc:
     'all_to_all(x) {meshAxis, splitAxis, concatAxis, groupSize}: splits splitAxis into groupSize parts, sends part j to ' +
-    'member j, concatenates the received parts along concatAxis in member order (Ulysses: scatter heads, gather sequence)',
+    'member j, concatenates the received parts along concatAxis in member order (Ulysses: scatter heads, gather sequence); ' +
+    'splitAxis = concatAxis keeps the shape (the contiguous chunk exchange plans run after packing)',
   rankDependent: true,
   infer(ctx) {
     const x = one(ctx);
@@ -80,8 +81,8 @@ const allToAll: OpRule = {
     const r = x.shape.length;
     const split = normAxis(ctx, ctx.attr.int('splitAxis'), r);
     const concat = normAxis(ctx, ctx.attr.int('concatAxis'), r);
-    if (split === concat) ctx.fail(`splitAxis and concatAxis must differ, both are ${split}`);
     const s = withDim(x.shape, split, divided(ctx, x.shape, split, groupSize, 'split'));
+    if (split === concat) return [tensorType(x.dtype, x.shape)];
     return [tensorType(x.dtype, withDim(s, concat, scaled(x.shape, concat, groupSize)))];
   },
   run: needsSimulator,

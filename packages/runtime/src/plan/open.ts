@@ -3,7 +3,9 @@
  * lazily, so the CPU path never loads koffi or needs a GPU.
  */
 import type { StepExecutor } from '../denoise/step-executor';
-import { CpuPlanBackend } from './cpu-backend';
+import { worldSize } from '@paradit/ir';
+import { CpuPlanBackend, planMesh } from './cpu-backend';
+import { SimulatedPlanRanks } from './simulated-ranks';
 import type { CpuBackendOptions } from './cpu-backend';
 import { loadPlan } from './load';
 import type { LoadedPlan } from './load';
@@ -36,7 +38,8 @@ export async function openPlan(dir: string, opts: OpenPlanOptions = {}): Promise
   // The CUDA backend hashes weights.bin while it uploads it: read 2.5 GB once, not twice.
   const loaded = loadPlan(dir, { backend, verifyWeights: backend === 'cpu' ? opts.verifyWeights : false });
   if (backend === 'cpu') {
-    const executor = new CpuPlanBackend(loaded, opts);
+    // A sharded plan without a launcher: every rank of its mesh, simulated in this process.
+    const executor = worldSize(planMesh(loaded.plan)) > 1 && !opts.dist ? new SimulatedPlanRanks(loaded, opts) : new CpuPlanBackend(loaded, opts);
     return { loaded, executor, dispose: () => undefined };
   }
   const { CudaBackend } = await import('../cuda/backend');
