@@ -31,6 +31,8 @@ import { decomposeAttention } from './lower/decompose-attention';
 import { patchifyConvs } from './lower/patchify-conv';
 import { rewriteEinsums } from './lower/einsum-to-matmul';
 import { lowerCollectives } from './lower/lower-collectives';
+import { scheduleStreams } from './lower/schedule';
+import type { ScheduleReport } from './lower/schedule';
 import { checkProgram } from './lower/check-program';
 import type { LowerOptions } from './lower/lower-graph';
 import type { LoweredProgram } from './lower/program';
@@ -75,6 +77,8 @@ export interface CompiledModule {
   /** The module after the dtype policy: the interpreter reference for this plan. */
   readonly reference: Module;
   readonly lowered: LoweredProgram;
+  /** The overlap schedule's simulated timeline (sharded plans; cost-model.ts estimates). */
+  readonly schedule: ScheduleReport;
   readonly memory: MemoryPlan;
   readonly built: BuiltPlan;
 }
@@ -121,11 +125,14 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
     }
     throw e;
   }
+  // Sharded programs: collectives onto the communication stream, compute reordered around them.
+  const scheduled = scheduleStreams(lowered.program, lowered.aliases);
+  if (scheduled.events > 0) lowered = { ...lowered, program: scheduled.program, events: scheduled.events };
   checkProgram(lowered);
   opts.onPhase?.('memory');
   const memory = planMemory(lowered);
   const built = buildPlan(lowered, memory);
-  return { reference: typed, lowered, memory, built };
+  return { reference: typed, lowered, schedule: scheduled.report, memory, built };
 }
 
 export interface CompileOptions extends Omit<LowerToPlanOptions, 'fbcache' | 'mesh'>, WriteOptions {

@@ -154,10 +154,33 @@ export function planMemory(lp: LoweredProgram): MemoryPlan {
   const first = new Map<Value, number>();
   const last = new Map<Value, number>();
   let t = 0;
+  // An instruction on the communication stream runs concurrently with the compute instructions
+  // after it until a stream-0 instruction waits for it (or for a later one on its stream): its
+  // buffers stay live until that join, so nothing issued in between reuses their bytes.
+  const extend = (vs: readonly Value[], until: number): void => {
+    for (const v of vs) {
+      const r = root(v).value;
+      last.set(r, Math.max(last.get(r) ?? 0, until));
+    }
+  };
   const walk = (instrs: readonly LInstr[], enclosing: { start: number; end: number }[]): void => {
-    for (const i of instrs) {
+    const recordedAt = new Map<number, number>();
+    const pending: { k: number; values: Value[] }[] = [];
+    for (let k = 0; k < instrs.length; k++) {
+      const i = instrs[k]!;
       const now = t++;
+      if (i.sync?.record !== undefined) recordedAt.set(i.sync.record, k);
+      if ((i.sync?.stream ?? 0) === 0) {
+        for (const e of i.sync?.wait ?? []) {
+          const p = recordedAt.get(e);
+          if (p === undefined) continue;
+          for (let j = pending.length - 1; j >= 0; j--) {
+            if (pending[j]!.k <= p) extend(pending.splice(j, 1)[0]!.values, now);
+          }
+        }
+      }
       const { reads, writes } = instrUses(i);
+      if (i.sync?.stream === 1) pending.push({ k, values: [...reads, ...writes] });
       for (const v of [...reads, ...writes]) note(v);
       for (const v of writes) {
         const r = root(v).value;
@@ -176,6 +199,8 @@ export function planMemory(lp: LoweredProgram): MemoryPlan {
         walk(i.else, [...enclosing, range]);
       }
     }
+    // A well-formed list joins everything; be safe for one that does not.
+    for (const p of pending) extend(p.values, t);
   };
   walk(lp.program, []);
   for (const v of order) if (!last.has(root(v).value)) last.set(root(v).value, first.get(root(v).value) ?? 0);

@@ -4,7 +4,7 @@
  */
 import { DType, Graph, IrError, Module, Value, printModule } from '@paradit/ir';
 import type { Instr, KernelArg, MatrixView, Plan, PlanDType, RefFragment } from '@paradit/runtime';
-import { FBCACHE_IF_ATTRS, PLAN_FORMAT, PLAN_VERSION } from '@paradit/runtime';
+import { FBCACHE_IF_ATTRS, PLAN_FORMAT, PLAN_VERSION, streamHazard, streamRuleViolation } from '@paradit/runtime';
 import type { LInstr, LMatrix, LoweredProgram, RefSpec } from './lower/program';
 import { REF_INLINE_LIMIT, instrOrigin } from './lower/lower-graph';
 import type { MemoryPlan } from './memory-plan';
@@ -138,10 +138,14 @@ export interface BuiltPlan {
 export function buildPlan(lp: LoweredProgram, mp: MemoryPlan): BuiltPlan {
   const r = new Renderer(mp, lp.opsets);
   const program = lp.program.map((i) => r.instr(i));
+  const badSync = streamRuleViolation(program, lp.events ?? 0);
+  if (badSync) throw new Error(`plan builder: the schedule breaks the plan's stream rules (a compiler bug): ${badSync}`);
   const buffers = [...mp.buffers.values()].map((b) => ({
     id: b.id, name: b.value.name || `v${b.value.id}`, dtype: planDtypeOf(b.value), shape: [...(b.value.shape as number[])],
     space: b.space, offset: b.offset, bytes: b.bytes,
   }));
+  const race = streamHazard({ program, buffers });
+  if (race) throw new Error(`plan builder: the schedule and the memory plan race (a compiler bug): ${race}`);
   const sources = [...r.sources.values()];
   const uniq = [...new Set(sources)];
   const stubs = uniq.filter((s) => s.includes(STUB_KERNEL_MARKER)).length;

@@ -62,7 +62,67 @@ function attrInt(n: Node, k: string, dflt?: number): number {
   throw new IrError('E_OP', `${n.label}: missing attribute '${k}'`, n.name);
 }
 
-function allToAll(n: Node, e: Emit, x: Value): Value[] {
+/** What the layout choice of an all_to_all knows about its neighbours (old-graph nodes). */
+interface Neighbours {
+  /** x comes from a fused-kernel op (read only here): any layout change folds into that kernel. */
+  readonly producerFusable: boolean;
+  /** x = Transpose(y, perm) read only by this all_to_all: its perm. */
+  readonly producerPerm?: readonly number[];
+  /** x is an attention output read only by this all_to_all (the kernel can write it transposed). */
+  readonly producerAttention: boolean;
+  /** Every reader of the output is a fused-kernel op: the unpacking folds into its kernel. */
+  readonly consumerFusable: boolean;
+  /** The output's only reader is Transpose(out, perm): its perm. */
+  readonly consumerPerm?: readonly number[];
+  /** Every reader of the output is an attention (it folds a head swap into its strides). */
+  readonly consumerAttention: boolean;
+}
+
+const HEAD_SWAP = [0, 2, 1, 3];
+const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+const inverse = (p: readonly number[]): number[] => {
+  const q = new Array<number>(p.length);
+  p.forEach((a, k) => (q[a] = k));
+  return q;
+};
+const compose = (p: readonly number[], q: readonly number[]): number[] => q.map((a) => p[a]!); // Transpose(Transpose(x, p), q)
+const isIdentity = (p: readonly number[]): boolean => p.every((a, i) => a === i);
+const unitPrefix = (shape: readonly number[], k: number): boolean => shape.slice(0, k).every((d) => d === 1);
+
+/** Ops whose kernels are not fused-kernel fragments (a layout change before or after them is a copy). */
+const NOT_FUSED = new Set([
+  'linear', 'MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'Einsum', 'attention', 'attention_lse', 'If',
+  'all_to_all', 'all_gather', 'all_reduce', 'ppermute', 'shard_slice', 'Transpose', 'Reshape', 'Identity', 'Squeeze', 'Unsqueeze', 'Flatten',
+]);
+export const isFusedKernelOp = (op: string): boolean => !NOT_FUSED.has(op);
+
+/**
+ * Copy kernels a layout P costs around an all_to_all. The exchange buffer holds the chunks in
+ * order P; the output is Transpose(out', P^-1) with out' the received chunks in order P. Packing
+ * is a view when the split axis is outermost in order P, unpacking when the concat axis is; a
+ * layout change next to a fused-kernel op folds into that kernel, one next to flash attention
+ * folds into its strides (a head swap), one that cancels a neighbouring Transpose disappears.
+ */
+function layoutCost(P: readonly number[], D: readonly number[], O: readonly number[], s: number, c: number, nb: Neighbours): number {
+  const Pinv = inverse(P);
+  const packView = unitPrefix(P.map((a) => D[a]!), Pinv[s]!);
+  const unpackView = unitPrefix(P.map((a) => O[a]!), Pinv[c]!);
+  let producer = 1;
+  if (nb.producerFusable) producer = 0;
+  else if (packView && nb.producerAttention && same(P, HEAD_SWAP)) producer = 0;
+  else if (packView && nb.producerPerm && isIdentity(compose(nb.producerPerm, P))) producer = 0;
+  else if (packView && isIdentity(P)) producer = 0;
+  let consumer = 1;
+  if (nb.consumerFusable) consumer = 0;
+  else if (unpackView) {
+    if (nb.consumerPerm) consumer = isIdentity(compose(Pinv, nb.consumerPerm)) ? 0 : 1;
+    else if (nb.consumerAttention) consumer = isIdentity(Pinv) || same(Pinv, HEAD_SWAP) ? 0 : 1;
+    else consumer = isIdentity(Pinv) ? 0 : 1;
+  }
+  return producer + consumer;
+}
+
+function allToAll(n: Node, e: Emit, x: Value, nb: Neighbours): Value[] {
   const D = dims(x);
   const r = D.length;
   const s = normAxis(attrInt(n, 'splitAxis'), r);
@@ -70,19 +130,33 @@ function allToAll(n: Node, e: Emit, x: Value): Value[] {
   const g = attrInt(n, 'groupSize');
   const out = n.outputs[0]!;
   if (s === c && outermost(D, s)) return [e.b.add('all_to_all', [x], n.attrs, { name: n.name, outputNames: [out.name] })[0]!];
-  // Pack: split axis s into (g, D_s/g) and move g to the front: [g, ...D with D_s/g].
   const E = [...D];
   E[s] = D[s]! / g;
-  const split = e.reshape(x, [...D.slice(0, s), g, E[s]!, ...D.slice(s + 1)]);
-  const packed = e.transpose(split, [s, ...[...Array(r + 1).keys()].filter((a) => a !== s)]);
+  const O = [...E];
+  O[c] = g * E[c]!;
+  // Candidate layouts: as is, the producer's layout, the consumer's layout; fewest copies wins.
+  const ident = [...Array(r).keys()];
+  const candidates = [ident, ...(nb.producerPerm ? [inverse(nb.producerPerm)] : []), ...(nb.consumerPerm ? [[...nb.consumerPerm]] : []), ...(r === 4 ? [HEAD_SWAP] : [])];
+  const P = candidates.reduce((best, p) => (layoutCost(p, D, O, s, c, nb) < layoutCost(best, D, O, s, c, nb) ? p : best), ident);
+  const Pinv = inverse(P);
+  // Pack: x in order P (a head swap next to attention folds into its output strides), its split
+  // axis (now at position ks) cut into (g, E_s), g moved in front (a view when ks is outermost).
+  const xp = e.transpose(x, P);
+  const DP = P.map((a) => D[a]!);
+  const ks = Pinv[s]!;
+  const split = e.reshape(xp, [...DP.slice(0, ks), g, E[s]!, ...DP.slice(ks + 1)]);
+  const packed = e.transpose(split, [ks, ...[...Array(r + 1).keys()].filter((a) => a !== ks)]);
+  const EP = P.map((a) => E[a]!);
   const attrs = { ...n.attrs, splitAxis: int(0), concatAxis: int(0) };
-  const exchanged = e.b.add('all_to_all', [e.reshape(packed, [g, ...E])], attrs, { name: n.name })[0]!;
-  // Unpack: received chunk i (axis 0) is member i's part; concatenate along c: move axis 0 to
-  // just before E's axis c and merge the two.
-  const perm = [...[...Array(c).keys()].map((a) => a + 1), 0, ...[...Array(r - c).keys()].map((a) => a + c + 1)];
-  const moved = e.transpose(exchanged, perm);
-  const merged = [...E.slice(0, c), g * E[c]!, ...E.slice(c + 1)];
-  return [e.b.add('Reshape', [moved, e.b.constant(Tensor.from('i64', [merged.length], merged))], {}, { name: `${n.name}/unpack`, outputNames: [out.name] })[0]!];
+  const exchanged = e.b.add('all_to_all', [e.reshape(packed, [g, ...EP])], attrs, { name: n.name })[0]!;
+  // Unpack: chunk i (axis 0) came from member i; it goes before the concat axis (position kc in
+  // order P), merged with it; then back from order P to the output's own order.
+  const kc = Pinv[c]!;
+  const moved = e.transpose(exchanged, [...[...Array(kc).keys()].map((a) => a + 1), 0, ...[...Array(r - kc).keys()].map((a) => a + kc + 1)]);
+  const OP = P.map((a) => O[a]!);
+  const merged = e.reshape(moved, OP);
+  if (isIdentity(P)) return [e.b.add('Identity', [merged], {}, { name: `${n.name}/unpack`, outputNames: [out.name] })[0]!];
+  return [e.b.add('Transpose', [merged], { perm: ints(Pinv) }, { name: `${n.name}/unpack`, outputNames: [out.name] })[0]!];
 }
 
 function allGather(n: Node, e: Emit, x: Value): Value[] {
@@ -155,12 +229,46 @@ function lseMerge(n: Node, e: Emit, ins: Value[]): Value[] {
   return [o, lse];
 }
 
-function hook(n: Node, ctx: ReplayCtx): readonly Value[] | undefined {
+/** Producers and readers of every value of the module (all graphs), for the layout choice. */
+function neighbourhood(m: Module): (n: Node) => Neighbours {
+  const producer = new Map<Value, Node>();
+  const readers = new Map<Value, Node[]>();
+  const visit = (nodes: readonly Node[]): void => {
+    for (const n of nodes) {
+      n.outputs.forEach((v) => producer.set(v, n));
+      n.inputs.forEach((v) => v && readers.set(v, [...(readers.get(v) ?? []), n]));
+      n.subgraphs().forEach((g) => {
+        g.outputs.forEach((v) => readers.set(v, [...(readers.get(v) ?? []), n]));
+        visit(g.nodes);
+      });
+    }
+  };
+  visit(m.graph.nodes);
+  m.graph.outputs.forEach((v) => readers.set(v, [...(readers.get(v) ?? []), new Node('Identity', [v], [], {}, 'graph output')]));
+  const perm = (t: Node | undefined): readonly number[] | undefined => (t?.op === 'Transpose' && t.attrs['perm']?.kind === 'ints' ? t.attrs['perm'].value : undefined);
+  return (n) => {
+    const x = n.inputs[0]!;
+    const y = n.outputs[0]!;
+    const p = producer.get(x);
+    const solelyMine = (readers.get(x) ?? []).length === 1;
+    const outReaders = readers.get(y) ?? [];
+    return {
+      producerFusable: solelyMine && p !== undefined && isFusedKernelOp(p.op),
+      ...(solelyMine && perm(p) ? { producerPerm: perm(p)! } : {}),
+      producerAttention: solelyMine && p?.op === 'attention',
+      consumerFusable: outReaders.length > 0 && outReaders.every((r) => isFusedKernelOp(r.op)),
+      ...(outReaders.length === 1 && perm(outReaders[0]) ? { consumerPerm: perm(outReaders[0])! } : {}),
+      consumerAttention: outReaders.length > 0 && outReaders.every((r) => (r.op === 'attention' || r.op === 'attention_lse') && r.inputs.indexOf(y) < 3),
+    };
+  };
+}
+
+function hook(n: Node, ctx: ReplayCtx, nb: (n: Node) => Neighbours): readonly Value[] | undefined {
   const ins = n.inputs.map((v) => (v ? ctx.map(v) : null)) as Value[];
   const e = new Emit(ctx.builder, n.name || n.op);
   switch (n.op) {
     case 'all_to_all':
-      return allToAll(n, e, ins[0]!);
+      return allToAll(n, e, ins[0]!, nb(n));
     case 'all_gather':
       return allGather(n, e, ins[0]!);
     case 'to_token_order':
@@ -179,5 +287,7 @@ const LOWERED = new Set(['all_to_all', 'all_gather', 'to_token_order', 'from_tok
 /** The module with its collectives in plan form (see the header); `m` itself when it has none. */
 export function lowerCollectives(m: Module): Module {
   const any = (nodes: readonly Node[]): boolean => nodes.some((n) => LOWERED.has(n.op) || n.subgraphs().some((g) => any(g.nodes)));
-  return any(m.graph.nodes) ? rebuildModule(m, { hook }) : m;
+  if (!any(m.graph.nodes)) return m;
+  const nb = neighbourhood(m);
+  return rebuildModule(m, { hook: (n, ctx) => hook(n, ctx, nb) });
 }
