@@ -90,12 +90,21 @@ describe('backend flags', () => {
     expect(planDtypeFor(bf16)).toBe('bf16');
   });
 
-  it('rejects a bad backend, plan flags without --backend, a mesh with --backend and a bad dtype (exit 2)', () => {
+  it('rejects a bad backend, plan flags without --backend, a bad mesh with --backend and a bad dtype (exit 2)', () => {
     expect(expectUserError(runCli(['check', model, '--backend', 'gpu']))).toMatch(/--backend gpu: expected cpu/);
     expect(expectUserError(runCli(['check', model, '--dtype', 'bf16']))).toMatch(/configure a compiled plan; add --backend cpu or --backend cuda/);
     expect(expectUserError(runCli(['check', model, '--debug-instrs']))).toMatch(/add --backend/);
-    expect(expectUserError(runCli(['check', model, '--backend', 'cpu', '--ulysses', '2']))).toMatch(/runs a plan on one device; drop --ulysses/);
+    expect(expectUserError(runCli(['check', model, '--backend', 'cpu', '--ulysses', '0']))).toMatch(/--ulysses/);
     expect(expectUserError(runCli(['check', model, '--backend', 'cpu', '--dtype', 'int4']))).toMatch(/--dtype int4: expected bf16, fp16 or fp32/);
+  });
+});
+
+describe('--backend with a mesh', () => {
+  it('compiles a sharded plan and runs its ranks in this process, saying which mesh ran', () => {
+    const r = runCli(['check', model, '--backend', 'cpu', '--ulysses', '2']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/plan f32 on cpu, mesh ulysses 2 x ring 1 x cfg 1 \(2 ranks in this process\)/);
+    expect(r.stdout).toMatch(/all 1 outputs within tolerance/);
   });
 });
 

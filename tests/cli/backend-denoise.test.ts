@@ -76,9 +76,15 @@ describe('denoise --backend flags', () => {
     expect(msg).toMatch(/^denoise --backend cuda needs an NVIDIA GPU with its driver, and here .+; run it on a GPU machine, or use --backend cpu/);
   });
 
-  it('rejects a bad backend, --dtype without --backend and a mesh with --backend (exit 2)', () => {
+  it('rejects a bad backend, --dtype without --backend and a bad mesh with --backend (exit 2)', () => {
     expect(expectUserError(runCli(['denoise', dir, '--steps', '2', '--backend', 'tpu']))).toMatch(/--backend tpu: expected cpu/);
     expect(expectUserError(runCli(['denoise', dir, '--steps', '2', '--dtype', 'bf16']))).toMatch(/add --backend cpu or --backend cuda/);
-    expect(expectUserError(runCli(['denoise', dir, '--steps', '2', '--backend', 'cpu', '--ulysses', '2']))).toMatch(/runs a plan on one device/);
+    expect(expectUserError(runCli(['denoise', dir, '--steps', '2', '--backend', 'cpu', '--ring', 'two']))).toMatch(/--ring/);
+  });
+
+  it('runs a sharded plan with its ranks in this process', () => {
+    const r = runCli(['denoise', dir, '--steps', '2', '--backend', 'cpu', '--ulysses', '2']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/mesh ulysses 2 ring 1 cfg 1 \(ranks in this process\), f32 plan on cpu/);
   });
 });

@@ -13,7 +13,8 @@
  *   - f64 is computed in f32 (the plan format has no f64); an explicit Cast to f32 stays (a
  *     bf16-exported model keeps its upcasts), a Cast to f16/bf16 casts to T, no-op Casts vanish;
  *   - graph inputs and outputs keep their declared dtypes (outputs are cast back), state
- *     (First Block Cache's X / X.next pairs) included.
+ *     (First Block Cache's X / X.next pairs) included; placements are dropped (a sharded module
+ *     becomes one rank's program on local shapes).
  * Statistics (norm mean/variance, softmax, LSE) are fp32 inside the ops whatever the storage dtype.
  *
  *   before (T = bf16):  %3 = linear(%x: f32[1,64,16], %w: f32[16,32], %b: f32[32]) : f32[1,64,32]
@@ -173,7 +174,9 @@ class Policy {
 export function applyDtypePolicy(m: Module, T: PlanPrecision): Module {
   const p = new Policy(T);
   const g = m.graph;
-  const inputTypes = g.inputs.map((v) => (v.dtype === 'f64' ? tensorType('f32', v.shape) : undefined));
+  // Placements (context parallelism) are dropped with the replay: a plan is one rank's program, on
+  // its local shapes, so inputs lose theirs too (else they would disagree with their readers).
+  const inputTypes = g.inputs.map((v) => (v.dtype === 'f64' || v.type.placement ? tensorType(v.dtype === 'f64' ? 'f32' : v.dtype, v.shape) : undefined));
   return rebuildModule(m, {
     inputTypes,
     hook: p.hook,

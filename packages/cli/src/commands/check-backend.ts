@@ -10,8 +10,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { IrError, Tensor, loadModel } from '@paradit/ir';
-import type { Module } from '@paradit/ir';
+import { IrError, Tensor, formatMesh, loadModel, worldSize } from '@paradit/ir';
+import type { Mesh, Module } from '@paradit/ir';
 import { compileToPlan, parsePrecision } from '@paradit/codegen-cuda';
 import type { PlanPrecision } from '@paradit/codegen-cuda';
 import {
@@ -32,6 +32,8 @@ export type PlanBackend = 'cpu' | 'cuda';
 
 export interface PlanCheckOptions {
   readonly backend: PlanBackend;
+  /** Compile a sharded plan for this mesh (its ranks run in this process). */
+  readonly mesh?: Mesh;
   /** Plan dtype; default from the model (planDtypeFor). */
   readonly dtype?: PlanPrecision;
   readonly tolerance?: number;
@@ -45,6 +47,8 @@ export interface PlanCheckOptions {
 export interface PlanCheckReport extends CheckReport {
   readonly backend: PlanBackend;
   readonly dtype: PlanPrecision;
+  /** The plan's mesh ({1,1,1}: one rank). */
+  readonly mesh: { readonly cfg: number; readonly ring: number; readonly ulysses: number };
   readonly device?: string;
   readonly compileSeconds: number;
   readonly loadSeconds: number;
@@ -130,9 +134,9 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
   const planDir = opts.keepPlan ? path.resolve(opts.keepPlan) : path.join(tmp!, 'plan');
   try {
     const c0 = performance.now();
-    const compiled = await compileToPlan(dir, planDir, { dtype, nvcc: opts.backend === 'cuda' ? 'auto' : false });
+    const compiled = await compileToPlan(dir, planDir, { dtype, nvcc: opts.backend === 'cuda' ? 'auto' : false, ...(opts.mesh ? { mesh: opts.mesh } : {}) });
     const compileSeconds = (performance.now() - c0) / 1000;
-    opts.log?.(`compiled ${compiled.plan.program.length} top-level instructions (${dtype}) in ${compileSeconds.toFixed(2)} s`);
+    opts.log?.(`compiled ${compiled.plan.program.length} top-level instructions (${dtype}${opts.mesh && worldSize(opts.mesh) > 1 ? `, ${formatMesh(opts.mesh)}` : ''}) in ${compileSeconds.toFixed(2)} s`);
     const l0 = performance.now();
     const opened = await openPlanOn(planDir, opts.backend, 'check');
     const loadSeconds = (performance.now() - l0) / 1000;
@@ -164,7 +168,8 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
       const d = await debugInstructions(planDir, bindInputs(plan, set.inputs, sets[0]!), { backend: opts.backend, ...(opts.log ? { log: opts.log } : {}) });
       opts.log?.(formatInstrDebug(d));
     }
-    return { model: dir, checks, ok: checks.every((c) => c.ok), seconds: (performance.now() - t0) / 1000, backend: opts.backend, dtype, ...(device ? { device } : {}), compileSeconds, loadSeconds };
+    const mesh = plan.target.mesh;
+    return { model: dir, checks, ok: checks.every((c) => c.ok), seconds: (performance.now() - t0) / 1000, backend: opts.backend, dtype, mesh, ...(device ? { device } : {}), compileSeconds, loadSeconds };
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
@@ -172,7 +177,9 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
 
 /** The header line of a plan check (the per-output lines are check's formatCheck). */
 export function planCheckHeader(r: PlanCheckReport): string {
-  return `plan ${r.dtype} on ${r.backend}${r.device ? ` (${r.device})` : ''}: compile ${r.compileSeconds.toFixed(2)} s, load ${r.loadSeconds.toFixed(2)} s`;
+  const w = r.mesh.cfg * r.mesh.ring * r.mesh.ulysses;
+  const ranks = w > 1 ? `, mesh ulysses ${r.mesh.ulysses} x ring ${r.mesh.ring} x cfg ${r.mesh.cfg} (${w} ranks in this process)` : '';
+  return `plan ${r.dtype} on ${r.backend}${r.device ? ` (${r.device})` : ''}${ranks}: compile ${r.compileSeconds.toFixed(2)} s, load ${r.loadSeconds.toFixed(2)} s`;
 }
 
 export { parsePrecision };
@@ -184,6 +191,8 @@ export interface PlanStepOptions {
   readonly fbcache?: number;
   readonly randomWeights?: { readonly seed: number };
   readonly keepPlan?: string;
+  /** Compile a sharded plan for this mesh (its ranks run in this process). */
+  readonly mesh?: Mesh;
 }
 
 export interface PlanStep {
@@ -212,6 +221,7 @@ export async function openPlanStep(dir: string, opts: PlanStepOptions): Promise<
       nvcc: opts.backend === 'cuda' ? 'auto' : false,
       ...(opts.fbcache !== undefined ? { fbcache: opts.fbcache } : {}),
       ...(opts.randomWeights ? { randomWeights: opts.randomWeights } : {}),
+      ...(opts.mesh ? { mesh: opts.mesh } : {}),
     });
     const opened = await openPlanOn(planDir, opts.backend, 'denoise');
     const plan = opened.loaded.plan;

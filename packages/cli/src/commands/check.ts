@@ -112,13 +112,12 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
       throw new IrError('E_INPUT', '--dtype, --keep-plan and --debug-instrs configure a compiled plan; add --backend cpu or --backend cuda');
     }
     if (backend !== undefined) {
-      if (opts.ulysses !== undefined || opts.ring !== undefined || opts.cfg !== undefined) {
-        throw new IrError('E_UNSUPPORTED', '--backend runs a plan on one device; drop --ulysses/--ring/--cfg (without --backend, check runs the sharded module on simulated ranks)');
-      }
+      const mesh = meshFromFlags(opts);
       const dtype = opts.dtype === undefined ? undefined : parsePrecision(opts.dtype);
       const log = (l: string): void => void process.stderr.write(`${l}\n`);
       const r = await checkModelDirOnPlan(path.resolve(dir), {
         backend,
+        ...(mesh ? { mesh } : {}),
         ...(dtype ? { dtype } : {}),
         ...(tolerance !== undefined ? { tolerance } : {}),
         ...(opts.keepPlan ? { keepPlan: opts.keepPlan } : {}),

@@ -151,9 +151,6 @@ export async function runDenoise(dirArg: string, flags: DenoiseFlags): Promise<{
   const backend = parseCheckBackend(flags.backend);
   if (backend === undefined && (flags.dtype !== undefined || flags.keepPlan !== undefined)) bad('--dtype and --keep-plan configure a compiled plan; add --backend cpu or --backend cuda');
   const mesh: Mesh | undefined = meshFromFlags(flags);
-  if (backend !== undefined && mesh && worldSize(mesh) > 1) {
-    throw new IrError('E_UNSUPPORTED', `denoise --backend ${backend} runs a plan on one device; drop --ulysses/--ring/--cfg (without --backend, the loop runs the sharded step on simulated ranks)`);
-  }
   if (backend === 'cuda') requireGpu('denoise');
   const random = randomOption(flags.randomWeights);
   const raw = loadModel(dir, random);
@@ -171,7 +168,7 @@ export async function runDenoise(dirArg: string, flags: DenoiseFlags): Promise<{
     // The gated step compiled into a plan (--fbcache T becomes the plan's default threshold; the
     // loop sets fbcache.threshold every step anyway); its cache state lives in the plan's state space.
     const dtype = flags.dtype === undefined ? planDtypeFor(raw) : parsePrecision(flags.dtype);
-    const p = await openPlanStep(dir, { backend, dtype, ...(threshold !== undefined ? { fbcache: threshold } : {}), ...random, ...(flags.keepPlan ? { keepPlan: flags.keepPlan } : {}) });
+    const p = await openPlanStep(dir, { backend, dtype, ...(threshold !== undefined ? { fbcache: threshold } : {}), ...random, ...(flags.keepPlan ? { keepPlan: flags.keepPlan } : {}), ...(mesh ? { mesh } : {}) });
     executor = p.executor;
     dispose = p.dispose;
     backendInfo = { name: backend, dtype, ...(p.device ? { device: p.device } : {}) };
@@ -203,7 +200,7 @@ export async function runDenoise(dirArg: string, flags: DenoiseFlags): Promise<{
   }
   if (flags.saveLatents) saveLatents(path.resolve(flags.saveLatents), result.latents, flags.latentInput ?? 'hidden_states');
   const report = toReport(result, compileSeconds, backendInfo);
-  const meshText = mesh && worldSize(mesh) > 1 ? `, mesh ulysses ${mesh.ulysses} ring ${mesh.ring} cfg ${mesh.cfg} (simulated ranks)` : '';
+  const meshText = mesh && worldSize(mesh) > 1 ? `, mesh ulysses ${mesh.ulysses} ring ${mesh.ring} cfg ${mesh.cfg} (${backend === undefined ? 'simulated ranks' : 'ranks in this process'})` : '';
   const cacheText = threshold === undefined ? 'no cache' : `fbcache ${threshold} (warm-up ${warmup ?? 0}, max cached ${maxCached ?? 'unlimited'}${flags.computeLastStep ? ', last step computed' : ''})`;
   const backendText = backendInfo ? `, ${backendInfo.dtype} plan on ${backendInfo.name}${backendInfo.device ? ` (${backendInfo.device})` : ''}` : '';
   return { report, text: formatReport(dirArg, report, `${steps} steps, ${cacheText}${meshText}${backendText}`), latents: result.latents };
