@@ -33,6 +33,7 @@ import { rewriteEinsums } from './lower/einsum-to-matmul';
 import { lowerCollectives } from './lower/lower-collectives';
 import { scheduleStreams } from './lower/schedule';
 import type { ScheduleReport } from './lower/schedule';
+import { linkBytes } from './lower/cost-model';
 import { checkProgram } from './lower/check-program';
 import type { LowerOptions } from './lower/lower-graph';
 import type { LoweredProgram } from './lower/program';
@@ -132,7 +133,7 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   opts.onPhase?.('memory');
   const memory = planMemory(lowered);
   const built = buildPlan(lowered, memory);
-  return { reference: typed, lowered, schedule: scheduled.report, memory, built };
+  return { reference: typed, lowered, schedule: scheduled.report, memory, built: scheduled.events > 0 ? withStats(built, scheduleStats(scheduled.report)) : built };
 }
 
 export interface CompileOptions extends Omit<LowerToPlanOptions, 'fbcache' | 'mesh'>, WriteOptions {
@@ -213,17 +214,34 @@ export async function compileToPlan(model: string, out: string, opts: CompileOpt
 }
 
 /** What `inspect --target cuda --dtype D [--fbcache T]` reports: the plan's stats, without writing a plan. */
-export function planSummary(raw: Module, target: string, dtype: string, opts: { readonly fbcache?: boolean } = {}): Record<string, number | string> {
+export function planSummary(raw: Module, target: string, dtype: string, opts: { readonly fbcache?: boolean; readonly mesh?: Mesh } = {}): Record<string, number | string> {
   if (target !== 'cuda') throw new IrError('E_INPUT', `--target ${target}: only 'cuda' is supported`);
-  const c = compileModule(raw, { dtype: parsePrecision(dtype), fbcache: opts.fbcache === true });
+  const c = compileModule(raw, { dtype: parsePrecision(dtype), fbcache: opts.fbcache === true, ...(opts.mesh ? { mesh: opts.mesh } : {}) });
   const plan = c.built.plan({
     compiledFrom: { model: '', modelSha256: '', paradit: PARADIT_VERSION, createdAt: '' },
-    target: { backend: 'cuda', arch: TARGET_ARCH, dtype: parsePrecision(dtype), mesh: { cfg: 1, ring: 1, ulysses: 1 } },
+    target: { backend: 'cuda', arch: TARGET_ARCH, dtype: parsePrecision(dtype), mesh: { cfg: opts.mesh?.cfg ?? 1, ring: opts.mesh?.ring ?? 1, ulysses: opts.mesh?.ulysses ?? 1 } },
     weightsSha256: '',
     cubin: null,
     sourceOptions: [],
   });
   return { dtype: plan.target.dtype, ...plan.stats };
+}
+
+/**
+ * What the overlap schedule predicts (cost-model.ts rates: H100, NVLink): bytes each rank moves
+ * per step, the collectives' time, how much of it compute hides, and the step's makespan. Stats
+ * for humans and `inspect`; the runtime ignores them.
+ */
+export function scheduleStats(r: ScheduleReport): Record<string, number> {
+  const us = (s: number): number => Math.round(s * 1e7) / 10;
+  const comm = r.comm.reduce((a, c) => a + c.seconds, 0);
+  const hidden = r.comm.reduce((a, c) => a + c.hidden, 0);
+  return {
+    commBytesPerRank: Math.round(r.comm.reduce((a, c) => a + linkBytes(c.instr), 0)),
+    commEstimatedUs: us(comm),
+    commHiddenUs: us(hidden),
+    estimatedStepUs: us(r.makespan),
+  };
 }
 
 function withStats(b: BuiltPlan, extra: Record<string, number>): BuiltPlan {

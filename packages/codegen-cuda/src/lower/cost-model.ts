@@ -1,9 +1,10 @@
 /**
  * A cost model of plan instructions on one Hopper GPU and its links: what the scheduler
  * (schedule.ts) orders by and what `inspect` reports for communication. Rates are this project's
- * own H100 measurements (docs/perf-notes.md): bf16 GEMMs ~650 TFLOP/s in the plan, the flash kernel
- * ~550, memory-bound kernels ~2.5 TB/s, NVLink collectives ~330 GB/s bus bandwidth (an all-reduce
- * of 1 GiB on the 2-GPU kind). Times are seconds; they rank work, they are not promises.
+ * own H100 measurements (docs/perf-notes.md, flux-dev-2x4 profile): bf16 GEMMs 688 TFLOP/s on
+ * average in the plan, the flash kernel 535, memory-bound kernels ~2.5 TB/s, NVLink collectives
+ * ~330 GB/s bus bandwidth (an all-reduce of 1 GiB on the 2-GPU kind). Times are seconds; they rank
+ * work, they are not promises.
  */
 import { byteSize, numel } from '@paradit/ir';
 import type { Node, Value } from '@paradit/ir';
@@ -27,9 +28,9 @@ export interface CostRates {
 }
 
 export const H100_NVLINK: CostRates = {
-  gemmLow: 650e12,
+  gemmLow: 690e12,
   gemmF32: 50e12,
-  attention: 550e12,
+  attention: 535e12,
   memory: 2.5e12,
   link: 330e9,
   collectiveLatency: 12e-6,

@@ -40,6 +40,8 @@ export interface ScheduleReport {
   readonly makespan: number;
   readonly computeSeconds: number;
   readonly comm: readonly CommEvent[];
+  /** The top-level list on the simulated timeline, in issue order (branches as one span). */
+  readonly spans: readonly { readonly instr: LInstr; readonly start: number; readonly end: number; readonly stream: 0 | 1 }[];
 }
 
 export interface Scheduled {
@@ -98,7 +100,7 @@ class Scheduler {
   }
 
   /** Schedules one list; returns the new list and its simulated makespan. */
-  list(input: readonly LInstr[]): { list: LInstr[]; makespan: number } {
+  list(input: readonly LInstr[]): { list: LInstr[]; makespan: number; spans: ScheduleReport['spans'] } {
     // Regions first (their cost is their own makespan).
     const instrs = input.map((i) => (i.op === 'branch' && hasCollective([i]) ? this.branch(i) : { instr: i, cost: instrSeconds(i, this.rates) }));
     const items = this.graph(instrs);
@@ -110,6 +112,7 @@ class Scheduler {
     const busy: [number, number][] = [];
     const commSpans: { item: Item; start: number; end: number }[] = [];
     const ready = (it: Item): boolean => [...it.preds].every((p) => placed.has(p));
+    const spans: { instr: LInstr; start: number; end: number; stream: 0 | 1 }[] = [];
     while (order.length < items.length) {
       // Collectives go out as soon as their inputs are ready (they wait for stream 0 up to now).
       for (const it of items) {
@@ -118,6 +121,7 @@ class Scheduler {
           t1 = start + it.cost;
           finish.set(it.index, t1);
           commSpans.push({ item: it, start, end: t1 });
+          spans.push({ instr: it.instr, start, end: t1, stream: 1 });
           placed.add(it.index);
           order.push(it);
         }
@@ -137,6 +141,7 @@ class Scheduler {
       t0 = best.start + best.it.cost;
       finish.set(best.it.index, t0);
       busy.push([best.start, t0]);
+      spans.push({ instr: best.it.instr, start: best.start, end: t0, stream: 0 });
       this.computeSeconds += best.it.cost;
       placed.add(best.it.index);
       order.push(best.it);
@@ -145,7 +150,7 @@ class Scheduler {
       const hidden = busy.reduce((h, [a, b]) => h + Math.max(0, Math.min(b, s.end) - Math.max(a, s.start)), 0);
       this.comm.push({ instr: s.item.instr as LCollective, seconds: s.end - s.start, hidden: Math.min(hidden, s.end - s.start) });
     }
-    return { list: this.synchronize(order), makespan: Math.max(t0, t1) };
+    return { list: this.synchronize(order), makespan: Math.max(t0, t1), spans };
   }
 
   private branch(i: Extract<LInstr, { op: 'branch' }>): { instr: LInstr; cost: number } {
@@ -225,10 +230,15 @@ class Scheduler {
 
 /** The program reordered and synchronized for overlap (the header); unchanged without collectives. */
 export function scheduleStreams(program: readonly LInstr[], aliases: ReadonlyMap<Value, LAlias>, rates: CostRates = H100_NVLINK): Scheduled {
-  if (!hasCollective(program)) return { program: [...program], events: 0, report: { makespan: 0, computeSeconds: 0, comm: [] } };
+  if (!hasCollective(program)) {
+    // One stream, program order: the timeline is the sum of the costs.
+    let t = 0;
+    const spans = program.map((instr) => ({ instr, start: t, end: (t += instrSeconds(instr, rates)), stream: 0 as const }));
+    return { program: [...program], events: 0, report: { makespan: t, computeSeconds: t, comm: [], spans } };
+  }
   const s = new Scheduler(aliases, rates);
   const top = s.list(program);
-  return { program: top.list, events: s.events, report: { makespan: top.makespan, computeSeconds: s.computeSeconds, comm: s.comm } };
+  return { program: top.list, events: s.events, report: { makespan: top.makespan, computeSeconds: s.computeSeconds, comm: s.comm, spans: top.spans } };
 }
 
 export { collectiveSeconds };
