@@ -170,6 +170,35 @@ function unitReshapeMap(shape: readonly number[], to: readonly number[]): Affine
   return { shape: to, coef, off: zeros(shape.length) };
 }
 
+/**
+ * A Reshape that only splits axes (and adds or drops size-1 axes) as an affine map: old index
+ * d = sum_j coef[d][j] * new_j over the new axes d was split into (row-major within the group).
+ * Undefined when the reshape merges axes (that needs the buffer's layout: reshapeStrides).
+ */
+function splitReshapeMap(shape: readonly number[], to: readonly number[]): Affine | undefined {
+  const a = shape.map((d, i) => [d, i] as const).filter(([d]) => d !== 1);
+  const b = to.map((d, i) => [d, i] as const).filter(([d]) => d !== 1);
+  const coef = shape.map(() => zeros(to.length));
+  let k = 0;
+  for (const [size, d] of a) {
+    const group: number[] = [];
+    let prod = 1;
+    while (prod < size && k < b.length) {
+      prod *= b[k]![0];
+      group.push(b[k]![1]);
+      k++;
+    }
+    if (prod !== size) return undefined;
+    let stride = 1;
+    for (let g = group.length - 1; g >= 0; g--) {
+      coef[d]![group[g]!] = stride;
+      stride *= to[group[g]!]!;
+    }
+  }
+  if (k !== b.length) return undefined;
+  return { shape: to, coef, off: zeros(shape.length) };
+}
+
 /** New strides for viewing (shape, strides) as `to`, or undefined (torch's computeStride). */
 export function reshapeStrides(shape: readonly number[], strides: readonly number[], to: readonly number[]): number[] | undefined {
   if (shape.length === 0) return to.map(() => 0);
@@ -217,7 +246,10 @@ export function reshapeExpr(e: Expr, to: readonly number[]): Expr | undefined {
       }
       return { ...e, id: freshId(), shape: to, args };
     }
-    default:
-      return undefined;
+    default: {
+      // Splitting axes is an affine map, which expressions such as rope or a transposed view take.
+      const split = splitReshapeMap(e.shape, to);
+      return split ? applyAffine(e, split) : undefined;
+    }
   }
 }

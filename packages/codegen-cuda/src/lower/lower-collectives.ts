@@ -19,7 +19,7 @@
  *           %t = Transpose(%e) {perm=[1,0,2,3]} : bf16[12,2,S,128]
  *           %o = Reshape(%t) : bf16[1,12,2S,128]
  */
-import { IrError, Module, Node, Tensor, Value, dtypeToOnnx, naturalToOrdered, orderedToNatural } from '@paradit/ir';
+import { Graph, IrError, Module, Node, Tensor, Value, capturedValues, dtypeToOnnx, naturalToOrdered, orderedToNatural } from '@paradit/ir';
 import type { AttrValue, GraphBuilder } from '@paradit/ir';
 import { rebuildModule } from './rebuild';
 import type { ReplayCtx } from './rebuild';
@@ -289,5 +289,50 @@ export function lowerCollectives(m: Module): Module {
   const any = (nodes: readonly Node[]): boolean => nodes.some((n) => LOWERED.has(n.op) || n.subgraphs().some((g) => any(g.nodes)));
   if (!any(m.graph.nodes)) return m;
   const nb = neighbourhood(m);
-  return rebuildModule(m, { hook: (n, ctx) => hook(n, ctx, nb) });
+  const rebuilt = rebuildModule(m, { hook: (n, ctx) => hook(n, ctx, nb) });
+  return rebuilt.withGraph(sinkCollectives(rebuilt.graph));
+}
+
+const COMMUNICATING = new Set(['all_to_all', 'all_gather', 'all_reduce', 'ppermute']);
+const LAYOUT = new Set(['Transpose', 'Reshape', 'Identity', 'Squeeze', 'Unsqueeze', 'Flatten']);
+
+/**
+ * Moves each communicating node (with the layout changes that unpack its result) down to just
+ * before the first other node that reads it (keeping their relative order), so the packing of the next collective (q, k, v of one attention) sits in the same run
+ * of nodes as its producer and fuses into its kernel instead of being cut off by the collective
+ * before it. The plan's schedule issues collectives early again (schedule.ts).
+ */
+function sinkCollectives(g: Graph): Graph {
+  const pending: Node[] = [];
+  const out: Node[] = [];
+  const reads = (n: Node): Value[] => [...n.inputs.filter((v): v is Value => v !== null), ...n.subgraphs().flatMap((sg) => [...capturedValues(sg)])];
+  for (const n0 of g.nodes) {
+    const n = n0.subgraphs().length ? withSunkSubgraphs(n0) : n0;
+    const needed = new Set(reads(n));
+    const onPending = pending.some((p) => p.outputs.some((o) => needed.has(o)));
+    // A collective, and the layout changes that unpack its result, wait with it.
+    if (COMMUNICATING.has(n.op) || (onPending && LAYOUT.has(n.op))) {
+      pending.push(n);
+      continue;
+    }
+    const last = pending.reduce((k, p, i) => (p.outputs.some((o) => needed.has(o)) ? i : k), -1);
+    if (last >= 0) out.push(...pending.splice(0, last + 1));
+    out.push(n);
+  }
+  out.push(...pending);
+  const outputsNeeded = out.length === g.nodes.length;
+  return outputsNeeded && out.every((n, i) => n === g.nodes[i]) ? g : new Graph(g.inputs, out, g.outputs, g.name);
+}
+
+function withSunkSubgraphs(n: Node): Node {
+  let changed = false;
+  const attrs: Record<string, AttrValue> = {};
+  for (const [k, a] of Object.entries(n.attrs)) {
+    if (a.kind === 'graph') {
+      const sg = sinkCollectives(a.value);
+      changed ||= sg !== a.value;
+      attrs[k] = { kind: 'graph', value: sg };
+    } else attrs[k] = a;
+  }
+  return changed ? new Node(n.op, n.inputs, n.outputs, attrs, n.name) : n;
 }
