@@ -189,6 +189,8 @@ export function writeSmokePlan(dir: string, dtype: SmokeDType, opts: SmokePlanOp
     format: PLAN_FORMAT, version: PLAN_VERSION,
     compiledFrom: { model: 'smoke (hand-built)', modelSha256: '0'.repeat(64), paradit: 'smoke', createdAt: new Date(0).toISOString() },
     target: { backend: opts.backend ?? 'cuda', arch: opts.arch ?? 'sm_90a', dtype, mesh: { cfg: 1, ring: 1, ulysses: 1 } },
+    streams: 1,
+    events: 0,
     spaces,
     weights: { file: 'weights.bin', bytes: weights.byteLength, alignment: 256, sha256: crypto.createHash('sha256').update(weights).digest('hex') },
     kernels: { source: 'kernels/module.cu', cubin: opts.cubin ? 'kernels/module.cubin' : null, options: ['-std=c++17'] },
