@@ -20,6 +20,7 @@ import { RankFailure } from '../distributed/types';
 import type { MeshAxisName } from '../plan/schema';
 import type { InstrContext } from './errors';
 import type { Ptr } from './ffi';
+import { setNativeEnv } from './ffi';
 import type { Launch } from './launch';
 import { Nccl, ncclLibrary } from './nccl';
 import { NCCL_DTYPE, NCCL_OP, NCCL_RESULT, NcclCallPlan, formatNcclVersion, ncclCallsFor, ncclConfigBytes, ncclEnvDefaults, splitColorKey } from './nccl-abi';
@@ -61,7 +62,7 @@ export function abortAll(): void {
 /** Sets the NCCL environment defaults (nccl-abi.ts) in this process, before NCCL first reads it. */
 export function applyNcclEnv(env: LaunchEnv): Record<string, string> {
   const set = ncclEnvDefaults(process.env, env.bootstrap, env.world);
-  for (const [k, v] of Object.entries(set)) process.env[k] = v;
+  for (const [k, v] of Object.entries(set)) setNativeEnv(k, v);
   return set;
 }
 

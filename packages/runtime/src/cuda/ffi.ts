@@ -98,3 +98,22 @@ export class NativeBlock {
     koffi().free(this.addr);
   }
 }
+
+let setenvFn: NativeFn | undefined | null;
+
+/**
+ * Sets an environment variable in the C environment too. Node's process.env setter already calls
+ * setenv, but a sandboxed process.env (jest replaces it with a plain object) does not, and NCCL
+ * reads the C environment (getenv): going through libc as well makes what NCCL sees certain.
+ */
+export function setNativeEnv(name: string, value: string): void {
+  process.env[name] = value;
+  if (setenvFn === undefined) {
+    try {
+      setenvFn = koffi().load('libc.so.6').func('int setenv(const char *name, const char *value, int overwrite)') as NativeFn;
+    } catch {
+      setenvFn = null;
+    }
+  }
+  setenvFn?.(name, value, 1);
+}
