@@ -59,10 +59,26 @@ export function abortAll(): void {
   for (const c of [...live]) c.abort();
 }
 
-/** Sets the NCCL environment defaults (nccl-abi.ts) in this process, before NCCL first reads it. */
+/** Values this module set (a later communicator of the process may replace them; the user's it never does). */
+const ours = new Map<string, string>();
+
+/** Sets the NCCL environment defaults (nccl-abi.ts) in this process, before NCCL reads them. */
 export function applyNcclEnv(env: LaunchEnv): Record<string, string> {
-  const set = ncclEnvDefaults(process.env, env.bootstrap, env.world);
-  for (const [k, v] of Object.entries(set)) setNativeEnv(k, v);
+  const user: Record<string, string | undefined> = {};
+  for (const k of ['NCCL_COMM_ID', 'NCCL_NVLS_ENABLE', 'NCCL_GRAPH_MIXING_SUPPORT']) {
+    const v = process.env[k];
+    if (v !== undefined && ours.get(k) !== v) user[k] = v;
+  }
+  const set = ncclEnvDefaults(user, env.bootstrap, env.world);
+  // An address an earlier communicator of this process set is stale for this one.
+  if (!('NCCL_COMM_ID' in set) && user['NCCL_COMM_ID'] === undefined && ours.has('NCCL_COMM_ID')) {
+    setNativeEnv('NCCL_COMM_ID', undefined);
+    ours.delete('NCCL_COMM_ID');
+  }
+  for (const [k, v] of Object.entries(set)) {
+    setNativeEnv(k, v);
+    ours.set(k, v);
+  }
   return set;
 }
 

@@ -246,7 +246,9 @@ let driverSingleton: Driver | undefined;
 /** Loads libcuda.so.1 and calls cuInit(0) once. Throws a readable error when there is no driver. */
 export function cudaDriver(): Driver {
   if (!driverSingleton) {
+    // PARADIT_LIBCUDA: a driver library outside the loader's path (the host tests' stand-in).
     const lib = openLibrary('the CUDA driver (libcuda.so.1)', [
+      ...(process.env['PARADIT_LIBCUDA'] ? [process.env['PARADIT_LIBCUDA']] : []),
       'libcuda.so.1',
       '/usr/lib/x86_64-linux-gnu/libcuda.so.1',
       '/usr/local/nvidia/lib64/libcuda.so.1',

@@ -99,21 +99,28 @@ export class NativeBlock {
   }
 }
 
-let setenvFn: NativeFn | undefined | null;
+let libcEnv: { set: NativeFn; unset: NativeFn } | undefined | null;
 
 /**
- * Sets an environment variable in the C environment too. Node's process.env setter already calls
- * setenv, but a sandboxed process.env (jest replaces it with a plain object) does not, and NCCL
- * reads the C environment (getenv): going through libc as well makes what NCCL sees certain.
+ * Sets (or, with `undefined`, removes) an environment variable in the C environment too. Node's
+ * process.env setter already calls setenv, but a sandboxed process.env (jest replaces it with a
+ * plain object) does not, and NCCL reads the C environment (getenv): going through libc as well
+ * makes what NCCL sees certain.
  */
-export function setNativeEnv(name: string, value: string): void {
-  process.env[name] = value;
-  if (setenvFn === undefined) {
+export function setNativeEnv(name: string, value: string | undefined): void {
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+  if (libcEnv === undefined) {
     try {
-      setenvFn = koffi().load('libc.so.6').func('int setenv(const char *name, const char *value, int overwrite)') as NativeFn;
+      const libc = koffi().load('libc.so.6');
+      libcEnv = {
+        set: libc.func('int setenv(const char *name, const char *value, int overwrite)') as NativeFn,
+        unset: libc.func('int unsetenv(const char *name)') as NativeFn,
+      };
     } catch {
-      setenvFn = null;
+      libcEnv = null;
     }
   }
-  setenvFn?.(name, value, 1);
+  if (value === undefined) libcEnv?.unset(name);
+  else libcEnv?.set(name, value, 1);
 }
