@@ -10,4 +10,6 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,temperature.gpu --format=cs
 ls /usr/lib/x86_64-linux-gnu/libnccl.so* 2>/dev/null || echo "libnccl not in /usr/lib/x86_64-linux-gnu (set NCCL_LIBRARY)"
 # NVLink multicast stays off on these machines (the runtime defaults it off too; explicit here).
 export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
-node .gpu-work/multi-gpu/smoke.cjs "$@" 2>&1 | tee "$out/multi-gpu-smoke.log"
+# Bounded: a hang (e.g. an NCCL abort that does not return) still leaves the PASS/FAIL lines
+# printed so far in the log, and rc 124 says it timed out.
+timeout -k 10 ${SMOKE_TIMEOUT:-540} node .gpu-work/multi-gpu/smoke.cjs "$@" 2>&1 | tee "$out/multi-gpu-smoke.log"
