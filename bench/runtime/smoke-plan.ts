@@ -186,11 +186,9 @@ export function writeSmokePlan(dir: string, dtype: SmokeDType, opts: SmokePlanOp
     { op: 'gemm', m: M, n: NZ, k: KB, batch: 2, a: view(x, M, KB, K, KB), transA: false, b: view(U, KB, NZ, NZ, KB * NZ), transB: false, out: view(z, M, NZ, NZ, M * NZ), epilogue: 'gelu_erf', alpha: 1, origin: ['/smoke/BatchMatMul'] },
   ];
   const plan: Plan = planSchema.parse({
-    format: PLAN_FORMAT, version: PLAN_VERSION,
+    format: PLAN_FORMAT, version: PLAN_VERSION, streams: 1, events: 0,
     compiledFrom: { model: 'smoke (hand-built)', modelSha256: '0'.repeat(64), paradit: 'smoke', createdAt: new Date(0).toISOString() },
     target: { backend: opts.backend ?? 'cuda', arch: opts.arch ?? 'sm_90a', dtype, mesh: { cfg: 1, ring: 1, ulysses: 1 } },
-    streams: 1,
-    events: 0,
     spaces,
     weights: { file: 'weights.bin', bytes: weights.byteLength, alignment: 256, sha256: crypto.createHash('sha256').update(weights).digest('hex') },
     kernels: { source: 'kernels/module.cu', cubin: opts.cubin ? 'kernels/module.cubin' : null, options: ['-std=c++17'] },
