@@ -20,6 +20,8 @@ export const CU_STREAM_CAPTURE_MODE = { GLOBAL: 0, THREAD_LOCAL: 1, RELAXED: 2 }
 export const CU_STREAM_SET_CAPTURE_DEPENDENCIES = 1;
 export const CU_GRAPH_NODE_TYPE_CONDITIONAL = 13;
 export const CU_GRAPH_COND_TYPE_IF = 0;
+export const CU_EVENT_DISABLE_TIMING = 2;
+export const CUDA_ERROR_NOT_READY = 600;
 
 const REQUIRED = [
   'int cuInit(uint flags)',
@@ -51,6 +53,9 @@ const REQUIRED = [
   'int cuEventRecord(void *ev, void *stream)',
   'int cuEventSynchronize(void *ev)',
   'int cuEventDestroy_v2(void *ev)',
+  'int cuEventQuery(void *ev)',
+  'int cuStreamWaitEvent(void *stream, void *ev, uint flags)',
+  'int cuMemcpy2DAsync_v2(const void *copy, void *stream)',
   'int cuModuleLoadData(_Out_ void **mod, const void *image)',
   'int cuModuleUnload(void *mod)',
   'int cuModuleGetFunction(_Out_ void **fn, void *mod, const char *name)',
@@ -106,6 +111,13 @@ export class Driver {
 
   has(name: string): boolean {
     return this.fns.has(name);
+  }
+
+  /** Calls `name` and returns its CUresult unchecked (cuEventQuery's CUDA_ERROR_NOT_READY is no error). */
+  status(name: string, args: unknown[]): number {
+    const f = this.fns.get(name);
+    if (!f) throw new Error(`${name}: this CUDA driver does not export it (driver too old?)`);
+    return f(...args) as number;
   }
 
   /** Calls `name` and throws on a non-zero CUresult. */
@@ -189,8 +201,17 @@ export class Driver {
     this.call('cuStreamSynchronize', [stream]);
   }
 
-  eventCreate(): Ptr {
-    return this.outPtr('cuEventCreate', (o) => [o, 0]);
+  /** An event; `timing: false` makes CU_EVENT_DISABLE_TIMING ones (cheaper: only for ordering and polling). */
+  eventCreate(timing = true): Ptr {
+    return this.outPtr('cuEventCreate', (o) => [o, timing ? 0 : CU_EVENT_DISABLE_TIMING]);
+  }
+
+  /** True when every work the event captured has finished; throws on a sticky device error. */
+  eventDone(ev: Ptr, ctx?: InstrContext): boolean {
+    const s = this.status('cuEventQuery', [ev]);
+    if (s === 0) return true;
+    if (s === CUDA_ERROR_NOT_READY) return false;
+    throw this.error('cuEventQuery', s, ctx);
   }
 
   /** Milliseconds between two recorded, completed events. */
@@ -225,7 +246,9 @@ let driverSingleton: Driver | undefined;
 /** Loads libcuda.so.1 and calls cuInit(0) once. Throws a readable error when there is no driver. */
 export function cudaDriver(): Driver {
   if (!driverSingleton) {
+    // PARADIT_LIBCUDA: a driver library outside the loader's path (the host tests' stand-in).
     const lib = openLibrary('the CUDA driver (libcuda.so.1)', [
+      ...(process.env['PARADIT_LIBCUDA'] ? [process.env['PARADIT_LIBCUDA']] : []),
       'libcuda.so.1',
       '/usr/lib/x86_64-linux-gnu/libcuda.so.1',
       '/usr/local/nvidia/lib64/libcuda.so.1',

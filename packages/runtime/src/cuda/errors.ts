@@ -9,13 +9,15 @@
 export interface InstrContext {
   /** Position in the program, e.g. "12" or "7.then.3" inside a branch. */
   readonly index: string;
-  readonly op: 'kernel' | 'gemm' | 'copy' | 'branch' | 'step';
+  readonly op: 'kernel' | 'gemm' | 'copy' | 'branch' | 'collective' | 'shard_slice' | 'step';
   /** Kernel entry name for kernel instructions. */
   readonly kernel?: string;
+  /** What a collective does, e.g. "all_to_all over 'ulysses' (4 ranks)". */
+  readonly detail?: string;
   readonly origin: readonly string[];
 }
 
-export type CudaLibraryName = 'driver' | 'nvrtc' | 'cublasLt';
+export type CudaLibraryName = 'driver' | 'nvrtc' | 'cublasLt' | 'nccl';
 
 export class CudaError extends Error {
   constructor(
@@ -33,7 +35,7 @@ export class CudaError extends Error {
 
 /** Names the instruction: "kernel 'fused_3' (instruction 12; ONNX nodes /b0/Add, /b0/Mul)". */
 export function describeInstr(ctx: InstrContext): string {
-  const what = ctx.op === 'kernel' && ctx.kernel ? `kernel '${ctx.kernel}'` : `${ctx.op}`;
+  const what = ctx.op === 'kernel' && ctx.kernel ? `kernel '${ctx.kernel}'` : ctx.detail ?? `${ctx.op}`;
   const shown = ctx.origin.slice(0, 6);
   const more = ctx.origin.length > shown.length ? `, ... (${ctx.origin.length - shown.length} more)` : '';
   const nodes = ctx.origin.length ? `; ONNX nodes ${shown.join(', ')}${more}` : '';

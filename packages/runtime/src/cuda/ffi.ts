@@ -98,3 +98,29 @@ export class NativeBlock {
     koffi().free(this.addr);
   }
 }
+
+let libcEnv: { set: NativeFn; unset: NativeFn } | undefined | null;
+
+/**
+ * Sets (or, with `undefined`, removes) an environment variable in the C environment too. Node's
+ * process.env setter already calls setenv, but a sandboxed process.env (jest replaces it with a
+ * plain object) does not, and NCCL reads the C environment (getenv): going through libc as well
+ * makes what NCCL sees certain.
+ */
+export function setNativeEnv(name: string, value: string | undefined): void {
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+  if (libcEnv === undefined) {
+    try {
+      const libc = koffi().load('libc.so.6');
+      libcEnv = {
+        set: libc.func('int setenv(const char *name, const char *value, int overwrite)') as NativeFn,
+        unset: libc.func('int unsetenv(const char *name)') as NativeFn,
+      };
+    } catch {
+      libcEnv = null;
+    }
+  }
+  if (value === undefined) libcEnv?.unset(name);
+  else libcEnv?.set(name, value, 1);
+}

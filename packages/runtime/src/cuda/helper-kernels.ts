@@ -9,6 +9,12 @@
  *    (compute_80, PTX ISA lowered to 8.4 = CUDA 12.4, the first with conditional nodes).
  *  - paradit_post_<op>_<dtype> (CUDA C++, NVRTC): epilogues cuBLASLt does not have (exact-erf GELU,
  *    SiLU), applied in place over a gemm's strided, batched output.
+ *  - paradit_reduce_<sum|mean|max>_<dtype>: the all_reduce of ranks sharing one GPU (in-process.ts):
+ *    out[i] = reduce over m of in[m*n + i]. It accumulates in double, in member order, then rounds
+ *    to float and then to the dtype: the same operations, in the same order, as collectiveOverGroup
+ *    (plan/collectives.ts, float64 then Float32Array then the dtype), so the bytes agree exactly.
+ *    max propagates NaN and prefers +0 over -0, as Math.max does.
+ *  - paradit_scale_<dtype>: p[i] *= s, the mean of an all_reduce on an NCCL without ncclAvg (< 2.10).
  */
 export const SET_CONDITIONAL_PTX = `.version 8.4
 .target sm_80
@@ -77,7 +83,50 @@ PARADIT_POST(paradit_post_gelu_erf_bf16, __nv_bfloat16, paradit_gelu_erf)
 PARADIT_POST(paradit_post_silu_f32, float, paradit_silu)
 PARADIT_POST(paradit_post_silu_f16, __half, paradit_silu)
 PARADIT_POST(paradit_post_silu_bf16, __nv_bfloat16, paradit_silu)
+
+__device__ __forceinline__ double paradit_max_js(double a, double x) {
+  if (a != a || x != x) return __longlong_as_double(0x7ff8000000000000LL);
+  if (x > a || (x == a && __double_as_longlong(a) < 0 && __double_as_longlong(x) >= 0)) return x;
+  return a;
+}
+
+#define PARADIT_REDUCE(NAME, T, INIT, STEP, FINISH)                                                 \
+  extern "C" __global__ void NAME(T* out, const T* in, int members, long long n) {                 \
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;                    \
+         i += (long long)gridDim.x * blockDim.x) {                                                  \
+      double acc = INIT;                                                                           \
+      for (int m = 0; m < members; m++) {                                                          \
+        double x = (double)paradit_load(in + (long long)m * n + i);                                \
+        acc = STEP;                                                                                \
+      }                                                                                            \
+      paradit_store(out + i, (float)(FINISH));                                                     \
+    }                                                                                              \
+  }
+
+#define PARADIT_REDUCE_ALL(T, SUFFIX)                                                               \
+  PARADIT_REDUCE(paradit_reduce_sum_##SUFFIX, T, 0.0, acc + x, acc)                                \
+  PARADIT_REDUCE(paradit_reduce_mean_##SUFFIX, T, 0.0, acc + x, acc / members)                     \
+  PARADIT_REDUCE(paradit_reduce_max_##SUFFIX, T, -__longlong_as_double(0x7ff0000000000000LL), paradit_max_js(acc, x), acc)          \
+  extern "C" __global__ void paradit_scale_##SUFFIX(T* p, float s, long long n) {                  \
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;                    \
+         i += (long long)gridDim.x * blockDim.x)                                                    \
+      paradit_store(p + i, paradit_load(p + i) * s);                                               \
+  }
+
+PARADIT_REDUCE_ALL(float, f32)
+PARADIT_REDUCE_ALL(__half, f16)
+PARADIT_REDUCE_ALL(__nv_bfloat16, bf16)
 `;
+
+export type ReduceDType = 'f32' | 'f16' | 'bf16';
+
+export function reduceKernelName(op: 'sum' | 'mean' | 'max', dtype: ReduceDType): string {
+  return `paradit_reduce_${op}_${dtype}`;
+}
+
+export function scaleKernelName(dtype: ReduceDType): string {
+  return `paradit_scale_${dtype}`;
+}
 
 export function postOpKernelName(op: 'gelu_erf' | 'silu', dtype: 'f32' | 'f16' | 'bf16'): string {
   return `paradit_post_${op}_${dtype}`;

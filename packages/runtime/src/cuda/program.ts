@@ -1,34 +1,49 @@
 /**
  * Prepared plan program: every instruction resolved once at load time (device addresses, packed
- * kernel parameters, cuBLASLt descriptors and algorithm) and enqueued on a stream either eagerly
- * (a branch copies its condition to the host) or while capturing a CUDA graph (a branch becomes a
- * device-side conditional node, see graph.ts). The runtime never re-derives compiler decisions.
+ * kernel parameters, cuBLASLt descriptors and algorithm, the rank's shard_slice copy, collective
+ * buffers) for one rank; enqueue.ts puts it on streams, eagerly or under graph capture. The
+ * runtime never re-derives compiler decisions: stream, wait and record come from the plan.
  */
+import type { Mesh } from '@paradit/ir';
 import { PLAN_DTYPE_BYTES } from '../plan/bytes';
 import type { BufferDecl, Instr } from '../plan/schema';
 import { CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, Driver } from './driver';
 import { InstrContext } from './errors';
-import { NativeBlock, Ptr } from './ffi';
+import type { NativeBlock, Ptr } from './ffi';
 import { CublasLt, PreparedGemm } from './cublaslt';
 import { GemmOperand, toColumnMajor } from './gemm-layout';
-import { addIfElseNode, captureInto, createConditionalHandle } from './graph';
 import { postOpKernelName } from './helper-kernels';
-import { ResolvedArg, layoutKernelParams, resolveKernelArg, writeKernelParams } from './params';
+import { resolveKernelArg } from './params';
+import { Launch, helperGrid, packLaunch } from './launch';
+import { CollectiveMode, PreparedCollective, PreparedShardSlice, prepareCollective, prepareShardSlice } from './prepare-comm';
 
-export interface Launch {
-  readonly fn: Ptr;
-  readonly grid: readonly [number, number, number];
-  readonly block: readonly [number, number, number];
-  readonly smem: number;
-  /** Address of the packed `void*[]`. */
-  readonly params: Ptr;
+/** Where an instruction runs: its stream (0 compute, 1 communication), events to wait for first, event to record after. */
+export interface InstrSync {
+  readonly stream: 0 | 1;
+  readonly wait: readonly number[];
+  readonly record: number | undefined;
 }
 
-export type PreparedInstr =
+export type PreparedOp =
   | { readonly op: 'kernel'; readonly ctx: InstrContext; readonly launch: Launch }
   | { readonly op: 'gemm'; readonly ctx: InstrContext; readonly gemm: PreparedGemm; readonly post?: Launch }
   | { readonly op: 'copy'; readonly ctx: InstrContext; readonly dst: Ptr; readonly src: Ptr; readonly bytes: number }
+  | PreparedCollective
+  | PreparedShardSlice
   | { readonly op: 'branch'; readonly ctx: InstrContext; readonly cond: Ptr; readonly then: PreparedInstr[]; readonly else: PreparedInstr[] };
+
+export type PreparedInstr = PreparedOp & { readonly sync: InstrSync };
+
+/** The plan's stream/wait/record of an instruction, checked against the plan's event count. */
+export function instrSync(ins: Instr, events: number, index: string): InstrSync {
+  const stream = ins.stream ?? 0;
+  if (stream !== 0 && stream !== 1) throw new Error(`instruction ${index} (${ins.op}) runs on stream ${stream}; plans have streams 0 and 1`);
+  const wait = ins.wait ?? [];
+  for (const e of [...wait, ...(ins.record !== undefined ? [ins.record] : [])]) {
+    if (!Number.isInteger(e) || e < 0 || e >= events) throw new Error(`instruction ${index} (${ins.op}) names event ${e}, outside the plan's ${events} events`);
+  }
+  return { stream, wait, record: ins.record };
+}
 
 export interface PrepareEnv {
   readonly driver: Driver;
@@ -45,17 +60,26 @@ export interface PrepareEnv {
   readonly gemms: PreparedGemm[];
   /** Functions whose dynamic shared-memory limit was already raised. */
   readonly smemRaised: Set<bigint>;
+  /** The plan's event count (ids 0..events-1). */
+  readonly events: number;
+  /** This rank and the plan's mesh (shard_slice parts, collective member indices). */
+  readonly rank: number;
+  readonly mesh: Mesh;
+  /** How collectives run: NCCL (one process per GPU) or copies among ranks sharing one GPU. */
+  readonly collectives: CollectiveMode;
+  /** In-process mode: this rank's all_reduce scratch (allReduceScratchBytes of the program). */
+  readonly scratch: Ptr;
+  /** NCCL mode without ncclAvg: a mean all_reduce also needs a scale kernel. */
+  readonly meanNeedsScale: boolean;
 }
 
-function packLaunch(env: PrepareEnv, fn: Ptr, grid: Launch['grid'], block: Launch['block'], smem: number, args: ResolvedArg[]): Launch {
-  const layout = layoutKernelParams(args);
-  const nb = new NativeBlock(layout.bytes);
-  env.blocks.push(nb);
-  const params = writeKernelParams(nb.view, nb.addr, args, layout);
-  return { fn, grid, block, smem, params };
-}
 
 function prepareOne(env: PrepareEnv, ins: Instr, index: string): PreparedInstr {
+  const sync = instrSync(ins, env.events, index);
+  return { ...prepareOp(env, ins, index), sync };
+}
+
+function prepareOp(env: PrepareEnv, ins: Instr, index: string): PreparedOp {
   const origin = ins.origin;
   switch (ins.op) {
     case 'kernel': {
@@ -70,7 +94,7 @@ function prepareOne(env: PrepareEnv, ins: Instr, index: string): PreparedInstr {
       }
       const where = `kernel '${ins.kernel}' (instruction ${index})`;
       const args = ins.args.map((a) => resolveKernelArg(a, env.address, where));
-      return { op: 'kernel', ctx, launch: packLaunch(env, fn, ins.grid, ins.block, ins.smem, args) };
+      return { op: 'kernel', ctx, launch: packLaunch(env.blocks, fn, ins.grid, ins.block, ins.smem, args) };
     }
     case 'gemm': {
       const ctx: InstrContext = { index, op: 'gemm', origin };
@@ -96,8 +120,7 @@ function prepareOne(env: PrepareEnv, ins: Instr, index: string): PreparedInstr {
       const dt = out.dtype as 'f32' | 'f16' | 'bf16';
       const fn = env.helperFunction(postOpKernelName(lt.postOp, dt), ctx);
       const total = ins.m * ins.n * ins.batch;
-      const blocks = Math.min(Math.max(1, Math.ceil(total / 256)), 65535);
-      const post = packLaunch(env, fn, [blocks, 1, 1], [256, 1, 1], 0, [
+      const post = packLaunch(env.blocks, fn, helperGrid(total), [256, 1, 1], 0, [
         { kind: 'ptr', value: out.ptr },
         { kind: 'i64', value: BigInt(ins.m) },
         { kind: 'i64', value: BigInt(ins.n) },
@@ -125,8 +148,9 @@ function prepareOne(env: PrepareEnv, ins: Instr, index: string): PreparedInstr {
       };
     }
     case 'collective':
+      return prepareCollective(env, ins, index);
     case 'shard_slice':
-      throw new Error(`instruction ${index} (${ins.op}): the CUDA backend does not run sharded plans yet`);
+      return prepareShardSlice(env, ins, index);
     default: {
       const never: never = ins;
       throw new Error(`unknown instruction ${JSON.stringify(never)}`);
@@ -142,78 +166,3 @@ export function prepareProgram(env: PrepareEnv, program: readonly Instr[]): Prep
   return program.map((ins, i) => prepareOne(env, ins, String(i)));
 }
 
-export interface EnqueueEnv {
-  readonly driver: Driver;
-  readonly cuCtx: Ptr;
-  /** Streams by nesting depth (index 0 is the step's stream); created on demand. */
-  readonly streamAt: (depth: number) => Ptr;
-  /** Eager mode: which way each branch went, counted (for tests and logs). */
-  readonly branchTaken: Map<string, 'then' | 'else'>;
-  readonly setConditional: (ctx: InstrContext) => Ptr;
-  /** Eager warm-up: run both sides of every branch (loads every kernel before capture). */
-  readonly bothSides?: boolean;
-}
-
-function launchOn(d: Driver, l: Launch, stream: Ptr, ctx: InstrContext): void {
-  d.call('cuLaunchKernel', [l.fn, l.grid[0], l.grid[1], l.grid[2], l.block[0], l.block[1], l.block[2], l.smem, stream, l.params, null], ctx);
-}
-
-/** Enqueues `list` on the stream of `depth`; `capture` turns branches into conditional nodes. */
-export function enqueue(env: EnqueueEnv, list: readonly PreparedInstr[], depth: number, capture: boolean): void {
-  const d = env.driver;
-  const stream = env.streamAt(depth);
-  for (const p of list) {
-    switch (p.op) {
-      case 'kernel':
-        launchOn(d, p.launch, stream, p.ctx);
-        break;
-      case 'gemm':
-        p.gemm.launch(stream);
-        if (p.post) launchOn(d, p.post, stream, p.ctx);
-        break;
-      case 'copy':
-        if (p.bytes) d.call('cuMemcpyDtoDAsync_v2', [p.dst, p.src, p.bytes, stream], p.ctx);
-        break;
-      case 'branch':
-        if (capture) enqueueConditional(env, p, depth, stream);
-        else if (env.bothSides) {
-          enqueue(env, p.then, depth, false);
-          enqueue(env, p.else, depth, false);
-        } else {
-          d.sync(stream);
-          const b = new Uint8Array(1);
-          d.dtoh(b, p.cond, p.ctx);
-          const side = b[0] ? 'then' : 'else';
-          env.branchTaken.set(p.ctx.index, side);
-          enqueue(env, b[0] ? p.then : p.else, depth, false);
-        }
-        break;
-      default: {
-        const never: never = p;
-        throw new Error(`unknown prepared instruction ${JSON.stringify(never)}`);
-      }
-    }
-  }
-}
-
-function enqueueConditional(env: EnqueueEnv, p: Extract<PreparedInstr, { op: 'branch' }>, depth: number, stream: Ptr): void {
-  const d = env.driver;
-  const handle = createConditionalHandle(d, stream, env.cuCtx, p.ctx);
-  // paradit_set_conditional(handle, cond): its params live on the JS side only for this call;
-  // cuLaunchKernel copies them into the graph node.
-  const block = new NativeBlock(32);
-  try {
-    block.view.setBigUint64(0, handle, true);
-    block.view.setBigUint64(8, p.cond, true);
-    block.view.setBigUint64(16, block.addr, true);
-    block.view.setBigUint64(24, block.addr + 8n, true);
-    const fn = env.setConditional(p.ctx);
-    d.call('cuLaunchKernel', [fn, 1, 1, 1, 1, 1, 1, 0, stream, block.addr + 16n, null], p.ctx);
-  } finally {
-    block.free();
-  }
-  const [thenGraph, elseGraph] = addIfElseNode(d, stream, env.cuCtx, handle, p.ctx);
-  const side = env.streamAt(depth + 1);
-  captureInto(d, side, thenGraph, p.ctx, () => enqueue(env, p.then, depth + 1, true));
-  captureInto(d, side, elseGraph, p.ctx, () => enqueue(env, p.else, depth + 1, true));
-}

@@ -27,7 +27,11 @@ export interface TargetCheck {
   readonly cubinUsable: boolean;
 }
 
-export function checkPlanTarget(target: Plan['target'], hasCubin: boolean, device: { name: string; major: number; minor: number }): TargetCheck {
+/**
+ * `world` is the number of ranks that will run the plan (launched processes, or ranks sharing this
+ * GPU); `mode` says how, for the message. A plan runs on exactly cfg*ring*ulysses ranks.
+ */
+export function checkPlanTarget(target: Plan['target'], hasCubin: boolean, device: { name: string; major: number; minor: number }, world = 1, mode?: string): TargetCheck {
   const dev = `${device.name} (compute capability ${device.major}.${device.minor})`;
   if (target.backend !== 'cuda') {
     return { ok: false, cubinUsable: false, reason: `this plan was compiled for the ${target.backend} backend; recompile with --target cuda to run it on ${dev}` };
@@ -46,9 +50,16 @@ export function checkPlanTarget(target: Plan['target'], hasCubin: boolean, devic
   if (older) {
     return { ok: false, cubinUsable: false, reason: `plan needs ${target.arch} or newer, but this device is ${dev}; recompile the plan for it` };
   }
-  if (target.mesh.cfg * target.mesh.ring * target.mesh.ulysses !== 1) {
-    const m = target.mesh;
-    return { ok: false, cubinUsable: false, reason: `plan is sharded over a mesh (cfg ${m.cfg}, ring ${m.ring}, ulysses ${m.ulysses}); this single-GPU runtime runs only 1x1x1 plans` };
+  const m = target.mesh;
+  const planWorld = m.cfg * m.ring * m.ulysses;
+  if (planWorld !== world) {
+    const mesh = `cfg ${m.cfg}, ring ${m.ring}, ulysses ${m.ulysses}`;
+    const how = mode ? ` (${mode})` : '';
+    const reason =
+      planWorld > 1 && world === 1
+        ? `plan is sharded over a mesh (${mesh}), so it runs on ${planWorld} ranks, but this backend was opened as a single rank${how}; launch ${planWorld} processes, one per GPU (\`paradit launch --nproc ${planWorld} -- run ...\`, torchrun or srun), or run every rank on this GPU in one process (openPlan without dist)`
+        : `plan is sharded over a mesh (${mesh}) of ${planWorld} rank(s), but ${world} rank(s) run it${how}; start exactly ${planWorld} ranks, or recompile the plan for a mesh of ${world}`;
+    return { ok: false, cubinUsable: false, reason };
   }
   return { ok: true, cubinUsable: hasCubin && exact };
 }

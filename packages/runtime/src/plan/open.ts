@@ -1,6 +1,8 @@
 /**
  * Opens a plan directory as a StepExecutor on the chosen backend. The CUDA backend is imported
- * lazily, so the CPU path never loads koffi or needs a GPU.
+ * lazily, so the CPU path never loads koffi or needs a GPU. CUDA: with `dist`, this process is one
+ * NCCL rank on GPU env.localRank; without it, a sharded plan runs every rank on one GPU in this
+ * process (InProcessCudaRanks), and a plan for one GPU runs as today.
  */
 import type { StepExecutor } from '../denoise/step-executor';
 import { worldSize } from '@paradit/ir';
@@ -23,6 +25,10 @@ export interface OpenPlanOptions extends CpuBackendOptions {
    * the plan's mesh runs in this process (CPU: SimulatedPlanRanks; CUDA: W ranks on one GPU).
    */
   readonly dist?: DistOptions;
+  /** CUDA: go through NCCL even in a world of one (measures the NCCL path on a single-GPU plan). */
+  readonly nccl?: boolean;
+  /** CUDA: capture the step as a CUDA graph (default true; in-process ranks always run eagerly). */
+  readonly graphs?: boolean;
 }
 
 export interface OpenedPlan {
@@ -42,7 +48,14 @@ export async function openPlan(dir: string, opts: OpenPlanOptions = {}): Promise
     const executor = worldSize(planMesh(loaded.plan)) > 1 && !opts.dist ? new SimulatedPlanRanks(loaded, opts) : new CpuPlanBackend(loaded, opts);
     return { loaded, executor, dispose: () => undefined };
   }
+  const verifyWeights = opts.verifyWeights !== false;
+  const m = loaded.plan.target.mesh;
+  if (!opts.dist && !opts.nccl && m.cfg * m.ring * m.ulysses > 1) {
+    const { InProcessCudaRanks } = await import('../cuda/in-process');
+    const ranks = new InProcessCudaRanks(loaded, { verifyWeights, log: opts.log });
+    return { loaded, executor: ranks, dispose: () => ranks.dispose() };
+  }
   const { CudaBackend } = await import('../cuda/backend');
-  const cuda = new CudaBackend(loaded, { verifyWeights: opts.verifyWeights !== false, log: opts.log });
+  const cuda = new CudaBackend(loaded, { verifyWeights, log: opts.log, dist: opts.dist, nccl: opts.nccl, graphs: opts.graphs });
   return { loaded, executor: cuda, bench: (steps) => cuda.bench(steps), dispose: () => cuda.dispose() };
 }
