@@ -501,7 +501,7 @@ def run_full_flux(root, diffusers):
         info["export_s"] = round(time.time() - t1, 1)
         info["exporter_log"] = [l for l in buf.getvalue().splitlines() if l.startswith("[torch.onnx]")][:20]
         t2 = time.time()
-        n_ext, ext_bytes, proto = make_graph_only(prog.model)
+        _, _, proto = make_graph_only(prog.model)  # counts and bytes are re-read by describe_graph
         path = os.path.join(d, "model.onnx")
         with open(path, "wb") as f:
             f.write(strip_metadata(proto).SerializeToString())
