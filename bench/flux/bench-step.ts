@@ -27,6 +27,10 @@
  *       kernels: every distinct buffer argument counted once, read or written), then totals per
  *       kind and the eager sum against the graph replay.
  *
+ *   bench-step.cjs nccl PLAN INPUTDIR [--bench N]
+ *       The plan's graph step without and with the NCCL path (a world of one), alternating twice;
+ *       prints both medians and the overhead in percent.
+ *
  *   bench-step.cjs compare PLAN_A PLAN_B INPUTDIR
  *       Runs one step of each plan on the same inputs and prints the relative L2 of every output of
  *       A against B (e.g. the bf16 flux plan, flash attention and bf16 GEMMs, against the fp32 plan
@@ -35,7 +39,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Tensor, mulberry32, writeTensorFile } from '@paradit/ir';
-import { FBCACHE_NAMES, FBCACHE_PREFIX, compareTensors, loadCudaRuntime, readTestDataSet } from '@paradit/runtime';
+import { FBCACHE_NAMES, FBCACHE_PREFIX, compareTensors, loadCudaRuntime, openPlan, readTestDataSet } from '@paradit/runtime';
 import type { Plan } from '@paradit/runtime';
 
 function flag(name: string, def: string): string {
@@ -112,21 +116,52 @@ async function benchFbcache(planDir: string, inputDir: string, n: number): Promi
   }
 }
 
-async function stepOnce(planDir: string, inputDir: string): Promise<{ device: string; outs: Map<string, Tensor> }> {
-  const b = loadCudaRuntime().CudaBackend.load(planDir, { graphs: true });
+/** One step of a plan on the GPU; a sharded plan runs its ranks in this process (InProcessCudaRanks). */
+async function stepOnce(planDir: string, inputDir: string): Promise<{ device: string; outs: Map<string, Tensor>; seconds: number }> {
+  const opened = await openPlan(planDir, { backend: 'cuda', verifyWeights: false });
   try {
     const set = readTestDataSet(inputDir);
-    const names = modelInputs(b.plan);
+    const names = modelInputs(opened.loaded.plan);
     const inputs = new Map<string, Tensor>(names.map((x, k) => [x.name, set.inputs[k]!]));
-    return { device: b.report.device.name, outs: await b.step(inputs) };
+    const t0 = performance.now();
+    const outs = await opened.executor.step(inputs);
+    const report = (opened.executor as { report?: { device?: { name?: string } } }).report;
+    return { device: report?.device?.name ?? 'gpu', outs, seconds: (performance.now() - t0) / 1000 };
   } finally {
-    b.dispose();
+    opened.dispose();
   }
+}
+
+/**
+ * The NCCL path's cost on a single-GPU plan: the same plan loaded without and with NCCL (a world
+ * of one, every collective path live, the step captured in one graph), alternating twice, each a
+ * median of N graph replays on the same seeded inputs.
+ */
+async function ncclOverhead(planDir: string, inputDir: string, steps: number): Promise<void> {
+  const rt = loadCudaRuntime();
+  const set = readTestDataSet(inputDir);
+  const rows: { nccl: boolean; medianMs: number; minMs: number; graphNodes?: number }[] = [];
+  let device = '';
+  for (const nccl of [false, true, false, true]) {
+    const b = rt.CudaBackend.load(planDir, { nccl, verifyWeights: false });
+    try {
+      device = b.report.device.name;
+      const names = modelInputs(b.plan);
+      await b.step(new Map<string, Tensor>(names.map((x, k) => [x.name, set.inputs[k]!])));
+      const r = b.bench(steps, 5);
+      rows.push({ nccl, medianMs: r.medianMs, minMs: r.minMs, ...(b.report.graphNodes !== undefined ? { graphNodes: b.report.graphNodes } : {}) });
+    } finally {
+      b.dispose();
+    }
+  }
+  const med = (on: boolean): number => Math.min(...rows.filter((r) => r.nccl === on).map((r) => r.medianMs));
+  console.log(JSON.stringify({ device, plan: planDir, steps, rows, bestPlainMs: med(false), bestNcclMs: med(true), overheadPct: (100 * (med(true) - med(false))) / med(false) }));
 }
 
 async function comparePlans(a: string, b: string, inputDir: string): Promise<void> {
   const ra = await stepOnce(a, inputDir);
   const rb = await stepOnce(b, inputDir);
+  console.error(`steps: ${a} ${ra.seconds.toFixed(2)} s, ${b} ${rb.seconds.toFixed(2)} s`);
   const outputs = [...ra.outs].map(([name, t]) => {
     const c = compareTensors(t, rb.outs.get(name)!);
     let sq = 0;
@@ -171,6 +206,8 @@ function describe(plan: Plan, index: number): Omit<ProfileRow, 'ms' | 'tflops' |
     return { index, kind, what: `${ins.kernel} ${shapes}`, origin, flops, bytes };
   }
   if (ins.op === 'copy') return { index, kind: 'copy', what: `${bufs.get(ins.src)!.name} -> ${bufs.get(ins.dst)!.name}`, origin, flops: 0, bytes: 2 * bufs.get(ins.src)!.bytes };
+  if (ins.op === 'collective') return { index, kind: ins.collective, what: `${ins.collective} over ${ins.meshAxis} (${bufs.get(ins.send)!.bytes} bytes)`, origin, flops: 0, bytes: bufs.get(ins.send)!.bytes };
+  if (ins.op === 'shard_slice') return { index, kind: 'shard_slice', what: `${bufs.get(ins.src)!.name} -> ${bufs.get(ins.dst)!.name}`, origin, flops: 0, bytes: 2 * bufs.get(ins.dst)!.bytes };
   return { index, kind: 'branch', what: `branch (${ins.then.length} then / ${ins.else.length} else)`, origin, flops: 0, bytes: 0 };
 }
 
@@ -214,10 +251,11 @@ async function profile(planDir: string, inputDir: string, steps: number, top: nu
 async function main(): Promise<void> {
   const [cmd, planDir, dir] = process.argv.slice(2);
   if (cmd === 'inputs' && planDir && dir) writeInputs(planDir, dir, Number(flag('--seed', '1')));
+  else if (cmd === 'nccl' && planDir && dir) await ncclOverhead(planDir, dir, Number(flag('--bench', '20')));
   else if (cmd === 'fbcache' && planDir && dir) await benchFbcache(planDir, dir, Number(flag('--bench', '20')));
   else if (cmd === 'profile' && planDir && dir) await profile(planDir, dir, Number(flag('--steps', '10')), Number(flag('--top', '40')), flag('--json', ''));
   else if (cmd === 'compare' && planDir && dir && process.argv[5]) await comparePlans(planDir, dir, process.argv[5]);
-  else throw new Error('usage: bench-step.cjs inputs PLAN OUTDIR [--seed S] | fbcache PLAN INPUTDIR [--bench N] | profile PLAN INPUTDIR [--steps N] [--top K] [--json FILE] | compare PLAN_A PLAN_B INPUTDIR');
+  else throw new Error('usage: bench-step.cjs inputs PLAN OUTDIR [--seed S] | nccl PLAN INPUTDIR [--bench N] | fbcache PLAN INPUTDIR [--bench N] | profile PLAN INPUTDIR [--steps N] [--top K] [--json FILE] | compare PLAN_A PLAN_B INPUTDIR');
 }
 
 main().catch((e) => {
