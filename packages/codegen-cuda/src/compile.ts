@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { IrError, Module, loadModel, makeMesh, resolveModelPath, worldSize } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
-import { canonicalize, compileDenoiseStep, createPassContext, defaultPipeline, runPipeline } from '@paradit/passes';
+import { canonicalize, compileDenoiseStep, createPassContext, defaultPipeline, maskTokenSelection, runPipeline } from '@paradit/passes';
 import { listTestDataSets, openPlan, readTestDataSet } from '@paradit/runtime';
 import type { OpenedPlan, Plan } from '@paradit/runtime';
 import type { EmitFragment } from './kernel-types';
@@ -88,7 +88,8 @@ export interface CompiledModule {
 export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModule {
   const ctx = createPassContext({ verify: opts.verify });
   opts.onPhase?.('specialize');
-  const spec = specializeShapes(m, opts.shapes ?? new Map());
+  // Data-dependent token selection (Mochi's NonZero) first: specialization needs static shapes.
+  const spec = specializeShapes(opts.prepared ? m : maskTokenSelection(m), opts.shapes ?? new Map());
   opts.onPhase?.('passes');
   let fused = opts.prepared ? spec : runPipeline(spec, defaultPipeline(), ctx);
   // Context parallelism (the passes `check --ulysses/--ring/--cfg` proves), then First Block

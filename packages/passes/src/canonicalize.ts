@@ -19,6 +19,7 @@ import { fixpointPass } from './pipeline';
 import { foldConstants } from './fold-constants';
 import { foldSymbolicShapesPass } from './fold-symbolic-shapes';
 import { removeNoopOps } from './remove-noop-ops';
+import { splitSampleNormScales } from './split-sample-norm-scales';
 import { foldTransposeChains } from './fold-transpose-chains';
 import { foldReshapeChains } from './fold-reshape-chains';
 import { eliminateCommonSubexpressions } from './eliminate-common-subexpressions';
@@ -27,6 +28,7 @@ import { eliminateDeadCode } from './eliminate-dead-code';
 export const CANONICALIZE_PASSES: readonly Pass[] = [
   foldConstants, // first: shape arithmetic becomes constants, which the rules below read
   foldSymbolicShapesPass, // shape arithmetic over symbolic dims: size vectors become constants, Reshapes get shared symbols
+  splitSampleNormScales, // per-sample norm scales (opset-23 exports) become a Mul the fusions and sharding rules know
   removeNoopOps, // with constant shapes known, Reshape/Expand/Cast/... to the same type are visible
   foldTransposeChains, // before the reshape folding: it turns unit-axis Transposes into Reshapes
   foldReshapeChains, // merges those Reshapes with their neighbours

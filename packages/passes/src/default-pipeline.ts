@@ -7,6 +7,7 @@
  */
 import type { Pass } from './pass';
 import { canonicalize } from './canonicalize';
+import { maskTokenSelectionPass } from './mask-token-selection';
 import { fuseAttention } from './fuse-attention';
 import { fuseNorms } from './fuse-norms';
 import { fuseRope } from './fuse-rope';
@@ -27,6 +28,7 @@ export const FUSION_PASSES: readonly Pass[] = [
 /** A fresh copy of the default pipeline (callers may append their own passes). */
 export function defaultPipeline(): Pass[] {
   return [
+    maskTokenSelectionPass, // first: Mochi-style NonZero token selection leaves data-dependent shapes that nothing after it folds
     canonicalize, // constants folded (scales, eps, slice bounds), no-op Casts/Reshapes gone: the fusion rules read constants
     ...FUSION_PASSES,
     canonicalize, // folds the Reshape/Transpose the fusions put around their ops and removes what they left dead

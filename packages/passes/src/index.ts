@@ -41,3 +41,5 @@ export { planCacheGate, formatCachePlan } from './fbcache/analyze';
 export type { CachePlan } from './fbcache/analyze';
 export { compileDenoiseStep, denoiseStepPipeline, verifyCacheGated } from './fbcache/compile';
 export type { CompileStepOptions } from './fbcache/compile';
+export * from './mask-token-selection';
+export * from './split-sample-norm-scales';

@@ -22,7 +22,7 @@ import { alloc, broadcastStrides, finish, fmt, requireFloat } from './nn-kernels
 function checkBroadcastTo(ctx: RuleCtx, what: string, s: readonly Dim[], target: readonly Dim[]): void {
   const off = target.length - s.length;
   const bad = off < 0 || s.some((d, i) => d !== 1 && typeof d === 'number' && typeof target[off + i] === 'number' && d !== target[off + i]);
-  if (bad) ctx.fail(`${what} ${fmt(s)} does not broadcast to the normalized shape ${fmt(target)}`);
+  if (bad) ctx.fail(`${what} ${fmt(s)} does not broadcast to the normalized shape (or per sample to X) ${fmt(target)}`);
 }
 
 /** `t` broadcast to `shape`, as a dense Float64Array. */
@@ -78,9 +78,10 @@ function layerNormInfer(ctx: InferCtx, rms: boolean): TensorType[] {
   const dtype = sameDtype(ctx, [x, scale, bias]);
   requireFloat(ctx, dtype, 'X');
   const axis = normAxis(ctx, ctx.attr.int('axis', -1), x.shape.length);
-  const normShape = x.shape.slice(axis);
-  checkBroadcastTo(ctx, rms ? 'scale' : 'Scale', scale.shape, normShape);
-  if (bias) checkBroadcastTo(ctx, 'B', bias.shape, normShape);
+  // Scale and bias broadcast to the normalized shape or, per sample (opset-23 exports of modulated
+  // norms; ONNX Runtime accepts them), to X's whole shape.
+  checkBroadcastTo(ctx, rms ? 'scale' : 'Scale', scale.shape, scale.shape.length > x.shape.length - axis ? x.shape : x.shape.slice(axis));
+  if (bias) checkBroadcastTo(ctx, 'B', bias.shape, bias.shape.length > x.shape.length - axis ? x.shape : x.shape.slice(axis));
   const stash = stashDtype(ctx);
   if (rms) return [tensorType(dtype, x.shape)];
   const statShape = [...x.shape.slice(0, axis), ...new Array<number>(x.shape.length - axis).fill(1)];
@@ -94,9 +95,13 @@ function layerNormRun(ctx: RunCtx, rms: boolean): Tensor[] {
   const normShape = X.shape.slice(axis);
   const inner = numel(normShape);
   const outer = numel(X.shape.slice(0, axis));
-  const scale = expand(need(ctx, ctx.inputs, 1), normShape);
+  // A parameter over the normalized axes repeats for every row (stride 0); a per-sample one
+  // (rank above the normalized axes) is expanded to X's shape and read at the row's offset.
+  const param = (t: Tensor): { data: Float64Array; rowStride: number } =>
+    t.rank > X.rank - axis ? { data: expand(t, X.shape), rowStride: inner } : { data: expand(t, normShape), rowStride: 0 };
+  const sc = param(need(ctx, ctx.inputs, 1));
   const B = rms ? undefined : ctx.inputs[2];
-  const bias = B ? expand(B, normShape) : undefined;
+  const bp = B ? param(B) : undefined;
   const x = X.data;
   const y = alloc(X.dtype, X.shape);
   const stash = stashDtype(ctx);
@@ -116,8 +121,13 @@ function layerNormRun(ctx: RunCtx, rms: boolean): Tensor[] {
     }
     means[r] = mean;
     invs[r] = inv;
-    if (bias) for (let i = 0; i < inner; i++) y[off + i] = (x[off + i]! - mean) * inv * scale[i]! + bias[i]!;
-    else for (let i = 0; i < inner; i++) y[off + i] = (x[off + i]! - mean) * inv * scale[i]!;
+    const so = r * sc.rowStride;
+    const scale = sc.data;
+    if (bp) {
+      const bo = r * bp.rowStride;
+      const bias = bp.data;
+      for (let i = 0; i < inner; i++) y[off + i] = (x[off + i]! - mean) * inv * scale[so + i]! + bias[bo + i]!;
+    } else for (let i = 0; i < inner; i++) y[off + i] = (x[off + i]! - mean) * inv * scale[so + i]!;
   }
   const out = [finish(X.dtype, X.shape, y)];
   if (!rms) out.push(finish(stash, statShape, means), finish(stash, statShape, invs));
