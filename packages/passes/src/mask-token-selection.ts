@@ -43,6 +43,7 @@ import { GraphBuilder, IrError, Module, Node, Tensor, Value, isStaticShape } fro
 import type { Dim, OpKind } from '@paradit/ir';
 import type { Pass } from './pass';
 import { editNode, hasSubgraphs } from './graph-edit';
+import { applyDcePlan, planDeadCode } from './eliminate-dead-code';
 
 const PASS = 'mask-token-selection';
 
@@ -171,7 +172,8 @@ export function maskTokenSelection(m: Module): Module {
   for (const s of sels.values()) indexOf.set(s.node.outputs[0]!, s);
   // Layout of each tracked axis of each value (original values).
   const layouts = new Map<Value, Map<number, Segment[]>>();
-  const segKey = (x: Segment): string => (x.kind === 'ones' ? `1x${x.n}` : `m(${x.sel.name || x.sel.outputs[0]!.name})x${x.n}`);
+  const selId = new Map([...sels.keys()].map((n, i) => [n, i] as const));
+  const segKey = (x: Segment): string => (x.kind === 'ones' ? `1x${x.n}` : `m${selId.get(x.sel)!}x${x.n}`);
   const sameLayout = (a: Segment[], b: Segment[]): boolean => a.map(segKey).join() === b.map(segKey).join();
   const setLayout = (v: Value, a: number, segs: Segment[]): void => {
     (layouts.get(v) ?? layouts.set(v, new Map()).get(v)!).set(a, segs);
@@ -326,9 +328,13 @@ export function maskTokenSelection(m: Module): Module {
     const key = segs.map(segKey).join(',');
     const hit = validCache.get(key);
     if (hit) return hit;
-    const parts = segs.map((x) =>
-      x.kind === 'ones' ? b.constant(Tensor.from('bool', [x.n], new Array<number>(x.n).fill(1))) : b.add('Cast', [get(x.sel.inputs[0]!)], { to: { kind: 'int', value: 9 } })[0]!,
-    );
+    const parts = segs.map((x) => {
+      if (x.kind === 'ones') return b.constant(Tensor.from('bool', [x.n], new Array<number>(x.n).fill(1)));
+      const k = segKey(x);
+      const v = validCache.get(k) ?? b.add('Cast', [get(x.sel.inputs[0]!)], { to: { kind: 'int', value: 9 } })[0]!;
+      validCache.set(k, v);
+      return v;
+    });
     const v = parts.length === 1 ? parts[0]! : b.add('Concat', parts, { axis: { kind: 'int', value: 0 } })[0]!;
     validCache.set(key, v);
     return v;
@@ -380,7 +386,9 @@ export function maskTokenSelection(m: Module): Module {
     const v = outs[i]!;
     if (o.dtype !== v.dtype || (isStaticShape(o.shape) && o.shape.join() !== v.shape.join())) fail(`output '${o.name}' changed type in the rewrite (${o.dtype}[${o.shape.join(',')}] -> ${v.dtype}[${v.shape.join(',')}])`);
   });
-  return m.withGraph(b.build(outs, g.name));
+  // The index chains and the pads arithmetic are dead now.
+  const built = b.build(outs, g.name);
+  return m.withGraph(applyDcePlan(built, planDeadCode(built)));
 }
 
 function normAxis(a: number, r: number): number {
@@ -443,8 +451,8 @@ function checkCountDependence(
   less: Probe,
 ): void {
   const known = (r: Probe, v: Value): Tensor | undefined => {
-    const nv = r.map.get(v);
-    return nv && isStaticShape(nv.shape) && nv.shape.reduce((a, d) => a * d, 1) <= SMALL ? r.b.valueOf(nv) : undefined;
+    const nv = r.map.get(v) ?? v;
+    return isStaticShape(nv.shape) && nv.shape.reduce((a, d) => a * d, 1) <= SMALL ? r.b.valueOf(nv) : undefined;
   };
   const dependent = (v: Value): boolean => {
     const a = known(full, v);
@@ -462,7 +470,8 @@ function checkCountDependence(
         if (exits.has(u) && positions.every((i) => i === 1)) continue;
         const shapeIns = SHAPE_INPUTS[u.op] ?? [];
         if (positions.every((i) => shapeIns.includes(i))) continue;
-        if (SHAPE_MATH.has(u.op) && u.outputs.every((x) => isSmall(x))) continue;
+        // Shape arithmetic: small outputs, and every other operand known at compile time (not data).
+        if (SHAPE_MATH.has(u.op) && u.outputs.every((x) => isSmall(x)) && u.inputs.every((v) => !v || known(full, v) !== undefined)) continue;
         if (u.op === 'Gather' || u.op === 'GatherND' || u.op === 'Pad') {
           if (positions.every((i) => i >= 1)) continue;
         }
