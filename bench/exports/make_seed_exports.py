@@ -260,7 +260,7 @@ def describe_graph(model_proto, path):
     }
 
 
-def make_graph_only(ir_model, location="model.onnx.data"):
+def make_graph_only(ir_model, location="model.onnx.data", min_bytes=None):
     """Replaces every initializer over EXTERNAL_MIN_BYTES by a reference into `location` (never
     written), laid out as ONNXProgram.save would (ascending size; big ones 64 KiB-aligned).
     Returns (count, bytes) of the references."""
@@ -268,7 +268,9 @@ def make_graph_only(ir_model, location="model.onnx.data"):
         import onnx_ir as ir
     except ImportError:  # older onnxscript ships the IR inside
         from onnxscript import ir
-    big = [v for v in ir_model.graph.initializers.values() if v.const_value is not None and v.const_value.nbytes > EXTERNAL_MIN_BYTES]
+    # On meta every initializer goes external: none has data to inline.
+    floor = EXTERNAL_MIN_BYTES if min_bytes is None else min_bytes
+    big = [v for v in ir_model.graph.initializers.values() if v.const_value is not None and v.const_value.nbytes > floor]
     big.sort(key=lambda v: v.const_value.nbytes)
     offset = total = 0
     for v in big:
@@ -462,8 +464,9 @@ def run_small(args, root, diffusers, cases, deadline):
         del model
 
 
-def run_full_flux(root, diffusers):
-    """FLUX.1-dev graph, bf16 on the GPU, dynamo opset 18; the weights are never serialized."""
+def run_full_flux(root, diffusers, dev="cuda"):
+    """FLUX.1-dev graph, bf16, dynamo opset 18; the weights are never serialized. `dev` "meta" builds
+    the model without memory (no GPU needed: the graph is the same, only shapes are traced)."""
     import onnx
     import torch
     info = {"folder": "flux-dev-full", "class": "FluxTransformer2DModel", "config": json.loads(json.dumps(FLUX_DEV)),
@@ -473,7 +476,7 @@ def run_full_flux(root, diffusers):
     os.makedirs(d)
     t0 = time.time()
     try:
-        dev, bf = "cuda", torch.bfloat16
+        bf = torch.bfloat16
         torch.manual_seed(0)
         torch.set_default_dtype(bf)
         try:
@@ -486,7 +489,7 @@ def run_full_flux(root, diffusers):
         ids = torch.zeros(64, 64, 3, device=dev)
         ids[..., 1] = torch.arange(64, device=dev)[:, None]
         ids[..., 2] = torch.arange(64, device=dev)[None, :]
-        g = torch.Generator(device=dev).manual_seed(1)
+        g = None if dev == "meta" else torch.Generator(device=dev).manual_seed(1)
         inputs = {"hidden_states": torch.randn(1, 4096, 64, device=dev, dtype=bf, generator=g),
                   "encoder_hidden_states": torch.randn(1, 512, 4096, device=dev, dtype=bf, generator=g),
                   "pooled_projections": torch.randn(1, 768, device=dev, dtype=bf, generator=g),
@@ -496,18 +499,23 @@ def run_full_flux(root, diffusers):
         wrapper = make_wrapper(model, names)
         t1 = time.time()
         with captured(os.path.join(root, "logs", "flux-dev-full.log")) as buf, torch.no_grad():
+            # On meta the optimizer cannot fold (no values): export unoptimized; ParaDiT's
+            # canonicalize does the same folding at import.
             prog = torch.onnx.export(wrapper, tuple(inputs.values()), dynamo=True, opset_version=18, input_names=names,
-                                     output_names=["output"])
+                                     output_names=["output"], optimize=dev != "meta")
+        info["optimized"] = dev != "meta"
         info["export_s"] = round(time.time() - t1, 1)
         info["exporter_log"] = [l for l in buf.getvalue().splitlines() if l.startswith("[torch.onnx]")][:20]
         t2 = time.time()
-        _, _, proto = make_graph_only(prog.model)  # counts and bytes are re-read by describe_graph
+        _, _, proto = make_graph_only(prog.model, min_bytes=-1 if dev == "meta" else None)  # counts and bytes are re-read by describe_graph
         path = os.path.join(d, "model.onnx")
         with open(path, "wb") as f:
             f.write(strip_metadata(proto).SerializeToString())
         info["save_s"] = round(time.time() - t2, 1)
         del prog, model, wrapper
-        torch.cuda.empty_cache()
+        if dev == "cuda":
+            torch.cuda.empty_cache()
+        info["device"] = dev
         m = onnx.load(path, load_external_data=False)
         info.update(describe_graph(m, path))
         if os.path.exists(os.path.join(d, "model.onnx.data")):
@@ -554,6 +562,8 @@ def parse_args(argv):
     p.add_argument("--anchor", default=os.environ.get("ANCHOR_SRC"), help="anchor_py.tar.xz or a folder with diffusers/ (env ANCHOR_SRC)")
     p.add_argument("--tar-to", default=None, help="folder for manifest.json and the tarballs (default OUT)")
     p.add_argument("--full-flux-graph", action="store_true", help="also export the FLUX.1-dev graph without weights (GPU)")
+    p.add_argument("--full-flux-device", default="cuda", choices=["cuda", "meta"],
+                   help="where the full FLUX model is built: cuda (bf16 on the GPU) or meta (no memory, no GPU; same graph)")
     p.add_argument("--skip-small", action="store_true", help="only the full FLUX graph")
     p.add_argument("--families", type=lambda s: s.split(","), default=None, help=f"subset of {','.join(FAMILIES)}")
     p.add_argument("--exporters", type=lambda s: s.split(","), default=list(EXPORTERS), help=f"subset of {','.join(EXPORTERS)}")
@@ -600,10 +610,10 @@ def main(argv=None):
     if args.full_flux_graph:
         if time.time() > start + args.deadline_s:
             manifest["flux_dev_full"] = {"status": "skipped", "error": "deadline reached before the full FLUX export"}
-        elif not torch.cuda.is_available():
-            manifest["flux_dev_full"] = {"status": "skipped", "error": "no CUDA device; the full FLUX graph is built on the GPU"}
+        elif args.full_flux_device == "cuda" and not torch.cuda.is_available():
+            manifest["flux_dev_full"] = {"status": "skipped", "error": "no CUDA device; pass --full-flux-device meta to trace the graph without one"}
         else:
-            manifest["flux_dev_full"] = run_full_flux(root, diffusers)
+            manifest["flux_dev_full"] = run_full_flux(root, diffusers, args.full_flux_device)
             print_table([manifest["flux_dev_full"]])
         print("tarballs:", save_outputs(final=True), flush=True)
     bad = [c["folder"] for c in manifest["cases"] if c.get("status") != "ok"]

@@ -3,7 +3,7 @@
  *
  * Requires: nothing (static shapes let more ops be recognized as no-ops; run fold-constants first
  *           so shape operands are constants).
- * Ensures:  no Identity (but one that names a graph output), no Cast/CastLike to the input's own dtype, no Reshape/Squeeze/Unsqueeze/
+ * Ensures:  no CastLike to another dtype (a Cast instead), no Identity (but one that names a graph output), no Cast/CastLike to the input's own dtype, no Reshape/Squeeze/Unsqueeze/
  *           Flatten/Expand to the input's own shape, no identity Transpose, no inference-time
  *           Dropout, no pair of views that cancel, no one-piece Concat/Split/Sum/Max/Min/Mean,
  *           no whole-tensor Slice, zero Pad, unit Tile, and no x+0, x-0, x*1, x/1 (by a splat
@@ -17,8 +17,9 @@
  *              return %3
  *     after:   return %x
  */
+import { dtypeToOnnx } from '@paradit/ir';
 import type { Node, Value } from '@paradit/ir';
-import { GraphView, RewriteRule, isView, replaceWith, sameShape } from './rewrite';
+import { GraphView, RewriteRule, isView, replaceWith, rewriteTo, sameShape } from './rewrite';
 import { rewritePass } from './rewriter';
 
 /** replaceWith(x) when x has exactly the type of n's single output; else no match. */
@@ -145,9 +146,18 @@ const mulOne: RewriteRule = (n, view) => {
   return undefined;
 };
 
+// CastLike(x, like: T) -> Cast(x) {to: T}: only like's dtype matters, and a Cast of a constant
+// folds (unoptimized dynamo exports compute attention scales as CastLike(const, q))
+const castLikeToCast: RewriteRule = (n) => {
+  if (n.op !== 'CastLike' || !n.inputs[0] || !n.inputs[1] || n.inputs[0].dtype === n.inputs[1].dtype) return undefined;
+  const to = dtypeToOnnx(n.inputs[1].dtype);
+  return rewriteTo((b) => b.op('Cast', [n.inputs[0]!], { to: { kind: 'int', value: to } }));
+};
+
 export const REMOVE_NOOP_RULES: readonly RewriteRule[] = [
   identity,
   castToSameType,
+  castLikeToCast,
   viewToSameShape,
   expandToSameShape,
   identityTranspose,

@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import type { AttrValue, Attrs, Graph, TensorType } from '../graph';
 import { ConstData, Value, formatType, tensorType } from '../graph';
 import { GraphBuilder } from '../builder';
+import { SequenceLowering, lowerableSequences } from './sequences';
 import { IrError } from '../errors';
 import { byteSize, isFloat } from '../dtype';
 import { numel } from '../tensor';
@@ -175,10 +176,11 @@ function importNode(
   builder: GraphBuilder,
   scope: Scope,
   declared: ReadonlyMap<string, ValueInfoP>,
+  sequences: SequenceLowering,
 ): void {
   const op = n.opType ?? '';
   const inputs = (n.input ?? []).map((x) => {
-    if (!x) return null;
+    if (!x || sequences.isPending(x)) return null; // a lowered sequence has no value of its own
     const v = scope.lookup(x);
     if (!v) {
       throw new IrError(
@@ -191,6 +193,7 @@ function importNode(
   });
   const attrs: Record<string, AttrValue> = {};
   for (const a of n.attribute ?? []) attrs[a.name ?? ''] = importAttr(ctx, a, name, builder, scope);
+  if (sequences.handle(n, name, inputs, attrs, builder, (o, v) => scope.define(o, v, `${op} '${name}'`))) return;
   const outNames = [...(n.output ?? [])];
   while (outNames.length > 0 && !outNames[outNames.length - 1]) outNames.pop();
   const decl: (TensorType | undefined)[] = outNames.map((o) => (o ? declaredTensorType(declared.get(o)) : undefined));
@@ -244,7 +247,8 @@ export function importGraph(ctx: ImportContext, g: GraphP, builder: GraphBuilder
     const type = typeFromProto(vi, `input '${name}'`, (axis) => freshSymbol(ctx, name, axis));
     scope.define(name, builder.input(name, type), `input '${name}'`);
   }
-  (g.node ?? []).forEach((n, i) => importNode(ctx, n, nodeName(n, i, prefix), builder, scope, declared));
+  const sequences = new SequenceLowering(lowerableSequences(g));
+  (g.node ?? []).forEach((n, i) => importNode(ctx, n, nodeName(n, i, prefix), builder, scope, declared, sequences));
 
   const outputs = (g.output ?? []).map((vi) => {
     const name = vi.name ?? '';

@@ -6,6 +6,7 @@
 import { isOpKind } from '../ops';
 import { IrError } from '../errors';
 import type { GraphP, NodeP } from './proto';
+import { lowerableSequences } from './sequences';
 
 /** Domain of ParaDiT's own ops (lower-case OpKinds created by passes) in exported models. */
 export const PARADIT_DOMAIN = 'ai.paradit';
@@ -50,9 +51,18 @@ const SHOWN_NAMES = 4;
  */
 export function checkSupported(g: GraphP, what: string): void {
   const bad = new Map<string, string[]>();
+  // SplitToSequence + SequenceAt that only spell a Split are lowered by the importer (sequences.ts).
+  const lowered = new Set<string>();
+  const collect = (sg: GraphP): void => {
+    for (const s of lowerableSequences(sg)) lowered.add(s);
+    for (const n of sg.node ?? []) for (const a of n.attribute ?? []) [a.g, ...(a.graphs ?? [])].forEach((x) => x && collect(x));
+  };
+  collect(g);
   walkNodes(g, '', (n, name) => {
     const op = n.opType ?? '';
     if (isSupportedOp(n.domain, op)) return;
+    if (op === 'SplitToSequence' && lowered.has(n.output?.[0] ?? '')) return;
+    if (op === 'SequenceAt' && lowered.has(n.input?.[0] ?? '')) return;
     const label = opLabel(n.domain, op);
     const list = bad.get(label);
     if (list) list.push(name);
