@@ -139,6 +139,23 @@ describe('InstanceNormalization and BatchNormalization', () => {
     expect(rv!.toArray()).toEqual([3]);
   });
 
+  test('per-sample scale and bias (opset-23 modulated norms): each sample reads its own row of parameters', () => {
+    const x = rand([2, 3, 4], 5);
+    const s = rand([2, 1, 4], 6);
+    const b = rand([2, 1, 4], 7);
+    const [y] = runOp('LayerNormalization', [x, s, b], { epsilon: float(1e-5) }, { opset: 17, numOutputs: 1 });
+    const ref = normRows(x.toArray(), 4, 1e-5);
+    const at = (t: Tensor, i: number): number => t.data[Math.floor(i / 12) * 4 + (i % 4)]!;
+    expectClose(y!, ref.y.map((v, i) => v * at(s, i) + at(b, i)), [2, 3, 4]);
+    const [r] = runOp('RMSNormalization', [x, s], { epsilon: float(1e-5) }, { opset: 23 });
+    const rms = (i: number): number => {
+      const row = x.toArray().slice(Math.floor(i / 4) * 4, Math.floor(i / 4) * 4 + 4);
+      return Math.sqrt(row.reduce((a, e) => a + e * e, 0) / 4 + 1e-5);
+    };
+    expectClose(r!, x.toArray().map((v, i) => (v / rms(i)) * at(s, i)), [2, 3, 4]);
+    expect(() => inferOp('RMSNormalization', [tt('f32', [2, 3, 4]), tt('f32', [3, 1, 4])], {}, { opset: 23 })).toThrow(/scale \[3,1,4\] does not broadcast to X's shape \(a per-sample parameter\) \[2,3,4\]/);
+  });
+
   test('errors', () => {
     expect(() => inferOp('InstanceNormalization', [tt('f32', [1, 3, 4]), tt('f32', [4]), tt('f32', [3])])).toThrow(/scale must be \[3\] \(one per channel\), got \[4\]/);
     expect(() => inferOp('BatchNormalization', [tt('f32', [1, 3]), tt('f32', [3]), tt('f32', [3]), tt('f32', [3]), tt('f32', [2])])).toThrow(/input_var must be \[3\]/);

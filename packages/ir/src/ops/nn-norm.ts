@@ -19,10 +19,10 @@ import { need, normAxis, sameDtype, tensorType } from './rule';
 import { alloc, broadcastStrides, finish, fmt, requireFloat } from './nn-kernels';
 
 /** Requires `s` to broadcast (numpy, one-directional) to `target`. */
-function checkBroadcastTo(ctx: RuleCtx, what: string, s: readonly Dim[], target: readonly Dim[]): void {
+function checkBroadcastTo(ctx: RuleCtx, what: string, s: readonly Dim[], target: readonly Dim[], perSample = false): void {
   const off = target.length - s.length;
   const bad = off < 0 || s.some((d, i) => d !== 1 && typeof d === 'number' && typeof target[off + i] === 'number' && d !== target[off + i]);
-  if (bad) ctx.fail(`${what} ${fmt(s)} does not broadcast to the normalized shape (or per sample to X) ${fmt(target)}`);
+  if (bad) ctx.fail(`${what} ${fmt(s)} does not broadcast to ${perSample ? "X's shape (a per-sample parameter)" : 'the normalized shape'} ${fmt(target)}`);
 }
 
 /** `t` broadcast to `shape`, as a dense Float64Array. */
@@ -80,8 +80,9 @@ function layerNormInfer(ctx: InferCtx, rms: boolean): TensorType[] {
   const axis = normAxis(ctx, ctx.attr.int('axis', -1), x.shape.length);
   // Scale and bias broadcast to the normalized shape or, per sample (opset-23 exports of modulated
   // norms; ONNX Runtime accepts them), to X's whole shape.
-  checkBroadcastTo(ctx, rms ? 'scale' : 'Scale', scale.shape, scale.shape.length > x.shape.length - axis ? x.shape : x.shape.slice(axis));
-  if (bias) checkBroadcastTo(ctx, 'B', bias.shape, bias.shape.length > x.shape.length - axis ? x.shape : x.shape.slice(axis));
+  const norm = x.shape.length - axis;
+  checkBroadcastTo(ctx, rms ? 'scale' : 'Scale', scale.shape, scale.shape.length > norm ? x.shape : x.shape.slice(axis), scale.shape.length > norm);
+  if (bias) checkBroadcastTo(ctx, 'B', bias.shape, bias.shape.length > norm ? x.shape : x.shape.slice(axis), bias.shape.length > norm);
   const stash = stashDtype(ctx);
   if (rms) return [tensorType(dtype, x.shape)];
   const statShape = [...x.shape.slice(0, axis), ...new Array<number>(x.shape.length - axis).fill(1)];
