@@ -5,6 +5,7 @@
  */
 import { IrError, Module } from '@paradit/ir';
 import type { Pass, PassContext } from './pass';
+import { keepOutputNames } from './graph-edit';
 
 /** Runs one pass with the context's instruments. The module is assumed verified already. */
 export function runPass(pass: Pass, m: Module, ctx: PassContext): Module {
@@ -19,6 +20,12 @@ export function runPass(pass: Pass, m: Module, ctx: PassContext): Module {
     throw blame(e, `pass '${pass.name}' failed`);
   }
   report?.end(performance.now() - t0, out !== m);
+  // Graph outputs keep their names through every pass (a rewrite that made a new unnamed value
+  // for an output would otherwise rename the plan's and the runtime's outputs).
+  if (out !== m) {
+    const g = keepOutputNames(m.graph, out.graph);
+    if (g !== out.graph) out = out.withGraph(g);
+  }
   if (verify && out !== m) {
     try {
       verify(out);

@@ -132,4 +132,27 @@ describe('runPipeline and instruments', () => {
     expect(Object.isFrozen(m.graph.nodes)).toBe(true);
     expect(m).toBeInstanceOf(Module);
   });
+
+  test('a graph output keeps its name when a pass replaces it with an unnamed value', () => {
+    // The pass swaps Exp for Sigmoid with a fresh, unnamed output (as shard-sequence's final gather did).
+    const swap: Pass = {
+      name: 'swap',
+      description: '',
+      run: (m) => {
+        const g = m.graph;
+        const exp = g.nodes.find((n) => n.op === 'Exp')!;
+        const fresh = new Value(exp.outputs[0]!.type);
+        const nodes = g.nodes.map((n) => (n === exp ? new Node('Sigmoid', n.inputs, [fresh], {}, n.name) : n));
+        return m.withGraph(new Graph(g.inputs, nodes, [fresh], g.name));
+      },
+    };
+    const before = ir(SAMPLE.replace('return %b', 'return %b  # sample'));
+    expect(before.graph.outputs[0]!.name).toBe('sample');
+    const out = runPipeline(before, [swap], createPassContext({ verify: true }));
+    expect(out.graph.outputs[0]!.name).toBe('sample');
+    expect(out.graph.nodes.find((n) => n.op === 'Sigmoid')!.outputs[0]).toBe(out.graph.outputs[0]);
+    // A pass that names the output itself is left alone.
+    const named: Pass = { name: 'named', description: '', run: (m) => m.withGraph(new Graph(m.graph.inputs, m.graph.nodes, m.graph.outputs.map((v) => new Value(v.type, 'other')), m.graph.name)) };
+    expect(() => runPipeline(before, [named], createPassContext())).not.toThrow();
+  });
 });
