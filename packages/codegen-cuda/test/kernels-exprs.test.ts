@@ -170,6 +170,9 @@ class JsRun {
         if (g < 0) g += e.x.shape[e.axis]!;
         return this.at(e.x, [...idx.slice(0, e.axis), g, ...idx.slice(e.axis + q)]);
       }
+      case 'indexed':
+        // Rendered C only (no JS mirror): host-run-kernels.test.ts runs those kernels compiled for the host.
+        throw new Error(`indexed rule ${e.rule.name} has no JS evaluation here`);
       case 'row': {
         const out = this.rowOut(e.plan);
         const L = e.plan.L;

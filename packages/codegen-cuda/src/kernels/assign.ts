@@ -39,6 +39,9 @@ export function rowUseOk(e: Expr, plan: RowPlan): boolean {
       case 'select':
         x.pieces.forEach((a) => walk(a, false));
         return;
+      case 'indexed':
+        x.args.forEach((a) => walk(a, false));
+        return;
       case 'gather':
         walk(x.x, false);
         walk(x.idx, false);

@@ -18,6 +18,8 @@ import type { RowOp } from './row-plan';
 import { CodegenError } from './codegen-error';
 import { attrs, constInts, normAxis, reduceAxes, sliceSpec } from './plan-ops';
 import { byteSizeOf, isFloatCompute } from './c-types';
+import { INDEXED_LOWERINGS } from './indexed-ops';
+import type { PlanAccess } from './indexed';
 
 /** Where a sink stores: a strided region of a value's buffer (elements). */
 export interface StoreView {
@@ -84,6 +86,9 @@ export class Planner {
     this.outputs = new Set(graph.outputs);
     this.inputs = new Set(graph.inputs);
   }
+
+  /** The planner as the indexed rules see it (indexed.ts). */
+  readonly access: PlanAccess = { get: (v) => this.get(v), materialize: (v) => this.materialize(v), shape: shapeOf };
 
   get(v: Value): Expr {
     const e = this.exprs.get(v);
@@ -189,6 +194,11 @@ export class Planner {
     }
     const red = REDUCE_OPS[node.op];
     if (red) return this.set(node, 0, this.reduce(node, red));
+    const lowering = INDEXED_LOWERINGS[node.op];
+    if (lowering) {
+      lowering(node, this.access).forEach((e, k) => e && this.set(node, k, e));
+      return;
+    }
     const ins = node.inputs.map((v) => v?.dtype ?? out.dtype);
     const sop = scalarOpFor(node, ins, out.dtype);
     if (!sop) {
