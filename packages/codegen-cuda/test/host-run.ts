@@ -147,8 +147,8 @@ function f16Value(h: number): number {
  * Emits the fragment's kernels, runs them on the host and returns the fragment outputs. Throws
  * when a kernel needs cooperating threads (row kernels) or g++ fails (the source is kept).
  */
-export function runFragmentOnHost(g: Graph, inputs: readonly Tensor[]): Tensor[] {
-  const lowering = emitFragment(g, { namePrefix: 'host' });
+export function runFragmentOnHost(g: Graph, inputs: readonly Tensor[], opset = 0): Tensor[] {
+  const lowering = emitFragment(g, { namePrefix: 'host', opset });
   const aliases = new Map(lowering.aliases.map((a) => [a.value, a]));
   const root = (v: Value): { v: Value; off: number } => {
     let off = 0;

@@ -67,7 +67,7 @@ function close(got: Tensor, ref: Tensor, what: string): void {
 function agree(g: G, outs: Value[], opts: { kernels?: number } = {}): void {
   const graph = g.build(outs);
   const ref = interpret(new Module(graph, { '': g.opset }), g.inputs);
-  const got = runFragmentOnHost(graph, g.inputs);
+  const got = runFragmentOnHost(graph, g.inputs, g.opset);
   ref.forEach((r, k) => close(got[k]!, r, `output ${k}`));
   if (opts.kernels !== undefined) expect(emitFragment(graph, { namePrefix: 't' }).kernels.length).toBe(opts.kernels);
 }
@@ -144,5 +144,50 @@ describe('data-movement ops through the indexed path', () => {
     const r = g.one('Range', [g.c('f32', [], [1.5]), g.c('f32', [], [6]), g.c('f32', [], [0.5])]);
     const q = g.one('Range', [g.c('i32', [], [10]), g.c('i32', [], [1]), g.c('i32', [], [-3])]);
     agree(g, [g.one('Add', [r, g.in('f32', [9])]), q]);
+  });
+});
+
+describe('per-element loops through the indexed path', () => {
+  maybe('ArgMax/ArgMin with keepdims, select_last_index and ties (integer data has many)', () => {
+    const g = new G();
+    const x = g.in('f32', [3, 4, 5]);
+    const t = g.in('i32', [4, 6], 0, 3);
+    agree(g, [
+      g.one('ArgMax', [x], { axis: i(1) }),
+      g.one('ArgMin', [x], { axis: i(-1), keepdims: i(0) }),
+      g.one('ArgMax', [t], { axis: i(1), select_last_index: i(1) }),
+      g.one('ArgMin', [t], { axis: i(0), keepdims: i(0) }),
+    ]);
+  });
+
+  maybe.each([[0, 0], [1, 0], [0, 1], [1, 1]])('CumSum exclusive=%i reverse=%i (f32 and i64)', (exclusive, reverse) => {
+    const g = new G();
+    const a = { exclusive: i(exclusive), reverse: i(reverse) };
+    agree(g, [g.one('CumSum', [g.in('f32', [3, 5]), g.c('i64', [], [1])], a), g.one('CumSum', [g.in('i64', [4, 2], -9, 9), g.c('i32', [], [-2])], a)]);
+  });
+
+  maybe('TopK largest/smallest with ties keeps the lower index first', () => {
+    const g = new G();
+    const x = g.in('i32', [3, 7], 0, 4);
+    const [v, ix] = g.op('TopK', [x, g.c('i64', [1], [4])], { axis: i(1) }, 2);
+    const [w, jx] = g.op('TopK', [g.in('f32', [5, 3]), g.c('i64', [1], [2])], { axis: i(0), largest: i(0) }, 2);
+    agree(g, [v!, ix!, w!, jx!]);
+  });
+
+  maybe('Hardmax: opset 13 (one axis) and opset 11 (all dims from axis)', () => {
+    for (const opset of [13, 11]) {
+      const g = new G(opset);
+      const x = g.in('i32', [2, 3, 4], 0, 3);
+      agree(g, [g.one('Hardmax', [g.one('Cast', [x], { to: i(1) })], { axis: i(1) })]);
+    }
+  });
+
+  maybe('ReduceLogSum and ReduceLogSumExp over several axes, keepdims 0/1', () => {
+    const g = new G();
+    const x = g.in('f32', [2, 3, 4]);
+    agree(g, [
+      g.one('ReduceLogSum', [g.one('Abs', [x]), g.c('i64', [2], [0, 2])]),
+      g.one('ReduceLogSumExp', [g.one('Mul', [x, g.c('f32', [], [40])]), g.c('i64', [1], [1])], { keepdims: i(0) }),
+    ]);
   });
 });

@@ -23,6 +23,8 @@ import { KERNEL_HEADER } from './header';
 
 export interface EmitOptions {
   readonly namePrefix: string;
+  /** Default-domain opset of the model (Hardmax's axis meaning changed in 13). */
+  readonly opset?: number;
 }
 
 function sanitize(s: string): string {
@@ -94,7 +96,7 @@ function schedule(ks: readonly EmittedKernel[]): EmittedKernel[] {
 
 export function emitFragment(fragment: Graph, opts: EmitOptions): FragmentLowering {
   const order = new Map<Node, number>(fragment.nodes.map((n, i) => [n, i]));
-  const planner = new Planner(fragment);
+  const planner = new Planner(fragment, opts.opset ?? 0);
   planner.run();
   const groups = assignGroups(planner);
   const prefix = sanitize(opts.namePrefix);

@@ -45,7 +45,7 @@ export interface PlanAccess {
 }
 
 /** Makes the lowering of one node: the expression of each output, or undefined when the op has no indexed rule. */
-export type IndexedLowering = (node: Node, p: PlanAccess) => (Expr | undefined)[];
+export type IndexedLowering = (node: Node, p: PlanAccess, opset: number) => (Expr | undefined)[];
 
 export function indexed(node: Node, out: Value, shape: readonly number[], rule: IndexRule, args: readonly Expr[], dtype: DType = out.dtype): IndexedExpr {
   return { kind: 'indexed', id: freshId(), dtype, shape, nodes: [node], rule, args };

@@ -81,7 +81,11 @@ export class Planner {
   private readonly outputs: Set<Value>;
   private readonly inputs: Set<Value>;
 
-  constructor(readonly graph: Graph) {
+  constructor(
+    readonly graph: Graph,
+    /** Default-domain opset of the model (0: unknown); ops whose semantics changed with it read it. */
+    readonly opset = 0,
+  ) {
     this.users = graph.users();
     this.outputs = new Set(graph.outputs);
     this.inputs = new Set(graph.inputs);
@@ -196,7 +200,7 @@ export class Planner {
     if (red) return this.set(node, 0, this.reduce(node, red));
     const lowering = INDEXED_LOWERINGS[node.op];
     if (lowering) {
-      lowering(node, this.access).forEach((e, k) => e && this.set(node, k, e));
+      lowering(node, this.access, this.opset).forEach((e, k) => e && this.set(node, k, e));
       return;
     }
     const ins = node.inputs.map((v) => v?.dtype ?? out.dtype);
