@@ -191,3 +191,32 @@ describe('per-element loops through the indexed path', () => {
     ]);
   });
 });
+
+describe('copy-then-scatter kernels', () => {
+  maybe.each(['none', 'add', 'mul', 'max', 'min'])('ScatterElements reduction %s, duplicates and negative indices, data fused', (reduction) => {
+    const g = new G(18);
+    const data = g.one('Mul', [g.in('f32', [3, 5]), g.c('f32', [], [2])]);
+    const ind = g.in('i64', [3, 4], -5, 5);
+    const y = g.one('ScatterElements', [data, ind, g.in('f32', [3, 4])], { axis: i(1), reduction: s(reduction) });
+    const z = g.one('ScatterElements', [g.in('i32', [4, 2], -9, 9), g.in('i64', [3, 2], -4, 4), g.in('i32', [3, 2], -9, 9)], { axis: i(0), reduction: s(reduction) });
+    agree(g, [g.one('Add', [y, g.c('f32', [], [1])]), z]);
+  });
+
+  maybe.each(['add', 'mul', 'max', 'min'])('ScatterND reduction %s over slices with repeated index tuples', (reduction) => {
+    const g = new G(18);
+    const ind = g.given(Tensor.from('i64', [4, 1], [0, 2, 0, -1]));
+    const y = g.one('ScatterND', [g.in('f32', [3, 2, 3]), ind, g.in('f32', [4, 2, 3])], { reduction: s(reduction) });
+    const ind2 = g.given(Tensor.from('i64', [2, 2, 2], [0, 1, 1, 0, 1, 0, -2, -1]));
+    const z = g.one('ScatterND', [g.in('i64', [2, 2, 3], -9, 9), ind2, g.in('i64', [2, 2, 3], -9, 9)], { reduction: s(reduction) });
+    agree(g, [y, z]);
+  });
+
+  maybe('ScatterND without reduction (distinct tuples), bf16, and the CogVideoX slice-assignment form', () => {
+    const g = new G(18);
+    const ind = g.given(Tensor.from('i64', [2, 2], [1, 0, 0, 2]));
+    const y = g.one('ScatterND', [g.in('bf16', [2, 3, 4]), ind, g.in('bf16', [2, 4])]);
+    const rows = g.given(Tensor.from('i64', [2, 1], [1, 3]));
+    const z = g.one('ScatterND', [g.one('Neg', [g.in('f32', [5, 6])]), rows, g.in('f32', [2, 6])]);
+    agree(g, [y, z]);
+  });
+});

@@ -61,6 +61,7 @@ class JsRun {
     const groups = assignGroups(p);
     for (const gr of groups) {
       if (gr.kind === 'loop') this.writers.set(gr.plan.out, () => this.loop(gr.plan));
+      else if (gr.kind === 'scatter') throw new Error('scatter kernels are checked by indexed-kernels.test.ts (host run)');
       else {
         const sinks = gr.kind === 'row' ? [...gr.prologue, ...gr.epilogue] : gr.sinks;
         for (const s of sinks) {

@@ -13,11 +13,13 @@ import { contiguousStrides, freshId, isContiguousLeaf, leaf, numelOf, rowPlansIn
 import { reshapeStrides } from './views';
 import type { Planner, Sink, LoopPlan, StoreView } from './plan';
 import type { RowPlan } from './row-plan';
+import type { ScatterPlan } from './scatter-kernel';
 
 export type Group =
   | { readonly kind: 'row'; readonly plan: RowPlan; readonly prologue: Sink[]; readonly epilogue: Sink[] }
   | { readonly kind: 'pointwise'; readonly sinks: Sink[] }
-  | { readonly kind: 'loop'; readonly plan: LoopPlan };
+  | { readonly kind: 'loop'; readonly plan: LoopPlan }
+  | { readonly kind: 'scatter'; readonly plan: ScatterPlan };
 
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 
@@ -146,6 +148,8 @@ export function assignGroups(p: Planner): Group[] {
     } else groups.push({ kind: 'pointwise', sinks: [s] });
   }
   for (const plan of p.loops) groups.push({ kind: 'loop', plan });
+  // After every group: the copy of a scatter's data (a sink above) must run before it.
+  for (const plan of p.scatters) groups.push({ kind: 'scatter', plan });
   return groups;
 }
 

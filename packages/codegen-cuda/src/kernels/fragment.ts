@@ -17,6 +17,7 @@ import { visitExpr } from './expr';
 import { emitPointwise } from './pointwise-kernel';
 import { emitRow } from './row-kernel';
 import { emitLoopReduce } from './loop-kernel';
+import { emitScatter } from './scatter-kernel';
 import { CodegenError } from './codegen-error';
 import type { Params } from './eval';
 import { KERNEL_HEADER } from './header';
@@ -64,12 +65,17 @@ function build(g: Group, name: string, order: Map<Node, number>): Built | undefi
       const k = emitLoopReduce(name, g.plan);
       return { entry: name, ...k, covers: nodesOf([g.plan.input], g.plan.nodes, order) };
     }
+    case 'scatter': {
+      const k = emitScatter(name, g.plan);
+      return { entry: name, ...k, covers: nodesOf([g.plan.indices, g.plan.updates], [g.plan.node], order) };
+    }
   }
 }
 
 function tagOf(g: Group): string {
   if (g.kind === 'row') return g.plan.op;
   if (g.kind === 'pointwise') return 'pointwise';
+  if (g.kind === 'scatter') return `scatter_${g.plan.kind}`;
   if (g.plan.wide) return `wide_${g.plan.op}`;
   return g.plan.op.includes('softmax') ? `${g.plan.op}_axis` : `reduce_${g.plan.op}`;
 }
