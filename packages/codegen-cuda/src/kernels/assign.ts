@@ -88,6 +88,13 @@ export function assignGroups(p: Planner): Group[] {
         }
       }
     }
+    for (const sc of p.scatters) {
+      const k = rowPlansIn(sc.copy.expr);
+      if (k.size) {
+        sc.copy.expr = demote(k, sc.copy.expr);
+        changed = true;
+      }
+    }
     for (const loop of p.loops) {
       const k = rowPlansIn(loop.input);
       if (k.size) {
@@ -203,6 +210,8 @@ function writePiecesInPlace(p: Planner): void {
       if (piece.kind !== 'leaf' || piece.offset !== 0 || !isContiguousLeaf(piece)) return undefined;
       const v = piece.value;
       if (p.graph.outputs.includes(v) || p.graph.inputs.includes(v) || reads.get(v) !== 1) return undefined;
+      // A scatter output is written by its copy sink and then the scatter kernel: not movable.
+      if (p.scatters.some((sc) => sc.out === v)) return undefined;
       const q = p.sinks.find((x) => x.value === v && !x.target);
       if (!q || numelOf(q.expr.shape) !== numelOf(piece.shape)) return undefined;
       const st = reshapeStrides(piece.shape, region(k).strides, q.expr.shape);

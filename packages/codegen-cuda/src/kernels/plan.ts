@@ -230,8 +230,8 @@ export class Planner {
     const reduction = a.string('reduction', 'none');
     if (!['none', 'add', 'mul', 'max', 'min'].includes(reduction)) throw CodegenError.at(node, `reduction must be none, add, mul, max or min, got '${reduction}'`);
     const elements = node.op === 'ScatterElements';
-    this.sinks.push({ value: out, expr: this.get(data!) });
     this.scatters.push({
+      copy: { value: out, expr: this.get(data!) },
       kind: elements ? 'elements' : 'nd',
       node,
       out,

@@ -11,6 +11,7 @@
  */
 import type { Node, Value } from '@paradit/ir';
 import type { Expr } from './expr';
+import type { Sink } from './plan';
 import { contiguousStrides, indexType, numelOf } from './expr';
 import { Evaluator, Params } from './eval';
 import { computeType, fromStorage, isFloatCompute, roundTo, toStorage } from './c-types';
@@ -20,6 +21,8 @@ export type ScatterReduction = 'none' | 'add' | 'mul' | 'max' | 'min';
 
 export interface ScatterPlan {
   readonly kind: 'elements' | 'nd';
+  /** The copy of `data` into `out` (a pointwise kernel before the scatter kernel). */
+  readonly copy: Sink;
   readonly node: Node;
   readonly out: Value;
   readonly outShape: readonly number[];
