@@ -54,7 +54,7 @@ describe.each(CONFIGS)('%s', (_label, cfg) => {
   test.each(meshes)('ulysses %i ring %i cfg %i: SimulatedPlanRanks match the interpreter (fp32, rel L2 <= 1e-4)', async (u, r, c) => {
     const mesh = makeMesh({ ulysses: u, ring: r, cfg: c });
     const { dir, plan } = await writeSharded(m, mesh, 'f32');
-    expect(plan.version).toBe(2);
+    expect(plan.version).toBe(3);
     expect(plan.target.mesh).toEqual({ cfg: c, ring: r, ulysses: u });
     const ranks = new SimulatedPlanRanks(loadPlan(dir));
     expect(ranks.ranks).toHaveLength(worldSize(mesh));

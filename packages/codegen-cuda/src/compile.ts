@@ -40,6 +40,7 @@ import type { LoweredProgram } from './lower/program';
 import { planMemory } from './memory-plan';
 import type { MemoryPlan } from './memory-plan';
 import { buildPlan } from './plan-builder';
+import { valueRecipe } from './weight-recipes';
 import type { BuiltPlan } from './plan-builder';
 import { writePlan } from './plan-writer';
 import type { WriteOptions } from './plan-writer';
@@ -72,6 +73,11 @@ export interface LowerToPlanOptions {
   readonly onPhase?: (phase: string) => void;
   /** Compile for this mesh (context parallelism): one plan that every rank runs. */
   readonly mesh?: Mesh;
+  /**
+   * Seeded random weights become generator recipes the runtime fills (plan `weights.generated`)
+   * instead of bytes in weights.bin (default true; false writes them like real weights).
+   */
+  readonly generateRandomWeights?: boolean;
 }
 
 export interface CompiledModule {
@@ -132,7 +138,7 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   if (scheduled.events > 0) lowered = { ...lowered, program: scheduled.program, events: scheduled.events };
   checkProgram(lowered);
   opts.onPhase?.('memory');
-  const memory = planMemory(lowered);
+  const memory = planMemory(lowered, opts.generateRandomWeights === false ? {} : { generated: (v) => valueRecipe(v) !== undefined });
   const built = buildPlan(lowered, memory);
   return { reference: typed, lowered, schedule: scheduled.report, memory, built: scheduled.events > 0 ? withStats(built, scheduleStats(scheduled.report)) : built };
 }

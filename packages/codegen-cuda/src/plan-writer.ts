@@ -4,8 +4,10 @@
  * compile leaves neither a half-written plan nor a changed old one.
  *
  *   plan.json            validated with the zod schema before it is written
- *   weights.bin          the weights space image: each constant at its 256-byte aligned offset,
- *                        streamed tensor by tensor (never all in memory), sha256 hashed on the way
+ *   weights.bin          the weights space image up to the generated constants (seeded random
+ *                        weights the runtime fills: plan weights.generated): each constant at its
+ *                        256-byte aligned offset, streamed tensor by tensor (never all in memory),
+ *                        sha256 hashed on the way
  *   kernels/module.cu    every kernel source (deduplicated) with a header
  *   kernels/module.fatbin nvcc -fatbin: sm_90a cubin + compute_90a PTX (when nvcc is on PATH),
  *                        compiled in a child process while the weights are written
@@ -95,14 +97,16 @@ function runNvcc(nvcc: string, dir: string): Promise<void> {
 async function writeWeights(file: string, mp: MemoryPlan, opts: WriteOptions): Promise<string> {
   const hash = crypto.createHash('sha256');
   const fh = await fs.promises.open(file, 'w');
-  const jobs = mp.weights.map((v) => randomJob(v.constant!, planDtypeOf(v)));
-  const randomBytes = jobs.reduce((s, j, i) => s + (j ? mp.buffers.get(mp.weights[i]!)!.bytes : 0), 0);
+  // Generated constants (plan weights.generated) lie after the file: only the prefix is written.
+  const inFile = mp.weights.filter((v) => mp.buffers.get(v)!.offset < mp.fileBytes);
+  const jobs = inFile.map((v) => randomJob(v.constant!, planDtypeOf(v)));
+  const randomBytes = jobs.reduce((s, j, i) => s + (j ? mp.buffers.get(inFile[i]!)!.bytes : 0), 0);
   const pool = opts.workers !== 0 && randomBytes >= (opts.workerMinBytes ?? 64 << 20) ? new RandomWeightPool(opts.workers) : undefined;
   const LOOKAHEAD = 4;
   const ready = new Map<number, Promise<Uint8Array>>();
   const start = (i: number): void => {
-    if (i >= mp.weights.length || ready.has(i)) return;
-    const v = mp.weights[i]!;
+    if (i >= inFile.length || ready.has(i)) return;
+    const v = inFile[i]!;
     const job = jobs[i];
     const p = pool && job ? pool.run(job) : Promise.resolve().then(() => encodeTensor(streamConstant(v.constant!), planDtypeOf(v)));
     p.catch(() => undefined); // awaited in order below
@@ -111,12 +115,13 @@ async function writeWeights(file: string, mp: MemoryPlan, opts: WriteOptions): P
   let pending: Promise<unknown> = Promise.resolve();
   try {
     let pos = 0;
-    const total = mp.weights.length;
+    // Generated constants (plan weights.generated) lie after the file: only the prefix is written.
+    const total = inFile.length;
     for (let i = 0; i < total; i++) {
       // Worker jobs start LOOKAHEAD tensors early; main-thread ones when their turn comes.
       if (pool) for (let j = i; j < i + LOOKAHEAD; j++) if (jobs[j]) start(j);
       start(i);
-      const b = mp.buffers.get(mp.weights[i]!)!;
+      const b = mp.buffers.get(inFile[i]!)!;
       const bytes = await ready.get(i)!;
       ready.delete(i);
       if (bytes.byteLength !== b.bytes) throw new Error(`weights: tensor ${i} has ${bytes.byteLength} bytes, its buffer ${b.bytes}`);
@@ -129,8 +134,8 @@ async function writeWeights(file: string, mp: MemoryPlan, opts: WriteOptions): P
       opts.onProgress?.('weights', i + 1, total);
     }
     await pending;
-    if (mp.spaces.weights > pos) hash.update(new Uint8Array(mp.spaces.weights - pos));
-    await fh.truncate(mp.spaces.weights);
+    if (mp.fileBytes > pos) hash.update(new Uint8Array(mp.fileBytes - pos));
+    await fh.truncate(mp.fileBytes);
   } finally {
     await pending.catch(() => undefined);
     await Promise.all([...ready.values()].map((p) => p.catch(() => undefined)));

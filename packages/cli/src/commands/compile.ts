@@ -1,5 +1,5 @@
 /**
- * `paradit compile MODEL -o PLAN --target cuda [--dtype bf16|fp16|fp32] [--random-weights [seed]]
+ * `paradit compile MODEL -o PLAN --target cuda [--dtype bf16|fp16|fp32] [--random-weights [seed]] [--materialize-random-weights]
  *  [--shape name=d0,d1,..]... [--ulysses U --ring R --cfg C] [--fbcache T] [--no-nvcc] [--json]`:
  * compiles an ONNX model into a plan directory (docs/plan-format.md). A failed compile leaves no
  * directory behind; bad input exits 2 with one paragraph.
@@ -27,6 +27,7 @@ interface CompileFlags {
   json?: boolean;
   progress: boolean;
   stubKernels?: boolean;
+  materializeRandomWeights?: boolean;
 }
 
 const mib = fmtBytes;
@@ -38,7 +39,7 @@ export function formatCompile(out: string, r: CompileResult): string {
     `plan ${out} (${r.plan.target.backend} ${r.plan.target.arch}, ${r.plan.target.dtype}, ${meshLine(r.plan.target.mesh)})`,
     `  instructions: ${s['kernels']} kernels (${s['kernelEntries']} entries${s['stubKernels'] ? `, ${s['stubKernels']} without CUDA body` : ''}), ${s['gemms']} gemms, ${s['copies']} copies, ${s['branches']} branches` +
       (s['collectives'] || s['shardSlices'] ? `, ${s['collectives']} collectives, ${s['shardSlices']} shard slices` : ''),
-    `  memory: peak activations ${mib(s['peakActivationBytes'] ?? 0)}, weights ${mib(s['weightsBytes'] ?? 0)}, io ${mib(s['ioBytes'] ?? 0)}, state ${mib(s['stateBytes'] ?? 0)}`,
+    `  memory: peak activations ${mib(s['peakActivationBytes'] ?? 0)}, weights ${mib(s['weightsBytes'] ?? 0)}${s['generatedWeights'] ? ` (${mib(s['weightsFileBytes'] ?? 0)} in weights.bin, ${s['generatedWeights']} tensors generated at load)` : ''}, io ${mib(s['ioBytes'] ?? 0)}, state ${mib(s['stateBytes'] ?? 0)}`,
     `  kernels: ${r.plan.kernels.cubin ? `${r.plan.kernels.cubin} (nvcc: sm_90a cubin + PTX)` : 'kernels/module.cu only (NVRTC at load)'}`,
     `  time: ${Object.entries(t).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}`,
   ];
@@ -65,6 +66,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
     .option('--target <backend>', 'code generation target (cuda)', 'cuda')
     .option('--dtype <dtype>', 'storage dtype of weights and activations: bf16, fp16 or fp32', 'bf16')
     .option('--random-weights [seed]', 'replace missing external weights with seeded random data (benchmarking)')
+    .option('--materialize-random-weights', 'write --random-weights data to weights.bin instead of letting the runtime generate it at load')
     .option('--shape <name=dims>', 'static size of an input with symbolic dims, e.g. hidden_states=1,4096,64 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--fbcache <threshold>', 'First Block Cache with this residual threshold')
     .option('--no-nvcc', 'do not compile kernels/module.fatbin (the runtime compiles module.cu with NVRTC)')
@@ -96,6 +98,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
         ...(fbcache !== undefined ? { fbcache } : {}),
         nvcc: flags.nvcc ? 'auto' : false,
         stubKernels: flags.stubKernels === true,
+        generateRandomWeights: flags.materializeRandomWeights !== true,
         onProgress: (phase, done, total) => {
           if (!bar) return;
           if (!started) {

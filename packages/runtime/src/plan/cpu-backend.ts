@@ -17,6 +17,7 @@ import type { Mesh } from '@paradit/ir';
 import type { StepExecutor } from '../denoise/step-executor';
 import type { BufferDecl, Instr, Plan, Space } from './schema';
 import { decodeTensor, encodeInto } from './bytes';
+import { fillGeneratedWeights } from './generated-weights';
 import type { LoadedPlan } from './load';
 import type { CollectiveRequest } from './collectives';
 import { memberIndexOf, shardSliceInto } from './collectives';
@@ -40,18 +41,23 @@ export interface CpuRankOptions extends CpuBackendOptions {
   readonly weights?: Uint8Array;
 }
 
-/** The plan's weights space, read from weights.bin. */
+/** The plan's weights space: weights.bin, then the generated weights (generated-weights.ts). */
 export function readWeightsSpace(loaded: LoadedPlan): Uint8Array {
   const plan = loaded.plan;
   const weights = new Uint8Array(plan.spaces.weights);
-  if (plan.spaces.weights > 0) {
+  if (plan.weights.bytes > 0) {
     const fd = fs.openSync(loaded.weightsPath, 'r');
     try {
-      fs.readSync(fd, weights, 0, plan.spaces.weights, 0);
+      for (let pos = 0; pos < plan.weights.bytes; ) {
+        const n = fs.readSync(fd, weights, pos, Math.min(plan.weights.bytes - pos, 1 << 30), pos);
+        if (n <= 0) throw new IrError('E_INPUT', `${loaded.weightsPath}: unexpected end of file at byte ${pos} of ${plan.weights.bytes}; recompile the plan`);
+        pos += n;
+      }
     } finally {
       fs.closeSync(fd);
     }
   }
+  fillGeneratedWeights(plan, weights);
   return weights;
 }
 
