@@ -14,7 +14,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConstData, IrError, Tensor, decodeRawData, numel, randomTensor } from '@paradit/ir';
+import { ConstData, InternalError, IrError, Tensor, decodeRawData, numel, randomTensor } from '@paradit/ir';
 import { encodeTensor, planSchema } from '@paradit/runtime';
 import type { Plan } from '@paradit/runtime';
 import { convertTensor, convertedFrom } from './dtype-policy';
@@ -81,7 +81,7 @@ function runNvcc(nvcc: string, dir: string): Promise<void> {
     p.on('error', (e) => reject(new IrError('E_RUNTIME', `could not start nvcc (${nvcc}): ${e.message}; put CUDA's bin on PATH or pass --no-nvcc to let the runtime use NVRTC`)));
     p.on('close', (code) => {
       if (code === 0) resolve();
-      else reject(new IrError('E_RUNTIME', `nvcc failed on kernels/module.cu (exit ${code}):\n${err.slice(0, 4000)}\nthis is a code generation bug; rerun with --no-nvcc to keep the source for inspection`));
+      else reject(new InternalError(`nvcc failed on kernels/module.cu (exit ${code}): ${err.slice(0, 4000).trim()}; the generated CUDA does not compile (rerun with --no-nvcc to keep the source for inspection)`, 'nvcc'));
     });
   });
 }
