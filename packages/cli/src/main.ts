@@ -57,11 +57,13 @@ async function main(argv: string[]): Promise<number> {
   return code;
 }
 
-if (!reexecWithSourceMaps()) main(process.argv).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    process.exitCode = reportError(e, debugWanted(process.argv));
-  },
-);
+if (!reexecWithSourceMaps()) {
+  main(process.argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.exitCode = reportError(e, debugWanted(process.argv));
+    },
+  );
+}
