@@ -43,6 +43,7 @@ import { buildPlan } from './plan-builder';
 import { valueRecipe } from './weight-recipes';
 import type { BuiltPlan } from './plan-builder';
 import { writePlan } from './plan-writer';
+import { onAbort } from './plan-output';
 import type { WriteOptions } from './plan-writer';
 import { defaultEmitters } from './lower/emitters';
 
@@ -274,6 +275,8 @@ export async function compileAndOpen(m: Module, opts: OpenCompiledOptions): Prom
   const compiled = compileModule(m, opts);
   const tmp = opts.dir ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'paradit-plan-'));
   const dir = opts.dir ?? path.join(tmp!, 'plan');
+  // A signal while the plan is written or used removes the temporary folder (see plan-output.ts).
+  const unregister = tmp ? onAbort(() => fs.rmSync(tmp, { recursive: true, force: true })) : () => undefined;
   try {
     const meta = {
       compiledFrom: { model: m.meta.source ?? 'in-memory', modelSha256: '', paradit: PARADIT_VERSION, createdAt: new Date().toISOString() },
@@ -288,10 +291,12 @@ export async function compileAndOpen(m: Module, opts: OpenCompiledOptions): Prom
       reference: compiled.reference,
       dispose: () => {
         opened.dispose();
+        unregister();
         if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
       },
     };
   } catch (e) {
+    unregister();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
