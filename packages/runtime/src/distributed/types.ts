@@ -22,6 +22,12 @@ export interface LaunchEnv {
    * store serves there). Undefined when nothing says where rank 0 is.
    */
   readonly bootstrap: string | undefined;
+  /**
+   * host:port of the control channel (distributed/control-channel.ts: failure news, the world
+   * check, barriers, the CPU backend's collectives): PARADIT_CONTROL_ADDR, else derived like the
+   * bootstrap at the next port. Absent: the bootstrap's host at its port + 1.
+   */
+  readonly control?: string;
   /** Human-readable source of rank/world, for messages ("torchrun: RANK=1 WORLD_SIZE=2"). */
   readonly describe: string;
 }
