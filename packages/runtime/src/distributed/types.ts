@@ -3,6 +3,7 @@
  * peers: the contract between the launcher-environment parser (env.ts), the CPU transport
  * (tcp-collectives.ts), the CUDA backend's NCCL communicator and the CLI.
  */
+import type { CollectiveRequest } from '../plan/collectives';
 
 /** Which launcher started this process (the environment variables it read). */
 export type LauncherName = 'torchrun' | 'slurm' | 'openmpi' | 'pmi' | 'paradit';
@@ -46,6 +47,11 @@ export interface RankWatch {
 export interface DistOptions {
   readonly env: LaunchEnv;
   readonly watch: RankWatch;
+  /**
+   * CPU backend: performs this rank's collectives with the other processes (the control
+   * channel's TCP transport, tcp-collectives.ts). Unused by CUDA (NCCL).
+   */
+  readonly transport?: (req: CollectiveRequest) => Promise<void>;
 }
 
 /** A peer failed, this rank timed out waiting, or a stop signal arrived: exit non-zero with `message`. */
