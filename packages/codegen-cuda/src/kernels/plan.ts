@@ -20,6 +20,7 @@ import { attrs, constInts, normAxis, reduceAxes, sliceSpec } from './plan-ops';
 import { byteSizeOf, isFloatCompute } from './c-types';
 import { INDEXED_LOWERINGS } from './indexed-ops';
 import type { PlanAccess } from './indexed';
+import { cudaPathOf } from '../lower/cuda-coverage';
 import type { ScatterPlan, ScatterReduction } from './scatter-kernel';
 
 /** Where a sink stores: a strided region of a value's buffer (elements). */
@@ -151,6 +152,8 @@ export class Planner {
   }
 
   private node(node: Node): void {
+    const path = cudaPathOf(node.op);
+    if (path?.kind === 'refused') throw CodegenError.at(node, path.reason);
     const out = node.outputs[0]!;
     const x = node.inputs[0] ?? undefined;
     if (VIEW_OPS.has(node.op)) return this.set(node, 0, this.view(x!, (e) => reshapeExpr(e, shapeOf(out)), node));
@@ -212,7 +215,7 @@ export class Planner {
     const ins = node.inputs.map((v) => v?.dtype ?? out.dtype);
     const sop = scalarOpFor(node, ins, out.dtype);
     if (!sop) {
-      throw CodegenError.at(node, `op ${node.op} has no CUDA emitter for non-GEMM fragments (supported: pointwise math, norms, rope, softmax, reductions, views, Transpose/Slice/Split/Concat/Expand/Gather)`);
+      throw CodegenError.at(node, `op ${node.op} has no CUDA emitter for non-GEMM fragments (supported: pointwise math, norms, rope, softmax, reductions, views, Transpose/Slice/Split/Concat/Expand/Gather, scatters and the indexed ops of kernels/indexed-ops.ts)`);
     }
     const shape = shapeOf(out);
     const args = node.inputs.map((v) =>
