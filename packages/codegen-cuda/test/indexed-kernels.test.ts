@@ -220,3 +220,45 @@ describe('copy-then-scatter kernels', () => {
     agree(g, [y, z]);
   });
 });
+
+describe('nn ops through the indexed path', () => {
+  maybe('Conv with groups, strides, dilations and pads; bias; 1-D and 2-D', () => {
+    const g = new G(18);
+    const a = g.one('Conv', [g.in('f32', [2, 4, 7, 6]), g.in('f32', [6, 2, 3, 2]), g.in('f32', [6])], { group: i(2), strides: ints([2, 1]), dilations: ints([1, 2]), pads: ints([1, 0, 2, 1]) });
+    const b = g.one('Conv', [g.in('f32', [1, 3, 9]), g.in('f32', [2, 3, 3])], { auto_pad: s('SAME_UPPER'), strides: ints([2]) });
+    agree(g, [a, b]);
+  });
+
+  maybe('ConvTranspose with strides, pads, output_padding, groups and output_shape', () => {
+    const g = new G(18);
+    const a = g.one('ConvTranspose', [g.in('f32', [1, 4, 3, 4]), g.in('f32', [4, 3, 3, 2]), g.in('f32', [6])], { group: i(2), strides: ints([2, 3]), pads: ints([1, 0, 0, 1]), output_padding: ints([1, 0]) });
+    const b = g.one('ConvTranspose', [g.in('f32', [1, 2, 5]), g.in('f32', [2, 2, 3])], { strides: ints([2]), output_shape: ints([10]) });
+    agree(g, [a, b]);
+  });
+
+  maybe('MaxPool (with Indices, both storage orders, ceil_mode) and AveragePool (count_include_pad 0/1)', () => {
+    const g = new G(18);
+    const x = g.in('f32', [1, 2, 5, 6]);
+    const [m, mi] = g.op('MaxPool', [x], { kernel_shape: ints([3, 2]), strides: ints([2, 2]), pads: ints([1, 0, 1, 1]), ceil_mode: i(1) }, 2);
+    const [, mc] = g.op('MaxPool', [x], { kernel_shape: ints([2, 2]), storage_order: i(1) }, 2);
+    const a0 = g.one('AveragePool', [x], { kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]) });
+    const a1 = g.one('AveragePool', [x], { kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]), count_include_pad: i(1), strides: ints([2, 2]) });
+    agree(g, [m!, mi!, mc!, a0, a1, g.one('GlobalAveragePool', [x]), g.one('GlobalMaxPool', [x])]);
+  });
+
+  maybe('Gemm with transA/transB, alpha, beta and a broadcast C', () => {
+    const g = new G(18);
+    const y = g.one('Gemm', [g.in('f32', [4, 3]), g.in('f32', [5, 4]), g.in('f32', [3, 1])], { transA: i(1), transB: i(1), alpha: { kind: 'float', value: 0.5 }, beta: { kind: 'float', value: -2 } });
+    agree(g, [y]);
+  });
+
+  maybe('LayerNormalization from axis 1 with Mean/InvStdDev; InstanceNormalization; BatchNormalization', () => {
+    const g = new G(18);
+    const x = g.in('f32', [2, 3, 4]);
+    const [y, mean, inv] = g.op('LayerNormalization', [x, g.in('f32', [3, 4]), g.in('f32', [4])], { axis: i(1) }, 3);
+    const inst = g.one('InstanceNormalization', [x, g.in('f32', [3]), g.in('f32', [3])]);
+    const v = g.one('Abs', [g.in('f32', [3])]);
+    const bn = g.one('BatchNormalization', [x, g.in('f32', [3]), g.in('f32', [3]), g.in('f32', [3]), v]);
+    agree(g, [y!, mean!, inv!, inst, bn]);
+  });
+});

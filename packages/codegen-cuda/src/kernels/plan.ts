@@ -19,6 +19,7 @@ import { CodegenError } from './codegen-error';
 import { attrs, constInts, normAxis, reduceAxes, sliceSpec } from './plan-ops';
 import { byteSizeOf, isFloatCompute } from './c-types';
 import { INDEXED_LOWERINGS } from './indexed-ops';
+import { LAYER_NORM_FALLBACK } from './indexed-nn';
 import type { PlanAccess } from './indexed';
 import { cudaPathOf } from '../lower/cuda-coverage';
 import type { ScatterPlan, ScatterReduction } from './scatter-kernel';
@@ -195,6 +196,10 @@ export class Planner {
         return this.set(node, 0, this.norm(node));
       case 'LayerNormalization':
       case 'RMSNormalization':
+        if (node.op === 'LayerNormalization' && !this.rowNormFits(node)) {
+          LAYER_NORM_FALLBACK(node, this.access, this.opset).forEach((e, k) => e && this.set(node, k, e));
+          return;
+        }
         return this.set(node, 0, this.onnxNorm(node));
       case 'Softmax':
       case 'LogSoftmax':
@@ -364,6 +369,14 @@ export class Planner {
     const plan = new RowPlan(node.op as RowOp, this.get(x!), bc(w), node.op === 'layer_norm' ? bc(bias) : undefined, eps, node.outputs[0]!, node.outputs[0]!.dtype, [node]);
     this.rows.push(plan);
     return { kind: 'row', id: freshId(), dtype: plan.outDtype, shape, nodes: [], plan };
+  }
+
+  /** The row kernel takes the ONNX norm: last axis only, rows that fit, statistics outputs unused. */
+  private rowNormFits(node: Node): boolean {
+    const shape = shapeOf(node.outputs[0]!);
+    const axis = normAxis(node, attrs(node).int('axis', -1), shape.length);
+    const statsUsed = node.outputs.slice(1).some((o) => (this.users.get(o) ?? []).length > 0 || this.outputs.has(o));
+    return axis === shape.length - 1 && !statsUsed && RowPlan.fits(shape[axis]!);
   }
 
   /** ONNX LayerNormalization / RMSNormalization over the last axis only (the fused ops' form). */
