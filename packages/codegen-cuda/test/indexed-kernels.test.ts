@@ -262,3 +262,30 @@ describe('nn ops through the indexed path', () => {
     agree(g, [y!, mean!, inv!, inst, bn]);
   });
 });
+
+describe('Resize through the indexed path (the interpreter taps as kernel tables)', () => {
+  const f32s = (xs: number[]): Tensor => Tensor.from('f32', [xs.length], xs);
+  maybe.each([
+    ['nearest', { mode: s('nearest'), nearest_mode: s('round_prefer_ceil'), coordinate_transformation_mode: s('asymmetric') }, [1, 1, 1.7, 0.6]],
+    ['linear half_pixel', { mode: s('linear') }, [1, 1, 2.5, 0.5]],
+    ['linear align_corners', { mode: s('linear'), coordinate_transformation_mode: s('align_corners') }, [1, 1, 2, 1.5]],
+    ['cubic exclude_outside', { mode: s('cubic'), exclude_outside: i(1), cubic_coeff_a: { kind: 'float', value: -0.5 } }, [1, 1, 0.8, 1.6]],
+  ] as const)('%s', (_n, a, scales) => {
+    const g = new G(13);
+    const y = g.one('Resize', [g.in('f32', [1, 2, 4, 5]), g.b.constant(f32s([])), g.b.constant(f32s([...scales]))], a as A);
+    agree(g, [y]);
+  });
+
+  maybe('tf_crop_and_resize with a roi and extrapolation, sizes input', () => {
+    const g = new G(13);
+    const roi = g.b.constant(f32s([0, 0, 0.4, 0.6, 1, 1, 1.2, 1.7]));
+    const sizes = g.c('i64', [4], [1, 1, 3, 4]);
+    const y = g.one('Resize', [g.in('f32', [1, 1, 4, 4]), roi, g.b.constant(f32s([])), sizes], { mode: s('linear'), coordinate_transformation_mode: s('tf_crop_and_resize'), extrapolation_value: { kind: 'float', value: 10 } });
+    agree(g, [y]);
+  });
+
+  maybe('opset 10 Resize (scales as input 1, nearest)', () => {
+    const g = new G(10);
+    agree(g, [g.one('Resize', [g.in('f32', [1, 1, 2, 3]), g.b.constant(f32s([1, 1, 2, 1.5]))], { mode: s('nearest') })]);
+  });
+});
