@@ -289,3 +289,13 @@ describe('Resize through the indexed path (the interpreter taps as kernel tables
     agree(g, [g.one('Resize', [g.in('f32', [1, 1, 2, 3]), g.b.constant(f32s([1, 1, 2, 1.5]))], { mode: s('nearest') })]);
   });
 });
+
+describe('reductions with noop_with_empty_axes and no axes', () => {
+  maybe('each output comes from one input element (ReduceSumSquare squares, ReduceL1 takes |x|, ReduceLogSum logs)', () => {
+    const g = new G(18);
+    const x = g.in('f32', [2, 3]);
+    const none = g.c('i64', [0], []);
+    const a = { noop_with_empty_axes: i(1) };
+    agree(g, [g.one('ReduceSumSquare', [x, none], a), g.one('ReduceL1', [x, none], a), g.one('ReduceLogSum', [g.one('Abs', [x]), none], a), g.one('ReduceMean', [x, none], a)]);
+  });
+});

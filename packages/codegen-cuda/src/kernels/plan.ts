@@ -418,7 +418,12 @@ export class Planner {
     const out = node.outputs[0]!;
     const shape = shapeOf(x);
     const axes = reduceAxes(node, shape.length);
-    if (axes.length === 0) throw CodegenError.at(node, 'noop_with_empty_axes reductions should have been removed by canonicalize');
+    if (axes.length === 0) {
+      // noop_with_empty_axes with no axes: each output comes from one input element (squared for
+      // ReduceSumSquare, |x| for ReduceL1, ...): a loop reduction over nothing computes exactly that.
+      this.loops.push({ op, input: this.get(x), axes: [], out, nodes: [node] });
+      return leaf(out, shapeOf(out));
+    }
     const r = shape.length;
     const trailing = axes.every((a, i) => a === r - axes.length + i);
     const L = axes.reduce((p, a) => p * shape[a]!, 1);
