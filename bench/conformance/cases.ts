@@ -196,6 +196,8 @@ export interface PackedCase {
   readonly ops: string[];
   /** Graph inputs frozen to the test data (shape-deciding operands). */
   readonly frozen: string[];
+  /** The plan dtype `check --backend` picks (CLI spelling). */
+  readonly dtype: 'fp32' | 'bf16' | 'fp16';
   /** CPU-side compile (in memory, no nvcc): undefined = ok, else the reason. */
   readonly compileError?: string;
 }
@@ -230,7 +232,8 @@ export function pack(outDir: string, filter = '', log: (s: string) => void = () 
       }
     }
     if (frozen.length === 0) writeCase(info.dir, dest, []);
-    cases.push({ name, ops: info.ops, frozen, ...(err ? { compileError: err } : {}) });
+    const pd = planDtype(loadModel(dest));
+    cases.push({ name, ops: info.ops, frozen, dtype: pd === 'f32' ? 'fp32' : pd === 'f16' ? 'fp16' : 'bf16', ...(err ? { compileError: err } : {}) });
     log(`${err ? 'FAIL' : 'ok  '} ${name}${frozen.length ? ` (frozen: ${frozen.join(', ')})` : ''}${err ? `: ${err.slice(0, 160)}` : ''}`);
   }
   const report: PackReport = { total: names.length, interpreterPasses: cases.length, notInterpreter, cases };

@@ -44,7 +44,7 @@ if (flag('--nvcc')) {
   let done = 0;
   const one = (c) => new Promise((res) => {
     const plan = path.join(tmp, 'plans', c.name);
-    const dtype = JSON.parse(fs.readFileSync(path.join(outDir, 'cases', c.name, 'model.onnx.dtype'), { encoding: 'utf8', flag: 'a+' }) || '"fp32"');
+    const dtype = c.dtype;
     const p = spawn('node', [cli, 'compile', path.join(outDir, 'cases', c.name), '-o', plan, '--target', 'cuda', '--dtype', dtype, '--no-progress'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d) => (err += d));
