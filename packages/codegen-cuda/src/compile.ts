@@ -46,6 +46,7 @@ import { writePlan } from './plan-writer';
 import { onAbort } from './plan-output';
 import type { WriteOptions } from './plan-writer';
 import { defaultEmitters } from './lower/emitters';
+import { coverageError, refusedNodes } from './lower/cuda-coverage';
 
 export const PARADIT_VERSION = '0.1.0';
 export const TARGET_ARCH = 'sm_90a';
@@ -120,6 +121,11 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   const decomposed = decomposeAttention(typed, { all: !flash });
   const withCollectives = lowerCollectives(decomposed);
   const ready = withCollectives === decomposed ? decomposed : runPipeline(withCollectives, [canonicalize], ctx);
+  // Every node whose op has no CUDA path at all, in one error (exit 2), before any kernel is emitted.
+  if (!opts.stubKernels) {
+    const refused = coverageError(refusedNodes(ready));
+    if (refused) throw refused;
+  }
   let lowered: LoweredProgram;
   try {
     lowered = lowerModule(ready, {
