@@ -227,10 +227,16 @@ export async function compileToPlan(model: string, out: string, opts: CompileOpt
   return { plan: written.plan, compiled, seconds: times };
 }
 
-/** What `inspect --target cuda --dtype D [--fbcache T]` reports: the plan's stats, without writing a plan. */
-export function planSummary(raw: Module, target: string, dtype: string, opts: { readonly fbcache?: boolean; readonly mesh?: Mesh } = {}): Record<string, number | string> {
+/**
+ * What `inspect --target cuda --dtype D [--fbcache T]` reports: the plan's stats, without writing a
+ * plan. `fused` is `raw` after the default pipeline when the caller has it already (inspect): it is
+ * reused instead of running the pipeline a second time (on full FLUX.1-dev, half of inspect's
+ * time), unless `raw` has data-dependent token selection that compile rewrites before fusing.
+ */
+export function planSummary(raw: Module, target: string, dtype: string, opts: { readonly fbcache?: boolean; readonly mesh?: Mesh; readonly fused?: Module } = {}): Record<string, number | string> {
   if (target !== 'cuda') throw new IrError('E_INPUT', `--target ${target}: only 'cuda' is supported`);
-  const c = compileModule(raw, { dtype: parsePrecision(dtype), fbcache: opts.fbcache === true, ...(opts.mesh ? { mesh: opts.mesh } : {}) });
+  const reuse = opts.fused !== undefined && maskTokenSelection(raw) === raw;
+  const c = compileModule(reuse ? opts.fused! : raw, { dtype: parsePrecision(dtype), fbcache: opts.fbcache === true, prepared: reuse, ...(opts.mesh ? { mesh: opts.mesh } : {}) });
   const plan = c.built.plan({
     compiledFrom: { model: '', modelSha256: '', paradit: PARADIT_VERSION, createdAt: '' },
     target: { backend: 'cuda', arch: TARGET_ARCH, dtype: parsePrecision(dtype), mesh: { cfg: opts.mesh?.cfg ?? 1, ring: opts.mesh?.ring ?? 1, ulysses: opts.mesh?.ulysses ?? 1 } },

@@ -44,10 +44,29 @@ class Renderer {
   /** First Block Cache gate's block counts (the If's totalBlocks/skippedBlocks attributes). */
   readonly gate: Record<string, number> = {};
 
+  /** Kernel text with its entry name abstracted -> the entry that module.cu defines for it. */
+  private readonly byText = new Map<string, string>();
+  /** Every entry the lowering emitted, with its source (one source per name). */
+  private readonly emitted = new Map<string, string>();
+
   constructor(
     private readonly mp: MemoryPlan,
     private readonly opsets: Readonly<Record<string, number>>,
   ) {}
+
+  /**
+   * The entry an instruction launches: kernels whose sources differ only in their entry name (the
+   * same fragment in each of FLUX's 57 blocks) share the first one's, so module.cu holds (and
+   * nvcc compiles) each distinct kernel once.
+   */
+  private dedupe(entry: string, source: string): string {
+    const text = source.replace(new RegExp(`\\b${entry.replace(/[^A-Za-z0-9_]/g, (c) => `\\${c}`)}\\b`, 'g'), '\u0001');
+    const hit = this.byText.get(text);
+    if (hit !== undefined) return hit;
+    this.byText.set(text, entry);
+    this.sources.set(entry, source);
+    return entry;
+  }
 
   id(v: Value): number {
     const b = this.mp.buffers.get(v);
@@ -78,16 +97,17 @@ class Renderer {
       case 'kernel': {
         this.counts.kernels++;
         const k = i.kernel;
-        const prev = this.sources.get(k.entry);
+        const prev = this.emitted.get(k.entry);
         if (prev !== undefined && prev !== k.source) throw new Error(`kernel entry '${k.entry}' is emitted twice with different sources`);
-        this.sources.set(k.entry, k.source);
+        this.emitted.set(k.entry, k.source);
+        const entry = this.dedupe(k.entry, k.source);
         const args: KernelArg[] = k.args.map((a) => {
           if (a.kind === 'value') return { buf: this.id(a.value) };
           if (a.kind === 'i32') return { i32: a.v };
           if (a.kind === 'i64') return { i64: a.v };
           return { f32: a.v };
         });
-        return { op: 'kernel', kernel: k.entry, grid: [...k.grid], block: [...k.block], smem: k.smem, args, origin, ref: this.ref(i.ref) };
+        return { op: 'kernel', kernel: entry, grid: [...k.grid], block: [...k.block], smem: k.smem, args, origin, ref: this.ref(i.ref) };
       }
       case 'gemm':
         this.counts.gemms++;
