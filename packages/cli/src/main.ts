@@ -5,6 +5,7 @@ import { checkCommand } from './commands/check';
 import { denoiseCommand } from './commands/denoise';
 import { compileCommand } from './commands/compile';
 import { runCommand } from './commands/run';
+import { launchCommand } from './commands/launch';
 import { reportError } from './errors';
 
 function debugWanted(argv: readonly string[]): boolean {
@@ -26,6 +27,7 @@ async function main(argv: string[]): Promise<number> {
   denoiseCommand(program, setCode);
   compileCommand(program, setCode);
   runCommand(program, setCode);
+  launchCommand(program, setCode);
   try {
     await program.parseAsync(argv);
   } catch (e) {
