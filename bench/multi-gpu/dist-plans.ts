@@ -109,7 +109,7 @@ export function writeDistPlan(dir: string, meshDegrees: Partial<Mesh>, dtype: Di
     streams: 2,
     events: 6,
     spaces,
-    weights: { file: 'weights.bin', bytes: weightsFile.byteLength, alignment: 256, sha256: crypto.createHash('sha256').update(weightsFile).digest('hex') },
+    weights: { file: 'weights.bin', bytes: weightsFile.byteLength, alignment: 256, sha256: crypto.createHash('sha256').update(weightsFile).digest('hex'), generated: [] },
     kernels: { source: 'kernels/module.cu', cubin: null, options: [] },
     buffers,
     inputs: [{ name: 'x', buf: x }, { name: 'flag', buf: flag }],

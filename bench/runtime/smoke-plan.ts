@@ -190,7 +190,7 @@ export function writeSmokePlan(dir: string, dtype: SmokeDType, opts: SmokePlanOp
     compiledFrom: { model: 'smoke (hand-built)', modelSha256: '0'.repeat(64), paradit: 'smoke', createdAt: new Date(0).toISOString() },
     target: { backend: opts.backend ?? 'cuda', arch: opts.arch ?? 'sm_90a', dtype, mesh: { cfg: 1, ring: 1, ulysses: 1 } },
     spaces,
-    weights: { file: 'weights.bin', bytes: weights.byteLength, alignment: 256, sha256: crypto.createHash('sha256').update(weights).digest('hex') },
+    weights: { file: 'weights.bin', bytes: weights.byteLength, alignment: 256, sha256: crypto.createHash('sha256').update(weights).digest('hex'), generated: [] },
     kernels: { source: 'kernels/module.cu', cubin: opts.cubin ? 'kernels/module.cubin' : null, options: ['-std=c++17'] },
     buffers,
     inputs: [{ name: 'x', buf: x }, { name: 'flag', buf: flag }],

@@ -34,7 +34,7 @@ beforeAll(async () => {
 
 describe('loadPlan refuses', () => {
   it('loads the untouched plan', () => {
-    expect(loadPlan(good).plan.version).toBe(2);
+    expect(loadPlan(good).plan.version).toBe(3);
   });
 
   it('tampered weights (one byte flipped): checksum mismatch', () => {
@@ -55,8 +55,8 @@ describe('loadPlan refuses', () => {
   });
 
   it('another format version', () => {
-    const dir = variant((d) => editJson(d, (j) => (j.version = 3)));
-    expect(() => loadPlan(dir)).toThrow(/plan format version 3 is not supported \(this runtime reads version 2\)/);
+    const dir = variant((d) => editJson(d, (j) => (j.version = 2)));
+    expect(() => loadPlan(dir)).toThrow(/plan format version 2 is not supported \(this runtime reads version 3\)/);
   });
 
   it('another format', () => {
@@ -66,7 +66,7 @@ describe('loadPlan refuses', () => {
 
   it('a plan.json that fails the schema', () => {
     const dir = variant((d) => editJson(d, (j) => delete j.buffers));
-    expect(() => loadPlan(dir)).toThrow(/does not match the version 2 schema \(buffers/);
+    expect(() => loadPlan(dir)).toThrow(/does not match the version 3 schema \(buffers/);
   });
 
   it('a directory without plan.json, and missing kernel source', () => {

@@ -40,8 +40,10 @@ import type { LoweredProgram } from './lower/program';
 import { planMemory } from './memory-plan';
 import type { MemoryPlan } from './memory-plan';
 import { buildPlan } from './plan-builder';
+import { valueRecipe } from './weight-recipes';
 import type { BuiltPlan } from './plan-builder';
 import { writePlan } from './plan-writer';
+import { onAbort } from './plan-output';
 import type { WriteOptions } from './plan-writer';
 import { defaultEmitters } from './lower/emitters';
 
@@ -72,6 +74,11 @@ export interface LowerToPlanOptions {
   readonly onPhase?: (phase: string) => void;
   /** Compile for this mesh (context parallelism): one plan that every rank runs. */
   readonly mesh?: Mesh;
+  /**
+   * Seeded random weights become generator recipes the runtime fills (plan `weights.generated`)
+   * instead of bytes in weights.bin (default true; false writes them like real weights).
+   */
+  readonly generateRandomWeights?: boolean;
 }
 
 export interface CompiledModule {
@@ -132,7 +139,7 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   if (scheduled.events > 0) lowered = { ...lowered, program: scheduled.program, events: scheduled.events };
   checkProgram(lowered);
   opts.onPhase?.('memory');
-  const memory = planMemory(lowered);
+  const memory = planMemory(lowered, opts.generateRandomWeights === false ? {} : { generated: (v) => valueRecipe(v) !== undefined });
   const built = buildPlan(lowered, memory);
   return { reference: typed, lowered, schedule: scheduled.report, memory, built: scheduled.events > 0 ? withStats(built, scheduleStats(scheduled.report)) : built };
 }
@@ -268,6 +275,8 @@ export async function compileAndOpen(m: Module, opts: OpenCompiledOptions): Prom
   const compiled = compileModule(m, opts);
   const tmp = opts.dir ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'paradit-plan-'));
   const dir = opts.dir ?? path.join(tmp!, 'plan');
+  // A signal while the plan is written or used removes the temporary folder (see plan-output.ts).
+  const unregister = tmp ? onAbort(() => fs.rmSync(tmp, { recursive: true, force: true })) : () => undefined;
   try {
     const meta = {
       compiledFrom: { model: m.meta.source ?? 'in-memory', modelSha256: '', paradit: PARADIT_VERSION, createdAt: new Date().toISOString() },
@@ -282,10 +291,12 @@ export async function compileAndOpen(m: Module, opts: OpenCompiledOptions): Prom
       reference: compiled.reference,
       dispose: () => {
         opened.dispose();
+        unregister();
         if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
       },
     };
   } catch (e) {
+    unregister();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
   }

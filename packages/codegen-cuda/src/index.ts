@@ -4,6 +4,7 @@ export * from './dtype-policy';
 export * from './memory-plan';
 export * from './plan-builder';
 export * from './plan-writer';
+export { abortAll, checkPlanOutput, onAbort } from './plan-output';
 export { RandomWeightPool, randomJob } from './weight-pool';
 export type { RandomJob } from './weight-pool';
 export * from './compile';

@@ -96,8 +96,10 @@ export interface PlannedBuffer {
 
 export interface MemoryPlan {
   readonly buffers: ReadonlyMap<Value, PlannedBuffer>;
-  /** Constants in weights-space order (weights.bin is an image of the weights space). */
+  /** Constants in weights-space order (weights.bin is an image of the weights space up to `fileBytes`). */
   readonly weights: readonly Value[];
+  /** Bytes of the weights space before the first generated constant (all of it when none is). */
+  readonly fileBytes: number;
   readonly spaces: Readonly<Record<SpaceName, number>>;
 }
 
@@ -125,7 +127,15 @@ export function instrUses(i: LInstr): { reads: Value[]; writes: Value[] } {
   }
 }
 
-export function planMemory(lp: LoweredProgram): MemoryPlan {
+export interface MemoryPlanOptions {
+  /**
+   * Constants the runtime generates (plan `weights.generated`): laid out after every other
+   * constant, so weights.bin is the prefix of the weights space before them.
+   */
+  readonly generated?: (constant: Value) => boolean;
+}
+
+export function planMemory(lp: LoweredProgram, opts: MemoryPlanOptions = {}): MemoryPlan {
   const root = (v: Value): { value: Value; offset: number } => {
     let off = 0;
     let cur = v;
@@ -216,10 +226,16 @@ export function planMemory(lp: LoweredProgram): MemoryPlan {
   const weights: Value[] = [];
   const arenaRanges: LiveRange[] = [];
   const arenaRoots: Value[] = [];
+  const generated: Value[] = [];
   for (const v of order) {
     const r = root(v).value;
     if (r !== v || offsets.has(r)) continue;
     const s = rootSpace(r);
+    if (s === 'weights' && opts.generated?.(r)) {
+      generated.push(r);
+      offsets.set(r, -1);
+      continue;
+    }
     if (s === 'arena') {
       arenaRanges.push({ id: arenaRoots.length, bytes: valueBytes(r), start: first.get(r) ?? 0, end: last.get(r) ?? 0 });
       arenaRoots.push(r);
@@ -230,6 +246,11 @@ export function planMemory(lp: LoweredProgram): MemoryPlan {
     tops[s] = alignUp(tops[s] + Math.max(1, valueBytes(r)));
     if (s === 'weights') weights.push(r);
   }
+  for (const r of generated) {
+    offsets.set(r, tops.weights);
+    tops.weights = alignUp(tops.weights + Math.max(1, valueBytes(r)));
+    weights.push(r);
+  }
   const arena = planArena(arenaRanges);
   arenaRoots.forEach((r, i) => offsets.set(r, arena.offsets.get(i)!));
   tops.arena = arena.peak;
@@ -239,7 +260,7 @@ export function planMemory(lp: LoweredProgram): MemoryPlan {
     const r = root(v);
     buffers.set(v, { id: buffers.size, value: v, space: rootSpace(r.value), offset: offsets.get(r.value)! + r.offset, bytes: valueBytes(v) });
   });
-  return { buffers, weights, spaces: tops };
+  return { buffers, weights, fileBytes: generated.length > 0 ? offsets.get(generated[0]!)! : tops.weights, spaces: tops };
 }
 
 export function countInstrs(instrs: readonly LInstr[]): number {

@@ -1,5 +1,5 @@
 /**
- * Renders a lowered program and its memory plan as the plan.json object (schema v1) and the kernel
+ * Renders a lowered program and its memory plan as the plan.json object (plan-format.md) and the kernel
  * module source. Decisions are all made already; this only numbers buffers and prints refs.
  */
 import { DType, Graph, IrError, Module, Value, printModule } from '@paradit/ir';
@@ -10,6 +10,7 @@ import { REF_INLINE_LIMIT, instrOrigin } from './lower/lower-graph';
 import type { MemoryPlan } from './memory-plan';
 import { ALIGNMENT } from './memory-plan';
 import { STUB_KERNEL_MARKER } from './lower/stub-emitter';
+import { valueRecipe } from './weight-recipes';
 
 const PLAN_DTYPES: Partial<Record<DType, PlanDType>> = { f32: 'f32', f16: 'f16', bf16: 'bf16', i32: 'i32', i64: 'i64', bool: 'bool', u8: 'u8' };
 
@@ -144,6 +145,13 @@ export function buildPlan(lp: LoweredProgram, mp: MemoryPlan): BuiltPlan {
     id: b.id, name: b.value.name || `v${b.value.id}`, dtype: planDtypeOf(b.value), shape: [...(b.value.shape as number[])],
     space: b.space, offset: b.offset, bytes: b.bytes,
   }));
+  const generated = mp.weights.flatMap((v) => {
+    const b = mp.buffers.get(v)!;
+    if (b.offset < mp.fileBytes) return [];
+    const recipe = valueRecipe(v);
+    if (!recipe) throw new Error(`plan builder: constant '${v.name || v.id}' lies after weights.bin but has no generator recipe (a memory-plan bug)`);
+    return [{ buf: b.id, ...recipe }];
+  });
   const race = streamHazard({ program, buffers });
   if (race) throw new Error(`plan builder: the schedule and the memory plan race (a compiler bug): ${race}`);
   const sources = [...r.sources.values()];
@@ -154,6 +162,8 @@ export function buildPlan(lp: LoweredProgram, mp: MemoryPlan): BuiltPlan {
     peakActivationBytes: mp.spaces.arena,
     arenaBytes: mp.spaces.arena,
     weightsBytes: mp.spaces.weights,
+    weightsFileBytes: mp.fileBytes,
+    generatedWeights: generated.length,
     ioBytes: mp.spaces.io,
     stateBytes: mp.spaces.state,
     kernels: r.counts.kernels,
@@ -177,7 +187,7 @@ export function buildPlan(lp: LoweredProgram, mp: MemoryPlan): BuiltPlan {
       spaces: { ...mp.spaces },
       streams: (lp.events ?? 0) > 0 ? 2 : 1,
       events: lp.events ?? 0,
-      weights: { file: 'weights.bin', bytes: mp.spaces.weights, alignment: ALIGNMENT, sha256: meta.weightsSha256 },
+      weights: { file: 'weights.bin', bytes: mp.fileBytes, alignment: ALIGNMENT, sha256: meta.weightsSha256, generated },
       kernels: { source: 'kernels/module.cu', cubin: meta.cubin, options: [...meta.sourceOptions] },
       buffers,
       inputs: lp.inputs.map((x) => ({ name: x.name, buf: r.id(x.value) })),

@@ -4,8 +4,10 @@
  * compile leaves neither a half-written plan nor a changed old one.
  *
  *   plan.json            validated with the zod schema before it is written
- *   weights.bin          the weights space image: each constant at its 256-byte aligned offset,
- *                        streamed tensor by tensor (never all in memory), sha256 hashed on the way
+ *   weights.bin          the weights space image up to the generated constants (seeded random
+ *                        weights the runtime fills: plan weights.generated): each constant at its
+ *                        256-byte aligned offset, streamed tensor by tensor (never all in memory),
+ *                        sha256 hashed on the way
  *   kernels/module.cu    every kernel source (deduplicated) with a header
  *   kernels/module.fatbin nvcc -fatbin: sm_90a cubin + compute_90a PTX (when nvcc is on PATH),
  *                        compiled in a child process while the weights are written
@@ -14,7 +16,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConstData, IrError, Tensor, decodeRawData, numel, randomTensor } from '@paradit/ir';
+import { ConstData, InternalError, IrError, Tensor, decodeRawData, numel, randomTensor } from '@paradit/ir';
 import { encodeTensor, planSchema } from '@paradit/runtime';
 import type { Plan } from '@paradit/runtime';
 import { convertTensor, convertedFrom } from './dtype-policy';
@@ -22,6 +24,7 @@ import type { BuiltPlan, PlanMeta } from './plan-builder';
 import { planDtypeOf } from './plan-builder';
 import type { MemoryPlan } from './memory-plan';
 import { RandomWeightPool, randomJob } from './weight-pool';
+import { checkPlanOutput, makeWorkDir, onAbort, replaceWithPlan } from './plan-output';
 
 /** sm_90a machine code plus compute_90a PTX in one fat binary (cuModuleLoadData takes either). */
 export const NVCC_OPTIONS = ['-gencode', 'arch=compute_90a,code=[sm_90a,compute_90a]', '-std=c++17', '-O3'] as const;
@@ -71,19 +74,39 @@ export function findNvcc(): string | undefined {
   return r.status === 0 && p ? p : undefined;
 }
 
-function runNvcc(nvcc: string, dir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const args = [...NVCC_OPTIONS, '-fatbin', '-o', path.basename(KERNEL_BINARY), 'module.cu'];
-    const p = spawn(nvcc, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+/** A running nvcc: `done` settles when it exits; `kill` ends it and its children (cicc, ptxas). */
+interface NvccRun {
+  readonly done: Promise<void>;
+  kill(): void;
+}
+
+function runNvcc(nvcc: string, dir: string): NvccRun {
+  const args = [...NVCC_OPTIONS, '-fatbin', '-o', path.basename(KERNEL_BINARY), 'module.cu'];
+  // Its own process group, so a kill reaches the compilers nvcc starts, too.
+  const p = spawn(nvcc, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let exited = false;
+  const kill = (): void => {
+    if (exited || p.pid === undefined) return;
+    try {
+      process.kill(-p.pid, 'SIGKILL');
+    } catch {
+      p.kill('SIGKILL');
+    }
+  };
+  const unregister = onAbort(kill);
+  const done = new Promise<void>((resolve, reject) => {
     let err = '';
     p.stdout.on('data', (d: Buffer) => (err += d.toString()));
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', (e) => reject(new IrError('E_RUNTIME', `could not start nvcc (${nvcc}): ${e.message}; put CUDA's bin on PATH or pass --no-nvcc to let the runtime use NVRTC`)));
     p.on('close', (code) => {
+      exited = true;
+      unregister();
       if (code === 0) resolve();
-      else reject(new IrError('E_RUNTIME', `nvcc failed on kernels/module.cu (exit ${code}):\n${err.slice(0, 4000)}\nthis is a code generation bug; rerun with --no-nvcc to keep the source for inspection`));
+      else reject(new InternalError(`nvcc failed on kernels/module.cu (exit ${code}): ${err.slice(0, 4000).trim()}; the generated CUDA does not compile (rerun with --no-nvcc to keep the source for inspection)`, 'nvcc'));
     });
   });
+  return { done, kill };
 }
 
 /**
@@ -95,14 +118,16 @@ function runNvcc(nvcc: string, dir: string): Promise<void> {
 async function writeWeights(file: string, mp: MemoryPlan, opts: WriteOptions): Promise<string> {
   const hash = crypto.createHash('sha256');
   const fh = await fs.promises.open(file, 'w');
-  const jobs = mp.weights.map((v) => randomJob(v.constant!, planDtypeOf(v)));
-  const randomBytes = jobs.reduce((s, j, i) => s + (j ? mp.buffers.get(mp.weights[i]!)!.bytes : 0), 0);
+  // Generated constants (plan weights.generated) lie after the file: only the prefix is written.
+  const inFile = mp.weights.filter((v) => mp.buffers.get(v)!.offset < mp.fileBytes);
+  const jobs = inFile.map((v) => randomJob(v.constant!, planDtypeOf(v)));
+  const randomBytes = jobs.reduce((s, j, i) => s + (j ? mp.buffers.get(inFile[i]!)!.bytes : 0), 0);
   const pool = opts.workers !== 0 && randomBytes >= (opts.workerMinBytes ?? 64 << 20) ? new RandomWeightPool(opts.workers) : undefined;
   const LOOKAHEAD = 4;
   const ready = new Map<number, Promise<Uint8Array>>();
   const start = (i: number): void => {
-    if (i >= mp.weights.length || ready.has(i)) return;
-    const v = mp.weights[i]!;
+    if (i >= inFile.length || ready.has(i)) return;
+    const v = inFile[i]!;
     const job = jobs[i];
     const p = pool && job ? pool.run(job) : Promise.resolve().then(() => encodeTensor(streamConstant(v.constant!), planDtypeOf(v)));
     p.catch(() => undefined); // awaited in order below
@@ -111,12 +136,13 @@ async function writeWeights(file: string, mp: MemoryPlan, opts: WriteOptions): P
   let pending: Promise<unknown> = Promise.resolve();
   try {
     let pos = 0;
-    const total = mp.weights.length;
+    // Generated constants (plan weights.generated) lie after the file: only the prefix is written.
+    const total = inFile.length;
     for (let i = 0; i < total; i++) {
       // Worker jobs start LOOKAHEAD tensors early; main-thread ones when their turn comes.
       if (pool) for (let j = i; j < i + LOOKAHEAD; j++) if (jobs[j]) start(j);
       start(i);
-      const b = mp.buffers.get(mp.weights[i]!)!;
+      const b = mp.buffers.get(inFile[i]!)!;
       const bytes = await ready.get(i)!;
       ready.delete(i);
       if (bytes.byteLength !== b.bytes) throw new Error(`weights: tensor ${i} has ${bytes.byteLength} bytes, its buffer ${b.bytes}`);
@@ -129,8 +155,8 @@ async function writeWeights(file: string, mp: MemoryPlan, opts: WriteOptions): P
       opts.onProgress?.('weights', i + 1, total);
     }
     await pending;
-    if (mp.spaces.weights > pos) hash.update(new Uint8Array(mp.spaces.weights - pos));
-    await fh.truncate(mp.spaces.weights);
+    if (mp.fileBytes > pos) hash.update(new Uint8Array(mp.fileBytes - pos));
+    await fh.truncate(mp.fileBytes);
   } finally {
     await pending.catch(() => undefined);
     await Promise.all([...ready.values()].map((p) => p.catch(() => undefined)));
@@ -138,27 +164,6 @@ async function writeWeights(file: string, mp: MemoryPlan, opts: WriteOptions): P
     await fh.close();
   }
   return hash.digest('hex');
-}
-
-function tempDirFor(target: string): string {
-  const parent = path.dirname(path.resolve(target));
-  fs.mkdirSync(parent, { recursive: true });
-  return fs.mkdtempSync(path.join(parent, `.${path.basename(target)}.tmp-`));
-}
-
-/** Replaces `target` with `tmp`; an existing target must be a plan directory (or empty). */
-function commit(tmp: string, target: string): void {
-  if (fs.existsSync(target)) {
-    const st = fs.statSync(target);
-    const isPlan = st.isDirectory() && (fs.readdirSync(target).length === 0 || fs.existsSync(path.join(target, 'plan.json')));
-    if (!isPlan) throw new IrError('E_INPUT', `${target} exists and is not a plan directory; choose another -o path or remove it`);
-    const old = `${tmp}.old`;
-    fs.renameSync(target, old);
-    fs.renameSync(tmp, target);
-    fs.rmSync(old, { recursive: true, force: true });
-    return;
-  }
-  fs.renameSync(tmp, target);
 }
 
 export interface WrittenPlan {
@@ -169,7 +174,10 @@ export interface WrittenPlan {
 }
 
 export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan, meta: Omit<PlanMeta, 'weightsSha256' | 'cubin' | 'sourceOptions'>, opts: WriteOptions = {}): Promise<WrittenPlan> {
-  const tmp = tempDirFor(target);
+  checkPlanOutput(target);
+  const work = makeWorkDir(target);
+  const tmp = work.path;
+  let nvccRun: NvccRun | undefined;
   try {
     const kdir = path.join(tmp, 'kernels');
     fs.mkdirSync(kdir);
@@ -177,8 +185,9 @@ export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan
     const nvcc = opts.nvcc === false ? undefined : opts.nvcc === undefined || opts.nvcc === 'auto' ? findNvcc() : opts.nvcc;
     const t0 = performance.now();
     let nvccDone: number | null = null;
-    const compiling = nvcc
-      ? runNvcc(nvcc, kdir).then(() => {
+    nvccRun = nvcc ? runNvcc(nvcc, kdir) : undefined;
+    const compiling = nvccRun
+      ? nvccRun.done.then(() => {
           nvccDone = (performance.now() - t0) / 1000;
         })
       : undefined;
@@ -208,10 +217,12 @@ export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan
     const checked = planSchema.safeParse(plan);
     if (!checked.success) throw new Error(`plan.json does not match the plan schema (a compiler bug): ${checked.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     fs.writeFileSync(path.join(tmp, 'plan.json'), JSON.stringify(plan));
-    commit(tmp, target);
+    replaceWithPlan(tmp, target);
+    work.keep();
     return { plan, dir: target, nvccSeconds: nvccDone, weightsSeconds };
   } catch (e) {
-    fs.rmSync(tmp, { recursive: true, force: true });
+    nvccRun?.kill();
+    work.discard();
     throw e;
   }
 }

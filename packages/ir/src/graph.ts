@@ -244,6 +244,11 @@ export interface ModuleMeta {
   readonly source?: string;
   /** True when initializers were replaced by seeded random data. */
   readonly randomWeights?: boolean;
+  /**
+   * True when external weights were absent and the model was imported graph-only (shapes exact,
+   * float weights stood in by seeded data that nothing may report as the model's values).
+   */
+  readonly absentWeights?: boolean;
 }
 
 export class Module {

@@ -6,6 +6,7 @@ export * from './denoise/step-executor';
 export * from './denoise/denoise';
 export * from './plan/schema';
 export * from './plan/bytes';
+export * from './plan/generated-weights';
 // CUDA backend: a separate entry loaded on demand, so importing the runtime never loads koffi.
 export type { CudaBackend, CudaBackendOptions, CudaLoadReport, BenchResult } from './cuda/backend';
 export { checkPlanTarget } from './cuda/target';

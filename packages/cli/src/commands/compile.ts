@@ -1,5 +1,5 @@
 /**
- * `paradit compile MODEL -o PLAN --target cuda [--dtype bf16|fp16|fp32] [--random-weights [seed]]
+ * `paradit compile MODEL -o PLAN --target cuda [--dtype bf16|fp16|fp32] [--random-weights [seed]] [--materialize-random-weights]
  *  [--shape name=d0,d1,..]... [--ulysses U --ring R --cfg C] [--fbcache T] [--no-nvcc] [--json]`:
  * compiles an ONNX model into a plan directory (docs/plan-format.md). A failed compile leaves no
  * directory behind; bad input exits 2 with one paragraph.
@@ -7,7 +7,8 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { IrError } from '@paradit/ir';
-import { compileToPlan, parsePrecision, parseShapeOption } from '@paradit/codegen-cuda';
+import { checkPlanOutput, compileToPlan, parsePrecision, parseShapeOption } from '@paradit/codegen-cuda';
+import { fsUserError } from '../errors';
 import type { CompileResult } from '@paradit/codegen-cuda';
 import { meshFromFlags, addMeshFlags } from '../mesh-flags';
 import { randomOption } from './inspect';
@@ -27,6 +28,7 @@ interface CompileFlags {
   json?: boolean;
   progress: boolean;
   stubKernels?: boolean;
+  materializeRandomWeights?: boolean;
 }
 
 const mib = fmtBytes;
@@ -38,7 +40,7 @@ export function formatCompile(out: string, r: CompileResult): string {
     `plan ${out} (${r.plan.target.backend} ${r.plan.target.arch}, ${r.plan.target.dtype}, ${meshLine(r.plan.target.mesh)})`,
     `  instructions: ${s['kernels']} kernels (${s['kernelEntries']} entries${s['stubKernels'] ? `, ${s['stubKernels']} without CUDA body` : ''}), ${s['gemms']} gemms, ${s['copies']} copies, ${s['branches']} branches` +
       (s['collectives'] || s['shardSlices'] ? `, ${s['collectives']} collectives, ${s['shardSlices']} shard slices` : ''),
-    `  memory: peak activations ${mib(s['peakActivationBytes'] ?? 0)}, weights ${mib(s['weightsBytes'] ?? 0)}, io ${mib(s['ioBytes'] ?? 0)}, state ${mib(s['stateBytes'] ?? 0)}`,
+    `  memory: peak activations ${mib(s['peakActivationBytes'] ?? 0)}, weights ${mib(s['weightsBytes'] ?? 0)}${s['generatedWeights'] ? ` (${mib(s['weightsFileBytes'] ?? 0)} in weights.bin, ${s['generatedWeights']} tensors generated at load)` : ''}, io ${mib(s['ioBytes'] ?? 0)}, state ${mib(s['stateBytes'] ?? 0)}`,
     `  kernels: ${r.plan.kernels.cubin ? `${r.plan.kernels.cubin} (nvcc: sm_90a cubin + PTX)` : 'kernels/module.cu only (NVRTC at load)'}`,
     `  time: ${Object.entries(t).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}`,
   ];
@@ -50,10 +52,13 @@ function meshLine(m: { cfg: number; ring: number; ulysses: number }): string {
   return w === 1 ? 'one GPU' : `mesh ulysses ${m.ulysses} x ring ${m.ring} x cfg ${m.cfg}: ${w} ranks`;
 }
 
-/** Library errors that describe unsupported input (not bugs) become IrErrors: exit 2. */
-function asUserError(e: unknown): unknown {
+/**
+ * Library errors that describe unsupported input (not bugs) become IrErrors: exit 2; so do file
+ * system errors, named after -o (ENOSPC from a write carries no path of its own).
+ */
+function asUserError(e: unknown, output: string): unknown {
   if (e instanceof Error && (e.name === 'CodegenError' || e.name === 'AttentionError')) return new IrError('E_UNSUPPORTED', e.message);
-  return e;
+  return fsUserError(e, `-o ${output}`) ?? e;
 }
 
 export function compileCommand(program: Command, _setCode: (c: number) => void): void {
@@ -65,6 +70,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
     .option('--target <backend>', 'code generation target (cuda)', 'cuda')
     .option('--dtype <dtype>', 'storage dtype of weights and activations: bf16, fp16 or fp32', 'bf16')
     .option('--random-weights [seed]', 'replace missing external weights with seeded random data (benchmarking)')
+    .option('--materialize-random-weights', 'write --random-weights data to weights.bin instead of letting the runtime generate it at load')
     .option('--shape <name=dims>', 'static size of an input with symbolic dims, e.g. hidden_states=1,4096,64 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--fbcache <threshold>', 'First Block Cache with this residual threshold')
     .option('--no-nvcc', 'do not compile kernels/module.fatbin (the runtime compiles module.cu with NVRTC)')
@@ -81,6 +87,8 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
       fbcache = Number(flags.fbcache);
       if (!Number.isFinite(fbcache) || fbcache < 0) throw new IrError('E_INPUT', `--fbcache ${flags.fbcache}: expected a threshold >= 0 such as 0.08`);
     }
+    // The output path is checked before any work (an unwritable -o fails now, not after minutes).
+    checkPlanOutput(flags.output);
     const random = randomOption(flags.randomWeights);
     if (random.randomWeights) process.stderr.write(`paradit: note: weights are seeded random data (seed ${random.randomWeights.seed}), not the model's own\n`);
     const showBar = flags.progress && !flags.json && process.stderr.isTTY === true;
@@ -96,6 +104,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
         ...(fbcache !== undefined ? { fbcache } : {}),
         nvcc: flags.nvcc ? 'auto' : false,
         stubKernels: flags.stubKernels === true,
+        generateRandomWeights: flags.materializeRandomWeights !== true,
         onProgress: (phase, done, total) => {
           if (!bar) return;
           if (!started) {
@@ -107,7 +116,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
         },
       });
     } catch (e) {
-      throw asUserError(e);
+      throw asUserError(e, flags.output);
     } finally {
       if (started) bar?.stop();
     }

@@ -161,7 +161,7 @@ async function launch(n: number, command: readonly string[], base: number, grace
         const lines = text.split('\n');
         r.partial = lines.pop()!;
         for (const l of lines) {
-          const m = /paradit: (?:error|internal error): (.*)$/.exec(l);
+          const m = /paradit: (?:error|internal error): (?:this is a bug in ParaDiT(?: \(\w+\))?: )?(.*)$/.exec(l);
           if (m) r.lastError = m[1];
         }
       });

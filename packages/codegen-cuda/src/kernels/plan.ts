@@ -18,6 +18,9 @@ import type { RowOp } from './row-plan';
 import { CodegenError } from './codegen-error';
 import { attrs, constInts, normAxis, reduceAxes, sliceSpec } from './plan-ops';
 import { byteSizeOf, isFloatCompute } from './c-types';
+import { INDEXED_LOWERINGS } from './indexed-ops';
+import type { PlanAccess } from './indexed';
+import type { ScatterPlan, ScatterReduction } from './scatter-kernel';
 
 /** Where a sink stores: a strided region of a value's buffer (elements). */
 export interface StoreView {
@@ -75,15 +78,24 @@ export class Planner {
   readonly rows: RowPlan[] = [];
   readonly loops: LoopPlan[] = [];
   readonly aliases: Alias[] = [];
+  /** Copy-then-scatter: the copy is a sink into `out`, the scatter a kernel of its own after it. */
+  readonly scatters: ScatterPlan[] = [];
   private readonly users: Map<Value, Node[]>;
   private readonly outputs: Set<Value>;
   private readonly inputs: Set<Value>;
 
-  constructor(readonly graph: Graph) {
+  constructor(
+    readonly graph: Graph,
+    /** Default-domain opset of the model (0: unknown); ops whose semantics changed with it read it. */
+    readonly opset = 0,
+  ) {
     this.users = graph.users();
     this.outputs = new Set(graph.outputs);
     this.inputs = new Set(graph.inputs);
   }
+
+  /** The planner as the indexed rules see it (indexed.ts). */
+  readonly access: PlanAccess = { get: (v) => this.get(v), materialize: (v) => this.materialize(v), shape: shapeOf };
 
   get(v: Value): Expr {
     const e = this.exprs.get(v);
@@ -184,11 +196,19 @@ export class Planner {
       case 'Softmax':
       case 'LogSoftmax':
         return this.set(node, 0, this.softmax(node));
+      case 'ScatterElements':
+      case 'ScatterND':
+        return this.set(node, 0, this.scatter(node));
       default:
         break;
     }
     const red = REDUCE_OPS[node.op];
     if (red) return this.set(node, 0, this.reduce(node, red));
+    const lowering = INDEXED_LOWERINGS[node.op];
+    if (lowering) {
+      lowering(node, this.access, this.opset).forEach((e, k) => e && this.set(node, k, e));
+      return;
+    }
     const ins = node.inputs.map((v) => v?.dtype ?? out.dtype);
     const sop = scalarOpFor(node, ins, out.dtype);
     if (!sop) {
@@ -199,6 +219,29 @@ export class Planner {
       v ? this.view(v, (e) => applyAffine(e, broadcastMap(e.shape, shape)), node) : ({ kind: 'const', id: freshId(), dtype: out.dtype, shape, nodes: [], v: 0 } as Expr),
     );
     this.set(node, 0, { kind: 'map', id: freshId(), dtype: out.dtype, shape, nodes: [node], op: sop, args });
+  }
+
+  /** data copied into the output by a sink (fused with data's producers), then a scatter kernel. */
+  private scatter(node: Node): Expr {
+    const [data, ind, upd] = node.inputs as Value[];
+    const out = node.outputs[0]!;
+    const shape = shapeOf(out);
+    const a = attrs(node);
+    const reduction = a.string('reduction', 'none');
+    if (!['none', 'add', 'mul', 'max', 'min'].includes(reduction)) throw CodegenError.at(node, `reduction must be none, add, mul, max or min, got '${reduction}'`);
+    const elements = node.op === 'ScatterElements';
+    this.scatters.push({
+      copy: { value: out, expr: this.get(data!) },
+      kind: elements ? 'elements' : 'nd',
+      node,
+      out,
+      outShape: shape,
+      indices: this.materialize(ind!),
+      updates: this.materialize(upd!),
+      axis: elements ? normAxis(node, a.int('axis', 0), shape.length) : 0,
+      reduction: reduction as ScatterReduction,
+    });
+    return leaf(out, shape);
   }
 
   private concat(node: Node): Expr {

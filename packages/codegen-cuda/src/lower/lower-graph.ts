@@ -176,7 +176,7 @@ class Lowerer {
     const outputs = [...defined].filter((v) => escaping.has(v) || (readers.get(v) ?? []).some((r) => !inRun.has(r)));
     if (outputs.length === 0) return [];
     const g = new Graph(inputs, nodes, outputs, 'fragment');
-    return this.take(this.opts.emitFragment(g, { namePrefix: `f${this.fragments++}` }), g);
+    return this.take(this.opts.emitFragment(g, { namePrefix: `f${this.fragments++}`, opset: this.opset }), g);
   }
 
   private take(l: FragmentLowering, fragment?: Graph): LKernel[] {

@@ -9,10 +9,12 @@ import { IrError } from '@paradit/ir';
 import type { Plan } from '../plan/schema';
 import { DeviceContext, DeviceInfo, Driver, cudaDriver } from './driver';
 import type { InstrContext } from './errors';
-import type { Ptr } from './ffi';
+import type { NativeBlock, Ptr } from './ffi';
+import { FILL_KERNEL_NAME, FILL_KERNEL_SOURCE, fillGeneratedWeightsOnDevice } from './fill-weights';
 import { HELPER_KERNELS_SOURCE, SET_CONDITIONAL_PTX } from './helper-kernels';
 import { archForDevice, nvrtc, nvrtcOptions } from './nvrtc';
 import { LoadedPlanFiles, checkBuffers } from './plan-files';
+import { generatedWeightsViolation } from '../plan/generated-weights';
 import { checkPlanTarget } from './target';
 import { uploadWeights } from './weights';
 
@@ -37,6 +39,8 @@ export class DevicePlan {
   readonly weightsMs: number;
   readonly kernels: 'cubin' | 'nvrtc' | 'none' = 'none';
   readonly nvrtcMs?: number;
+  /** Time to fill `weights.generated` on the device (0 when the plan has none). */
+  readonly generatedMs: number = 0;
   private readonly modules: Ptr[] = [];
   private planModule: Ptr = 0n;
   private helperModule: Ptr = 0n;
@@ -48,6 +52,8 @@ export class DevicePlan {
     this.files = files;
     this.plan = files.plan;
     checkBuffers(this.plan);
+    const gen = generatedWeightsViolation(this.plan);
+    if (gen) throw new IrError('E_INPUT', `${files.dir}: ${gen}; recompile the plan`);
     this.d = cudaDriver();
     this.dev = new DeviceContext(this.d, opts.device ?? 0);
     const info = this.dev.info;
@@ -63,6 +69,18 @@ export class DevicePlan {
       const w = uploadWeights(this.d, files.weightsPath, this.plan.weights.bytes, weights, opts.verifyWeights ? { verifySha256: this.plan.weights.sha256 } : {});
       this.weightsMs = w.ms;
       log(`weights: ${(w.bytes / 2 ** 20).toFixed(1)} MiB in ${w.ms.toFixed(0)} ms`);
+      if (this.plan.weights.generated.length > 0) {
+        const t1 = performance.now();
+        const blocks: NativeBlock[] = [];
+        try {
+          fillGeneratedWeightsOnDevice(this.plan, { d: this.d, fn: () => this.fillFunction(), weights, stream: 0n, blocks });
+          this.d.call('cuCtxSynchronize', []);
+        } finally {
+          for (const b of blocks) b.free();
+        }
+        this.generatedMs = performance.now() - t1;
+        log(`weights: ${((this.plan.spaces.weights - this.plan.weights.bytes) / 2 ** 20).toFixed(1)} MiB generated on the GPU (${this.plan.weights.generated.length} tensors) in ${this.generatedMs.toFixed(0)} ms`);
+      }
       if (usesKernels(this.plan.program)) {
         if (target.cubinUsable && files.cubin) {
           this.planModule = this.loadModule(files.cubin, 'kernels/module.cubin');
@@ -105,6 +123,14 @@ export class DevicePlan {
       this.helperModule = this.loadModule(r.cubin, 'the runtime helper kernels');
     }
     return this.d.getFunction(this.helperModule, name, ctx);
+  }
+
+  /** The generated-weights fill kernel (fill-weights.ts), compiled with NVRTC. */
+  private fillFunction(): Ptr {
+    const arch = archForDevice(this.info.major, this.info.minor);
+    const r = nvrtc().compile(FILL_KERNEL_SOURCE, 'paradit_fill_weights.cu', nvrtcOptions(arch, []));
+    const m = this.loadModule(r.cubin, 'the weight fill kernel');
+    return this.d.getFunction(m, FILL_KERNEL_NAME);
   }
 
   setConditional(ctx: InstrContext): Ptr {

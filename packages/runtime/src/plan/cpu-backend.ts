@@ -12,11 +12,12 @@
  * program order here.
  */
 import fs from 'node:fs';
-import { IrError, Module, Tensor, formatMesh, interpret, isFloat, makeMesh, parseModule, worldSize } from '@paradit/ir';
+import { IrError, Module, Tensor, formatMesh, interpret, isFloat, makeMesh, parseModule, worldSize, wrapAt } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
 import type { StepExecutor } from '../denoise/step-executor';
 import type { BufferDecl, Instr, Plan, Space } from './schema';
 import { decodeTensor, encodeInto } from './bytes';
+import { fillGeneratedWeights } from './generated-weights';
 import type { LoadedPlan } from './load';
 import type { CollectiveRequest } from './collectives';
 import { memberIndexOf, shardSliceInto } from './collectives';
@@ -40,18 +41,23 @@ export interface CpuRankOptions extends CpuBackendOptions {
   readonly weights?: Uint8Array;
 }
 
-/** The plan's weights space, read from weights.bin. */
+/** The plan's weights space: weights.bin, then the generated weights (generated-weights.ts). */
 export function readWeightsSpace(loaded: LoadedPlan): Uint8Array {
   const plan = loaded.plan;
   const weights = new Uint8Array(plan.spaces.weights);
-  if (plan.spaces.weights > 0) {
+  if (plan.weights.bytes > 0) {
     const fd = fs.openSync(loaded.weightsPath, 'r');
     try {
-      fs.readSync(fd, weights, 0, plan.spaces.weights, 0);
+      for (let pos = 0; pos < plan.weights.bytes; ) {
+        const n = fs.readSync(fd, weights, pos, Math.min(plan.weights.bytes - pos, 1 << 30), pos);
+        if (n <= 0) throw new IrError('E_INPUT', `${loaded.weightsPath}: unexpected end of file at byte ${pos} of ${plan.weights.bytes}; recompile the plan`);
+        pos += n;
+      }
     } finally {
       fs.closeSync(fd);
     }
   }
+  fillGeneratedWeights(plan, weights);
   return weights;
 }
 
@@ -194,7 +200,11 @@ export class CpuPlanBackend implements StepExecutor {
     if (!ref) throw new IrError('E_RUNTIME', `${where} has no ref fragment, so the CPU backend cannot run it; recompile the plan`);
     let m = this.refs.get(instr);
     if (!m) {
-      m = parseModule(ref.text);
+      try {
+        m = parseModule(ref.text);
+      } catch (e) {
+        throw wrapAt(e, `${where}: its ref fragment`);
+      }
       this.refs.set(instr, m);
     }
     const ins = ref.inputs.map((id) => this.read(id));
@@ -202,7 +212,7 @@ export class CpuPlanBackend implements StepExecutor {
     try {
       outs = interpret(m, ins);
     } catch (e) {
-      throw new IrError('E_RUNTIME', `${where}: ${(e as Error).message}`);
+      throw wrapAt(e, where);
     }
     ref.outputs.forEach((id, k) => this.write(id, outs[k]!, where));
   }

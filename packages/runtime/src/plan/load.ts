@@ -12,6 +12,7 @@ import { PLAN_FORMAT, PLAN_VERSION, planSchema } from './schema';
 import type { Plan } from './schema';
 import { streamRuleViolation, walkInstrs } from './streams';
 import { collectiveBytes } from './collectives';
+import { generatedWeightsViolation } from './generated-weights';
 
 export interface LoadPlanOptions {
   /** Hash weights.bin and compare with plan.json (default true; off for speed). */
@@ -114,6 +115,8 @@ function checkStructure(dir: string, plan: Plan): void {
       }
     }
   }
+  const gen = generatedWeightsViolation(plan);
+  if (gen) refuse(dir, gen, RECOMPILE);
   const bad = streamRuleViolation(plan.program, plan.events);
   if (bad) refuse(dir, `its streams and events break the plan's rules: ${bad}`, RECOMPILE);
 }

@@ -1,9 +1,11 @@
 /**
- * The plan format (version 2): what `paradit compile` writes and the runtime loads.
+ * The plan format (version 3): what `paradit compile` writes and the runtime loads.
  *
  * A plan is a directory:
  *   plan.json            this schema
- *   weights.bin          every weight, each at an offset aligned to `weights.alignment` bytes
+ *   weights.bin          bytes [0, weights.bytes) of the weights space: every weight the runtime does
+ *                        not generate, each at an offset aligned to `weights.alignment` bytes
+ *                        (`weights.generated`: seeded --random-weights tensors, filled at load)
  *   kernels/module.cu    CUDA C++ source of every kernel (always present)
  *   kernels/module.fatbin sm_90a cubin + compute_90a PTX when nvcc was found at compile time (else null in the JSON;
  *                        the CUDA runtime then compiles module.cu with NVRTC at load time)
@@ -26,7 +28,7 @@
 import { z } from 'zod';
 
 export const PLAN_FORMAT = 'paradit-plan';
-export const PLAN_VERSION = 2;
+export const PLAN_VERSION = 3;
 
 export const planDType = z.enum(['f32', 'f16', 'bf16', 'i32', 'i64', 'bool', 'u8']);
 export type PlanDType = z.infer<typeof planDType>;
@@ -222,6 +224,26 @@ export const instr: z.ZodType<Instr, z.ZodTypeDef, unknown> = z.lazy(() =>
   ]),
 ) as z.ZodType<Instr, z.ZodTypeDef, unknown>;
 
+/**
+ * A weight the runtime generates at load instead of reading it from weights.bin (version 3):
+ * `--random-weights` data, the counter-based generator of packages/ir/src/onnx/random-weights.ts.
+ * Element i of the buffer is x_i(seed, fanIn) rounded to `from` (the model's dtype), then encoded
+ * in `dtype` (the buffer's plan dtype). The buffer lies at or after byte `weights.bytes` of the
+ * weights space (outside the file); the bytes there that no generated buffer covers are zero.
+ */
+export const generatedWeight = z.object({
+  buf: z.number().int().nonnegative(),
+  generator: z.literal('uniform-jenkins32'),
+  /** The 53-bit tensor seed (tensorSeed(user seed, initializer name)). */
+  seed: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  count: z.number().int().nonnegative(),
+  /** Last dim of the model's tensor: values are uniform in ±f32(1/sqrt(fanIn)). */
+  fanIn: z.number().int().positive(),
+  from: z.enum(['f32', 'bf16', 'f16']),
+  dtype: z.enum(['f32', 'bf16', 'f16']),
+});
+export type GeneratedWeight = z.infer<typeof generatedWeight>;
+
 export const ioDecl = z.object({ name: z.string(), buf: z.number().int() });
 
 /**
@@ -268,10 +290,13 @@ export const planSchema = z.object({
   }),
   weights: z.object({
     file: z.literal('weights.bin'),
+    /** Size of weights.bin: the first `bytes` bytes of the weights space (<= spaces.weights). */
     bytes: z.number().int().nonnegative(),
     alignment: z.number().int().positive(),
     /** sha256 of weights.bin (hex). */
     sha256: z.string(),
+    /** Weights the runtime fills itself (version 3; empty when every weight is in the file). */
+    generated: z.array(generatedWeight),
   }),
   kernels: z.object({
     source: z.literal('kernels/module.cu'),
