@@ -103,6 +103,32 @@ export class RankContext {
     await this.channel?.agree('plan', planFingerprint(plan), (r) => `rank ${r} loaded another plan than rank 0 (${where}); every rank must run the same plan (compile it once and give every rank the same folder)`);
   }
 
+  /** The hook of check/denoise (check-backend.ts): checks the compiled plan, then opens this rank of it. */
+  launchedOpen(where: string, backend: 'cpu' | 'cuda'): (plan: Plan) => Promise<{ dist: DistOptions; nccl: boolean }> {
+    return async (plan) => {
+      this.beforeLoad();
+      await this.checkPlan(plan, where);
+      return { dist: this.dist(plan), nccl: backend === 'cuda' };
+    };
+  }
+
+  /** A launched world of several ranks runs a compiled plan, never the interpreter. */
+  requirePlan(command: string, backend: string | undefined): void {
+    if (backend === undefined && this.env.world > 1) {
+      throw new IrError('E_INPUT', `${command} as one rank of a launched world of ${this.env.world} (${this.env.describe}) runs a compiled plan: add --backend cpu or --backend cuda, and mesh flags whose product is ${this.env.world} (e.g. --ulysses ${this.env.world})`);
+    }
+  }
+
+  /** beforeStep, once (the first step of a loop or of the first data set). */
+  firstStepHook(): () => void {
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.beforeStep();
+    };
+  }
+
   /** PARADIT_FAULT=load on this rank: fail while loading. */
   beforeLoad(): void {
     if (this.fault === 'load') throw new IrError('E_INPUT', `PARADIT_FAULT=load: injected failure while loading the plan on rank ${this.env.rank}`);
