@@ -167,7 +167,10 @@ async function runPlan(planDir: string, flags: RunFlags, rank: RankContext | und
         report['bench'] = { steps: bench, medianMs: times[Math.floor(times.length / 2)], minMs: times[0], maxMs: times[times.length - 1], mode: 'cpu' };
       }
     }
-    if (rank && rank.env.world > 1) report['ranks'] = rank.env.world;
+    if (rank) report['ranks'] = rank.env.world;
+    // CUDA: how the plan was loaded (collectives 'nccl' for a launched rank, the NCCL version, graph capture).
+    const load = (opened.executor as { report?: { collectives?: string; ncclVersion?: string; graph?: string; rank?: number; world?: number } }).report;
+    if (load) report['load'] = { collectives: load.collectives, ncclVersion: load.ncclVersion, graph: load.graph, rank: load.rank, world: load.world };
     if (!root) return EXIT_OK;
     if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else {
