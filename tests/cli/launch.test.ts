@@ -198,6 +198,14 @@ describe('paradit launch: one process per rank on the CPU', () => {
     for (const pid of pids) expect(alive(pid)).toBe(false);
   });
 
+  test('PARADIT_FAULT=kill on rank 0 (the control channel\'s hub): rank 1 notices and names it', async () => {
+    const r = await cli(['launch', '--nproc', '2', '--timeout', String(TIMEOUT_S), '--grace', '1', '--', 'run', plans.u2, '--inputs', model], { PARADIT_FAULT: 'kill', PARADIT_FAULT_RANK: '0' });
+    expect(r.code).toBe(137);
+    expect(r.stderr).toMatch(/\[rank 1\] paradit: error: rank 1 stopped because rank 0 failed: its process died/);
+    expect(r.stderr).toMatch(/paradit launch: rank 0 failed: killed by SIGKILL/);
+    for (const pid of rankPids(r.stderr)) expect(alive(pid)).toBe(false);
+  });
+
   test('SIGTERM to the launcher stops every rank, a hung one too (exit 143)', async () => {
     // Once rank 1 hangs, rank 0 waits at the step's first collective.
     let sent = false;

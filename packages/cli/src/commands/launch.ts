@@ -73,7 +73,10 @@ async function freeBasePort(): Promise<number> {
   throw new Error('paradit launch: found no free ports for the ranks; pass --master-port');
 }
 
-function describeExit(r: Rank): string {
+/** What rootCause reads of a rank. */
+export type RankExit = Pick<Rank, 'rank' | 'exit' | 'stopped' | 'lastError'>;
+
+function describeExit(r: RankExit): string {
   const x = r.exit!;
   if (x.signal) return `killed by ${x.signal}${r.stopped ? ' (stopped by paradit launch)' : ''}`;
   const what: Record<number, string> = { 1: 'a mismatch', 2: 'bad input', 3: 'an internal error', [EXIT_PEER_FAILED]: 'a peer rank failed' };
@@ -81,7 +84,7 @@ function describeExit(r: Rank): string {
 }
 
 /** The rank that failed first and why, from the exits and the ranks' last error lines. */
-export function rootCause(ranks: readonly Rank[]): { rank: number; why: string; code: number } | undefined {
+export function rootCause(ranks: readonly RankExit[]): { rank: number; why: string; code: number } | undefined {
   const failed = ranks.filter((r) => r.exit && (r.exit.code !== 0 || r.exit.signal)).sort((a, b) => a.exit!.at - b.exit!.at);
   if (failed.length === 0) return undefined;
   // A rank that failed by itself: not stopped by us, not merely reporting a peer.
