@@ -68,9 +68,25 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-export function runCli(args: readonly string[]): CliResult {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
+export function runCli(args: readonly string[], env: Record<string, string> = {}, cwd = REPO_ROOT): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * A bug in ParaDiT: exit 3, `paradit: internal error: this is a bug in ParaDiT...` and a hint to
+ * rerun with --debug, with no stack trace (unless `debug`); returns the first line's message.
+ */
+export function expectBug(r: CliResult, debug = false): string {
+  if (r.code !== 3) throw new Error(`expected exit 3, got ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  const err = r.stderr.trimEnd();
+  expect(err).toMatch(/^paradit: internal error: this is a bug in ParaDiT/);
+  if (debug) expect(err).toMatch(/^\s+at /m);
+  else {
+    expect(err).not.toMatch(/^\s+at /m);
+    expect(err).toMatch(/rerun with --debug/);
+  }
+  return err.split('\n')[0]!.replace(/^paradit: internal error: this is a bug in ParaDiT[^:]*: /, '');
 }
 
 /**

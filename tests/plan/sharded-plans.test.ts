@@ -60,6 +60,8 @@ describe.each(CONFIGS)('%s', (_label, cfg) => {
     expect(ranks.ranks).toHaveLength(worldSize(mesh));
     const got = await ranks.step(named);
     plan.outputs.forEach((o, k) => expect(compareTensors(got.get(o.name)!, want[k]!).relL2).toBeLessThan(F32_TOL));
+    // The plan's outputs keep the model's names (the final gathers make new values).
+    expect(plan.outputs.map((o) => o.name)).toEqual(m.graph.outputs.map((v) => v.name));
     // Every mesh gathers the output; sequence meshes exchange tokens too.
     expect(count(plan, (i) => i.op === 'collective')).toBeGreaterThan(0);
     if (u > 1) expect(count(plan, (i) => i.op === 'collective' && i.collective === 'all_to_all')).toBeGreaterThan(0);

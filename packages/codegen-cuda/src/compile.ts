@@ -43,8 +43,10 @@ import { buildPlan } from './plan-builder';
 import { valueRecipe } from './weight-recipes';
 import type { BuiltPlan } from './plan-builder';
 import { writePlan } from './plan-writer';
+import { onAbort } from './plan-output';
 import type { WriteOptions } from './plan-writer';
 import { defaultEmitters } from './lower/emitters';
+import { coverageError, refusedNodes } from './lower/cuda-coverage';
 
 export const PARADIT_VERSION = '0.1.0';
 export const TARGET_ARCH = 'sm_90a';
@@ -119,6 +121,11 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   const decomposed = decomposeAttention(typed, { all: !flash });
   const withCollectives = lowerCollectives(decomposed);
   const ready = withCollectives === decomposed ? decomposed : runPipeline(withCollectives, [canonicalize], ctx);
+  // Every node whose op has no CUDA path at all, in one error (exit 2), before any kernel is emitted.
+  if (!opts.stubKernels) {
+    const refused = coverageError(refusedNodes(ready));
+    if (refused) throw refused;
+  }
   let lowered: LoweredProgram;
   try {
     lowered = lowerModule(ready, {
@@ -280,6 +287,8 @@ export async function compileAndOpen(m: Module, opts: OpenCompiledOptions): Prom
   const compiled = compileModule(m, opts);
   const tmp = opts.dir ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'paradit-plan-'));
   const dir = opts.dir ?? path.join(tmp!, 'plan');
+  // A signal while the plan is written or used removes the temporary folder (see plan-output.ts).
+  const unregister = tmp ? onAbort(() => fs.rmSync(tmp, { recursive: true, force: true })) : () => undefined;
   try {
     const meta = {
       compiledFrom: { model: m.meta.source ?? 'in-memory', modelSha256: '', paradit: PARADIT_VERSION, createdAt: new Date().toISOString() },
@@ -294,10 +303,12 @@ export async function compileAndOpen(m: Module, opts: OpenCompiledOptions): Prom
       reference: compiled.reference,
       dispose: () => {
         opened.dispose();
+        unregister();
         if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
       },
     };
   } catch (e) {
+    unregister();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
   }

@@ -4,6 +4,7 @@ export * from './dtype-policy';
 export * from './memory-plan';
 export * from './plan-builder';
 export * from './plan-writer';
+export { abortAll, checkPlanOutput, onAbort } from './plan-output';
 export { RandomWeightPool, randomJob } from './weight-pool';
 export type { RandomJob } from './weight-pool';
 export * from './compile';
@@ -22,3 +23,5 @@ export { flashSupported, lowerFlashAttention, foldableInputTransposes } from './
 export { patchifyConvs, patchKernel } from './lower/patchify-conv';
 export { rewriteEinsums, einsumForm } from './lower/einsum-to-matmul';
 export { checkProgram, ProgramError } from './lower/check-program';
+export { CUDA_PATHS, cudaPathOf, refusedNodes, coverageError } from './lower/cuda-coverage';
+export type { CudaPath } from './lower/cuda-coverage';

@@ -49,4 +49,4 @@ export interface FragmentLowering {
  * outputs are the values used outside. Must handle ANY such fragment (fusing what it can, one
  * kernel per node otherwise), or throw a CodegenError naming the node and op it cannot lower.
  */
-export type EmitFragment = (fragment: Graph, opts: { readonly namePrefix: string }) => FragmentLowering;
+export type EmitFragment = (fragment: Graph, opts: { readonly namePrefix: string; readonly opset?: number }) => FragmentLowering;

@@ -12,12 +12,12 @@ import { ALIGNMENT } from './memory-plan';
 import { STUB_KERNEL_MARKER } from './lower/stub-emitter';
 import { valueRecipe } from './weight-recipes';
 
-const PLAN_DTYPES: Partial<Record<DType, PlanDType>> = { f32: 'f32', f16: 'f16', bf16: 'bf16', i32: 'i32', i64: 'i64', bool: 'bool', u8: 'u8' };
+const PLAN_DTYPES: Partial<Record<DType, PlanDType>> = { f32: 'f32', f16: 'f16', bf16: 'bf16', i32: 'i32', i64: 'i64', bool: 'bool', u8: 'u8', i8: 'i8', i16: 'i16', u16: 'u16', u32: 'u32', u64: 'u64' };
 
 export function planDtypeOf(v: Value): PlanDType {
   const d = PLAN_DTYPES[v.dtype];
   if (!d) {
-    throw new IrError('E_UNSUPPORTED', `value '${v.name || v.id}' is ${v.dtype}; plans hold ${Object.keys(PLAN_DTYPES).join(', ')} only (f64 is computed in f32 by the dtype policy; other integer widths are not supported yet)`);
+    throw new IrError('E_UNSUPPORTED', `value '${v.name || v.id}' is ${v.dtype}; plans hold ${Object.keys(PLAN_DTYPES).join(', ')} only (f64 is computed in f32 by the dtype policy; fp8 only inside GEMMs)`);
   }
   return d;
 }

@@ -16,7 +16,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConstData, IrError, Tensor, byteSize, decodeRawData, numel, randomTensor } from '@paradit/ir';
+import { ConstData, InternalError, IrError, Tensor, byteSize, decodeRawData, numel, randomTensor } from '@paradit/ir';
 import { encodeTensor, planSchema } from '@paradit/runtime';
 import type { Plan } from '@paradit/runtime';
 import { convertTensor, convertedFrom } from './dtype-policy';
@@ -24,6 +24,7 @@ import type { BuiltPlan, PlanMeta } from './plan-builder';
 import { planDtypeOf } from './plan-builder';
 import type { MemoryPlan } from './memory-plan';
 import { RandomWeightPool, randomJob } from './weight-pool';
+import { checkPlanOutput, makeWorkDir, onAbort, replaceWithPlan } from './plan-output';
 
 /** sm_90a machine code plus compute_90a PTX in one fat binary (cuModuleLoadData takes either). */
 export const NVCC_OPTIONS = ['-gencode', 'arch=compute_90a,code=[sm_90a,compute_90a]', '-std=c++17', '-O3'] as const;
@@ -104,19 +105,39 @@ export function findNvcc(): string | undefined {
   return r.status === 0 && p ? p : undefined;
 }
 
-function runNvcc(nvcc: string, dir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const args = [...NVCC_OPTIONS, '-fatbin', '-o', path.basename(KERNEL_BINARY), 'module.cu'];
-    const p = spawn(nvcc, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+/** A running nvcc: `done` settles when it exits; `kill` ends it and its children (cicc, ptxas). */
+interface NvccRun {
+  readonly done: Promise<void>;
+  kill(): void;
+}
+
+function runNvcc(nvcc: string, dir: string): NvccRun {
+  const args = [...NVCC_OPTIONS, '-fatbin', '-o', path.basename(KERNEL_BINARY), 'module.cu'];
+  // Its own process group, so a kill reaches the compilers nvcc starts, too.
+  const p = spawn(nvcc, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let exited = false;
+  const kill = (): void => {
+    if (exited || p.pid === undefined) return;
+    try {
+      process.kill(-p.pid, 'SIGKILL');
+    } catch {
+      p.kill('SIGKILL');
+    }
+  };
+  const unregister = onAbort(kill);
+  const done = new Promise<void>((resolve, reject) => {
     let err = '';
     p.stdout.on('data', (d: Buffer) => (err += d.toString()));
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', (e) => reject(new IrError('E_RUNTIME', `could not start nvcc (${nvcc}): ${e.message}; put CUDA's bin on PATH or pass --no-nvcc to let the runtime use NVRTC`)));
     p.on('close', (code) => {
+      exited = true;
+      unregister();
       if (code === 0) resolve();
-      else reject(new IrError('E_RUNTIME', `nvcc failed on kernels/module.cu (exit ${code}):\n${err.slice(0, 4000)}\nthis is a code generation bug; rerun with --no-nvcc to keep the source for inspection`));
+      else reject(new InternalError(`nvcc failed on kernels/module.cu (exit ${code}): ${err.slice(0, 4000).trim()}; the generated CUDA does not compile (rerun with --no-nvcc to keep the source for inspection)`, 'nvcc'));
     });
   });
+  return { done, kill };
 }
 
 /**
@@ -179,27 +200,6 @@ async function writeWeights(file: string, mp: MemoryPlan, opts: WriteOptions): P
   return hash.digest('hex');
 }
 
-function tempDirFor(target: string): string {
-  const parent = path.dirname(path.resolve(target));
-  fs.mkdirSync(parent, { recursive: true });
-  return fs.mkdtempSync(path.join(parent, `.${path.basename(target)}.tmp-`));
-}
-
-/** Replaces `target` with `tmp`; an existing target must be a plan directory (or empty). */
-function commit(tmp: string, target: string): void {
-  if (fs.existsSync(target)) {
-    const st = fs.statSync(target);
-    const isPlan = st.isDirectory() && (fs.readdirSync(target).length === 0 || fs.existsSync(path.join(target, 'plan.json')));
-    if (!isPlan) throw new IrError('E_INPUT', `${target} exists and is not a plan directory; choose another -o path or remove it`);
-    const old = `${tmp}.old`;
-    fs.renameSync(target, old);
-    fs.renameSync(tmp, target);
-    fs.rmSync(old, { recursive: true, force: true });
-    return;
-  }
-  fs.renameSync(tmp, target);
-}
-
 export interface WrittenPlan {
   readonly plan: Plan;
   readonly dir: string;
@@ -208,7 +208,10 @@ export interface WrittenPlan {
 }
 
 export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan, meta: Omit<PlanMeta, 'weightsSha256' | 'cubin' | 'sourceOptions'>, opts: WriteOptions = {}): Promise<WrittenPlan> {
-  const tmp = tempDirFor(target);
+  checkPlanOutput(target);
+  const work = makeWorkDir(target);
+  const tmp = work.path;
+  let nvccRun: NvccRun | undefined;
   try {
     const kdir = path.join(tmp, 'kernels');
     fs.mkdirSync(kdir);
@@ -216,8 +219,9 @@ export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan
     const nvcc = opts.nvcc === false ? undefined : opts.nvcc === undefined || opts.nvcc === 'auto' ? findNvcc() : opts.nvcc;
     const t0 = performance.now();
     let nvccDone: number | null = null;
-    const compiling = nvcc
-      ? runNvcc(nvcc, kdir).then(() => {
+    nvccRun = nvcc ? runNvcc(nvcc, kdir) : undefined;
+    const compiling = nvccRun
+      ? nvccRun.done.then(() => {
           nvccDone = (performance.now() - t0) / 1000;
         })
       : undefined;
@@ -247,10 +251,12 @@ export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan
     const checked = planSchema.safeParse(plan);
     if (!checked.success) throw new Error(`plan.json does not match the plan schema (a compiler bug): ${checked.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     fs.writeFileSync(path.join(tmp, 'plan.json'), JSON.stringify(plan));
-    commit(tmp, target);
+    replaceWithPlan(tmp, target);
+    work.keep();
     return { plan, dir: target, nvccSeconds: nvccDone, weightsSeconds };
   } catch (e) {
-    fs.rmSync(tmp, { recursive: true, force: true });
+    nvccRun?.kill();
+    work.discard();
     throw e;
   }
 }

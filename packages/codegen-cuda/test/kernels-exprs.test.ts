@@ -61,6 +61,7 @@ class JsRun {
     const groups = assignGroups(p);
     for (const gr of groups) {
       if (gr.kind === 'loop') this.writers.set(gr.plan.out, () => this.loop(gr.plan));
+      else if (gr.kind === 'scatter') throw new Error('scatter kernels are checked by indexed-kernels.test.ts (host run)');
       else {
         const sinks = gr.kind === 'row' ? [...gr.prologue, ...gr.epilogue] : gr.sinks;
         for (const s of sinks) {
@@ -170,6 +171,9 @@ class JsRun {
         if (g < 0) g += e.x.shape[e.axis]!;
         return this.at(e.x, [...idx.slice(0, e.axis), g, ...idx.slice(e.axis + q)]);
       }
+      case 'indexed':
+        // Rendered C only (no JS mirror): host-run-kernels.test.ts runs those kernels compiled for the host.
+        throw new Error(`indexed rule ${e.rule.name} has no JS evaluation here`);
       case 'row': {
         const out = this.rowOut(e.plan);
         const L = e.plan.L;

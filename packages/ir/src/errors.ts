@@ -26,3 +26,38 @@ export class IrError extends Error {
 export function isIrError(e: unknown): e is IrError {
   return e instanceof IrError;
 }
+
+/**
+ * A bug in ParaDiT, not in the user's input: an exception that is not an IrError escaped a pass, a
+ * pass produced IR that fails the verifier, an op's `run` disagreed with its `infer`, or an
+ * instruction failed inside the runtime. `where` names the pass, node or instruction; the CLI
+ * prints "this is a bug in ParaDiT: <message>" and exits 3 (the stack under --debug).
+ */
+export class InternalError extends Error {
+  constructor(
+    message: string,
+    /** The pass, node or instruction that failed ("pass 'fuse-norms'", "Exp 'exp_3'"). */
+    readonly where?: string,
+    /** The error that was caught, when this wraps one. */
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = 'InternalError';
+  }
+}
+
+export function isInternalError(e: unknown): e is InternalError {
+  return e instanceof InternalError;
+}
+
+/**
+ * What to throw when `e` escaped from `where`: an IrError (the input's fault) keeps its code and
+ * node and gains the prefix; an InternalError or anything else (a TypeError from a bug) becomes
+ * an InternalError naming `where`. The original stack is kept for --debug.
+ */
+export function wrapAt(e: unknown, where: string): IrError | InternalError {
+  const msg = e instanceof Error ? e.message : String(e);
+  const out = e instanceof IrError ? new IrError(e.code, `${where}: ${msg}`, e.nodeName) : new InternalError(`${where}: ${msg}`, e instanceof InternalError ? (e.where ?? where) : where, e);
+  if (e instanceof Error && e.stack) out.stack = e.stack;
+  return out;
+}

@@ -7,7 +7,7 @@ import { Graph, Module, Node, Value, formatType, isStaticShape } from './graph';
 import { Tensor } from './tensor';
 import { OPS, AttrReader, makeFail } from './ops';
 import type { RunCtx } from './ops/rule';
-import { IrError } from './errors';
+import { InternalError, IrError, wrapAt } from './errors';
 
 export interface RunOptions {
   /** Called after each node with its outputs (debugging, tracing). */
@@ -79,15 +79,16 @@ export function runGraph(g: Graph, env: Env, opset: number, opts: RunOptions = {
       outs = OPS[node.op].run(ctx);
     } catch (e) {
       if (e instanceof IrError) throw e;
-      throw new IrError('E_RUNTIME', `${node.label}: ${(e as Error).message}`, node.name);
+      // Not a rejection of the operands (those are IrErrors from ctx.fail): a bug in the op's rule.
+      throw wrapAt(e, `${node.label} (the interpreter's ${node.op} rule)`);
     }
     node.outputs.forEach((v, k) => {
       const t = outs[k];
-      if (!t) fail(`produced ${outs.length} outputs, the node declares ${node.outputs.length}`);
+      if (!t) throw new InternalError(`${node.label}: the interpreter produced ${outs.length} outputs, the node declares ${node.outputs.length}`, node.label);
       const shapeOk =
         t.shape.length === v.shape.length && v.shape.every((d, j) => typeof d === 'string' || d === t.shape[j]);
       if (t.dtype !== v.dtype || !shapeOk) {
-        fail(`produced ${t.dtype}[${t.shape.join(',')}] but its type is ${formatType(v.type)} (interpreter and shape rule disagree)`);
+        throw new InternalError(`${node.label}: the interpreter produced ${t.dtype}[${t.shape.join(',')}] but its type is ${formatType(v.type)} (interpreter and shape rule disagree)`, node.label);
       }
       env.set(v, t);
     });

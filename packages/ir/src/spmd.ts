@@ -12,7 +12,7 @@
 import type { Graph, Module, Node, Value } from './graph';
 import { formatType } from './graph';
 import { Tensor, allocData } from './tensor';
-import { IrError } from './errors';
+import { InternalError, IrError, wrapAt } from './errors';
 import { OPS, AttrReader, makeFail } from './ops';
 import type { RunCtx } from './ops/rule';
 import { capturedValues, runGraph } from './interpreter';
@@ -210,15 +210,16 @@ function simulateGraph(g: Graph, envs: Map<Value, Tensor>[], mesh: Mesh, opset: 
       }
     } catch (e) {
       if (e instanceof IrError) throw e;
-      throw new IrError('E_RUNTIME', `${node.label}: ${(e as Error).message}`, node.name);
+      // Not a rejection of the operands (those are IrErrors from ctx.fail): a bug in the op's rule.
+      throw wrapAt(e, `${node.label} (the interpreter's ${node.op} rule)`);
     }
     outs.forEach((rankOuts, rank) => {
       node.outputs.forEach((v, k) => {
         const t = rankOuts[k];
-        if (!t) fail(`rank ${rank} produced ${rankOuts.length} outputs, the node declares ${node.outputs.length}`);
+        if (!t) throw new InternalError(`${node.label}: rank ${rank} produced ${rankOuts.length} outputs, the node declares ${node.outputs.length}`, node.label);
         const shapeOk = t.shape.length === v.shape.length && v.shape.every((d, j) => typeof d === 'string' || d === t.shape[j]);
         if (t.dtype !== v.dtype || !shapeOk) {
-          fail(`rank ${rank} produced ${t.dtype}[${t.shape.join(',')}] but its type is ${formatType(v.type)} (simulator and shape rule disagree)`);
+          throw new InternalError(`${node.label}: rank ${rank} produced ${t.dtype}[${t.shape.join(',')}] but its type is ${formatType(v.type)} (simulator and shape rule disagree)`, node.label);
         }
         envs[rank]!.set(v, t);
       });

@@ -105,3 +105,28 @@ export function hasSubgraphs(n: Node): boolean {
 export function withInputs(n: Node, inputs: readonly (Value | null)[]): Node {
   return new Node(n.op, inputs, n.outputs, n.attrs, n.name);
 }
+
+/**
+ * `after` with its graph outputs named as in `before` where a pass replaced a named output by an
+ * unnamed value (runtimes, plans and users find outputs by name). The value's producer is rebuilt
+ * with the named output; an output that is a graph input, a constant or listed twice is left as is.
+ * Returns `after` itself when nothing was renamed.
+ */
+export function keepOutputNames(before: Graph, after: Graph): Graph {
+  if (before.outputs.length !== after.outputs.length) return after;
+  const producers = after.producers();
+  const subst = new Map<Value, Value>();
+  const renamed = new Map<Node, Node>();
+  after.outputs.forEach((v, k) => {
+    const want = before.outputs[k]!.name;
+    if (!want || v.name || v.constant || subst.has(v) || after.outputs.indexOf(v) !== k) return;
+    const p = producers.get(v);
+    if (!p || after.outputs.some((o, j) => j !== k && o.name === want)) return;
+    const named = new Value(v.type, want);
+    const q = renamed.get(p) ?? p;
+    renamed.set(p, new Node(q.op, q.inputs, q.outputs.map((o) => (o === v ? named : o)), q.attrs, q.name));
+    subst.set(v, named);
+  });
+  if (subst.size === 0) return after;
+  return editGraph(after, { subst, mapNode: (n) => renamed.get(n) ?? n });
+}

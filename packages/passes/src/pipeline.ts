@@ -3,8 +3,9 @@
  * array of named passes run in order), and a fixpoint pipeline (its passes repeated until a whole
  * round changes nothing), which is itself a Pass so pipelines nest.
  */
-import { IrError, Module } from '@paradit/ir';
+import { InternalError, Module, wrapAt } from '@paradit/ir';
 import type { Pass, PassContext } from './pass';
+import { keepOutputNames } from './graph-edit';
 
 /** Runs one pass with the context's instruments. The module is assumed verified already. */
 export function runPass(pass: Pass, m: Module, ctx: PassContext): Module {
@@ -19,11 +20,21 @@ export function runPass(pass: Pass, m: Module, ctx: PassContext): Module {
     throw blame(e, `pass '${pass.name}' failed`);
   }
   report?.end(performance.now() - t0, out !== m);
+  // Graph outputs keep their names through every pass (a rewrite that made a new unnamed value
+  // for an output would otherwise rename the plan's and the runtime's outputs).
+  if (out !== m) {
+    const g = keepOutputNames(m.graph, out.graph);
+    if (g !== out.graph) out = out.withGraph(g);
+  }
   if (verify && out !== m) {
     try {
       verify(out);
     } catch (e) {
-      throw blame(e, `pass '${pass.name}' produced invalid IR (its input verified; the pass is at fault)`);
+      // The input verified, so the pass is at fault: a bug in ParaDiT, whatever the verifier said.
+      const msg = `pass '${pass.name}' produced invalid IR (its input verified; the pass is at fault): ${e instanceof Error ? e.message : String(e)}`;
+      const bug = new InternalError(msg, `pass '${pass.name}'`, e);
+      if (e instanceof Error && e.stack) bug.stack = e.stack;
+      throw bug;
     }
   }
   if (dump && print && printAfter && (printAfter.includes(pass.name) || printAfter.includes('*'))) dump(pass.name, print(out));
@@ -79,10 +90,10 @@ export function fixpointPass(name: string, description: string, passes: readonly
         }
         if (changed.length === 0) return cur;
         if (round === max - 1) {
-          throw new IrError(
-            'E_VERIFY',
+          throw new InternalError(
             `'${name}' did not reach a fixpoint in ${max} rounds: [${changed.join(', ')}] still changed the module in the last round; ` +
               'two rewrites probably undo each other (raise canonicalizeMaxRounds only if each round makes real progress)',
+            `pipeline '${name}'`,
           );
         }
       }
@@ -92,14 +103,7 @@ export function fixpointPass(name: string, description: string, passes: readonly
 }
 
 /** Prefixes an error's message with where it happened, keeping its code and node name. */
+/** IrErrors (the input's fault) keep their code and gain `where`; anything else is a ParaDiT bug. */
 function blame(e: unknown, where: string): Error {
-  if (e instanceof IrError) {
-    const out = new IrError(e.code, `${where}: ${e.message}`, e.nodeName);
-    out.stack = e.stack;
-    return out;
-  }
-  const msg = e instanceof Error ? e.message : String(e);
-  const out = new IrError('E_RUNTIME', `${where}: ${msg}`);
-  if (e instanceof Error) out.stack = e.stack;
-  return out;
+  return wrapAt(e, where);
 }

@@ -2,7 +2,7 @@
  * Pass infrastructure: runPipeline order and identity, the instruments (verify with blame, timing
  * report with nesting and counters, print-after dumps), error wrapping, and context options.
  */
-import { Graph, IrError, Module, Node, Value } from '@paradit/ir';
+import { Graph, InternalError, IrError, Module, Node, Value } from '@paradit/ir';
 import {
   DEFAULT_PASS_OPTIONS,
   Pass,
@@ -51,9 +51,11 @@ describe('runPipeline and instruments', () => {
     } catch (e) {
       err = e;
     }
-    expect(err).toBeInstanceOf(IrError);
-    expect((err as IrError).code).toBe('E_VERIFY');
-    expect((err as IrError).message).toMatch(/^pass 'broken' produced invalid IR \(its input verified; the pass is at fault\): IR verification failed/);
+    // A bug in ParaDiT (exit 3 in the CLI), not bad input: the verifier's IrError is its cause.
+    expect(err).toBeInstanceOf(InternalError);
+    expect((err as InternalError).where).toBe("pass 'broken'");
+    expect(((err as InternalError).cause as IrError).code).toBe('E_VERIFY');
+    expect((err as InternalError).message).toMatch(/^pass 'broken' produced invalid IR \(its input verified; the pass is at fault\): IR verification failed/);
   });
 
   test('an error thrown inside a pass keeps its code and node and gains the pass name', () => {
@@ -79,6 +81,9 @@ describe('runPipeline and instruments', () => {
       expect((e as IrError).nodeName).toBe('r1');
     }
     expect(() => runPipeline(ir(SAMPLE), [plain], createPassContext())).toThrow(/^pass 'plain' failed: oops$/);
+    // A TypeError is a bug in the pass: an InternalError naming it, never an IrError (bad input).
+    expect(() => runPipeline(ir(SAMPLE), [plain], createPassContext())).toThrow(InternalError);
+    expect(() => runPipeline(ir(SAMPLE), [failing], createPassContext())).toThrow(IrError);
   });
 
   test('the timing report nests pipelines, counts runs and changes, and collects rule counters', () => {
@@ -131,5 +136,28 @@ describe('runPipeline and instruments', () => {
     m.graph.nodes.forEach((n, i) => expect([...n.inputs]).toEqual(inputs[i]));
     expect(Object.isFrozen(m.graph.nodes)).toBe(true);
     expect(m).toBeInstanceOf(Module);
+  });
+
+  test('a graph output keeps its name when a pass replaces it with an unnamed value', () => {
+    // The pass swaps Exp for Sigmoid with a fresh, unnamed output (as shard-sequence's final gather did).
+    const swap: Pass = {
+      name: 'swap',
+      description: '',
+      run: (m) => {
+        const g = m.graph;
+        const exp = g.nodes.find((n) => n.op === 'Exp')!;
+        const fresh = new Value(exp.outputs[0]!.type);
+        const nodes = g.nodes.map((n) => (n === exp ? new Node('Sigmoid', n.inputs, [fresh], {}, n.name) : n));
+        return m.withGraph(new Graph(g.inputs, nodes, [fresh], g.name));
+      },
+    };
+    const before = ir(SAMPLE.replace('return %b', 'return %b  # sample'));
+    expect(before.graph.outputs[0]!.name).toBe('sample');
+    const out = runPipeline(before, [swap], createPassContext({ verify: true }));
+    expect(out.graph.outputs[0]!.name).toBe('sample');
+    expect(out.graph.nodes.find((n) => n.op === 'Sigmoid')!.outputs[0]).toBe(out.graph.outputs[0]);
+    // A pass that names the output itself is left alone.
+    const named: Pass = { name: 'named', description: '', run: (m) => m.withGraph(new Graph(m.graph.inputs, m.graph.nodes, m.graph.outputs.map((v) => new Value(v.type, 'other')), m.graph.name)) };
+    expect(() => runPipeline(before, [named], createPassContext())).not.toThrow();
   });
 });

@@ -23,3 +23,8 @@ export * from './plan/streams';
 export * from './plan/simulated-ranks';
 export * from './distributed/rendezvous';
 export * from './distributed/types';
+export * from './distributed/env';
+export * from './distributed/nodelist';
+export * from './distributed/frames';
+export * from './distributed/control-channel';
+export * from './distributed/tcp-collectives';

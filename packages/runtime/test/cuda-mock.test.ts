@@ -122,4 +122,20 @@ maybe('the CUDA runtime over mock CUDA and NCCL libraries', () => {
       b.dispose();
     }
   });
+
+  it('CudaBackend without NCCL runs a mesh-1 plan that has collectives (groups of one are local copies)', async () => {
+    const mesh = makeMesh();
+    const dir = planDir(mesh, 'f32');
+    const b = rt().CudaBackend.load(dir, { nccl: false, graphs: false });
+    try {
+      expect(b.report.collectives).not.toBe('nccl');
+      const sim = new SimulatedPlanRanks(loadPlan(dir));
+      for (const [i, flag] of [false, true].entries()) {
+        const inputs = distInputs(mesh, 'f32', 70 + i, flag);
+        expect(diffOutputs(await b.step(inputs), await sim.step(inputs))).toEqual([]);
+      }
+    } finally {
+      b.dispose();
+    }
+  });
 });

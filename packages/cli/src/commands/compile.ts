@@ -7,7 +7,8 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { IrError } from '@paradit/ir';
-import { compileToPlan, parsePrecision, parseShapeOption } from '@paradit/codegen-cuda';
+import { checkPlanOutput, compileToPlan, parsePrecision, parseShapeOption } from '@paradit/codegen-cuda';
+import { fsUserError } from '../errors';
 import type { CompileResult } from '@paradit/codegen-cuda';
 import { meshFromFlags, addMeshFlags } from '../mesh-flags';
 import { randomOption } from './inspect';
@@ -51,10 +52,13 @@ function meshLine(m: { cfg: number; ring: number; ulysses: number }): string {
   return w === 1 ? 'one GPU' : `mesh ulysses ${m.ulysses} x ring ${m.ring} x cfg ${m.cfg}: ${w} ranks`;
 }
 
-/** Library errors that describe unsupported input (not bugs) become IrErrors: exit 2. */
-function asUserError(e: unknown): unknown {
+/**
+ * Library errors that describe unsupported input (not bugs) become IrErrors: exit 2; so do file
+ * system errors, named after -o (ENOSPC from a write carries no path of its own).
+ */
+function asUserError(e: unknown, output: string): unknown {
   if (e instanceof Error && (e.name === 'CodegenError' || e.name === 'AttentionError')) return new IrError('E_UNSUPPORTED', e.message);
-  return e;
+  return fsUserError(e, `-o ${output}`) ?? e;
 }
 
 export function compileCommand(program: Command, _setCode: (c: number) => void): void {
@@ -83,6 +87,8 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
       fbcache = Number(flags.fbcache);
       if (!Number.isFinite(fbcache) || fbcache < 0) throw new IrError('E_INPUT', `--fbcache ${flags.fbcache}: expected a threshold >= 0 such as 0.08`);
     }
+    // The output path is checked before any work (an unwritable -o fails now, not after minutes).
+    checkPlanOutput(flags.output);
     const random = randomOption(flags.randomWeights);
     if (random.randomWeights) process.stderr.write(`paradit: note: weights are seeded random data (seed ${random.randomWeights.seed}), not the model's own\n`);
     const showBar = flags.progress && !flags.json && process.stderr.isTTY === true;
@@ -110,7 +116,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
         },
       });
     } catch (e) {
-      throw asUserError(e);
+      throw asUserError(e, flags.output);
     } finally {
       if (started) bar?.stop();
     }

@@ -4,6 +4,7 @@ import { Graph, Module, Value, byteSize, loadModel, numel, isStaticShape, IrErro
 import fs from 'node:fs';
 import { compileForMesh, createPassContext, defaultPipeline, discoverBlocks, meshInspection, renderBlocksDot, runPipeline } from '@paradit/passes';
 import { meshFromFlags } from '../mesh-flags';
+import { injectFault } from '../fault-injection';
 import { compileDenoiseStep } from '@paradit/passes';
 import { fbcacheSignature } from '@paradit/runtime';
 import { planSummary } from '@paradit/codegen-cuda';
@@ -26,6 +27,8 @@ export interface ModelSummary {
   readonly parameters: number;
   readonly parameterBytes: number;
   readonly randomWeights: boolean;
+  /** 'present': read from the model; 'random': seeded stand-ins (--random-weights); 'absent': graph only. */
+  readonly weights: 'present' | 'random' | 'absent';
 }
 
 function summarizeValue(v: Value): ValueSummary {
@@ -67,6 +70,7 @@ export function summarize(m: Module, source: string): ModelSummary {
     parameters,
     parameterBytes,
     randomWeights: m.meta.randomWeights === true,
+    weights: m.meta.absentWeights ? 'absent' : m.meta.randomWeights ? 'random' : 'present',
   };
 }
 
@@ -83,7 +87,7 @@ export function formatSummary(s: ModelSummary): string {
   lines.push(`model ${s.model} (IR ${s.irVersion}, opset ${s.opset}, from ${s.producer || 'unknown producer'})`);
   lines.push('inputs:', ...s.inputs.map(v), 'outputs:', ...s.outputs.map(v));
   lines.push(`nodes: ${s.nodeCount}`);
-  lines.push(`parameters: ${s.parameters.toLocaleString('en-US')} (${fmtBytes(s.parameterBytes)})${s.randomWeights ? ' [random weights]' : ''}`);
+  lines.push(`parameters: ${s.parameters.toLocaleString('en-US')} (${fmtBytes(s.parameterBytes)})${s.randomWeights ? ' [random weights]' : ''}${s.weights === 'absent' ? ' [weights absent: graph only]' : ''}`);
   lines.push('ops:');
   const width = Math.max(0, ...Object.keys(s.opCounts).map((k) => k.length));
   for (const [op, n] of Object.entries(s.opCounts)) lines.push(`  ${op.padEnd(width)}  ${n}`);
@@ -107,8 +111,11 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
     .option('--target <backend>', 'also lower for this target (cuda) and report the plan: peak activation memory, kernels, gemms')
     .option('--dtype <dtype>', 'with --target: storage dtype bf16, fp16 or fp32', 'bf16')
     .action((model: string, opts: InspectOptions) => {
-      const raw = loadModel(model, randomOption(opts.randomWeights));
+      // Inspecting needs shapes, not values: a model whose external weights are absent is read
+      // graph-only (compile, run, check and denoise still demand the weights).
+      const raw = loadModel(model, { ...randomOption(opts.randomWeights), graphOnly: true });
       if (raw.meta.randomWeights) process.stderr.write("paradit: note: weights are seeded random data, not the model's own\n");
+      if (raw.meta.absentWeights) process.stderr.write('paradit: note: the external weights are absent; inspecting the graph only (shapes, ops and plan stats are exact; no weight values were read)\n');
       if (opts.raw) {
         const s = summarize(raw, model);
         process.stdout.write(opts.json ? `${JSON.stringify(s)}\n` : `${formatSummary(s)}\n`);
@@ -121,7 +128,7 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
           afterText = text;
         },
       });
-      const m = runPipeline(raw, defaultPipeline(), ctx);
+      const m = injectFault(runPipeline(raw, defaultPipeline(), ctx));
       // --fbcache: the step as `denoise` compiles it (mesh passes, then the gate; fbcache/compile.ts).
       const step = opts.fbcache === undefined ? undefined : compileDenoiseStep(m, { prepared: true, fbcache: true, mesh: meshFromFlags(opts), printAfter: ctx.instruments.printAfter, dump: ctx.instruments.dump });
       if (opts.after) {

@@ -11,7 +11,18 @@ import type { Command } from 'commander';
 import { IrError, Tensor, isIrError, writeTensorFile } from '@paradit/ir';
 import { FBCACHE_NAMES, FBCACHE_PREFIX, compareTensors, listTestDataSets, openPlan, readTestDataSet, withinTolerance } from '@paradit/runtime';
 import type { Plan, TestDataSet } from '@paradit/runtime';
-import { EXIT_MISMATCH, EXIT_OK } from '../errors';
+import { EXIT_MISMATCH, EXIT_OK, fsUserError } from '../errors';
+
+/** --save names a folder (made when missing): refused before the step runs when it cannot be one. */
+function checkSaveDir(dir: string): void {
+  if (dir.trim() === '') throw new IrError('E_INPUT', "--save '': the folder path is empty; pass the folder to write output_K.pb into");
+  let p = path.resolve(dir);
+  while (!fs.existsSync(p)) p = path.dirname(p);
+  if (!fs.statSync(p).isDirectory()) {
+    const where = p === path.resolve(dir) ? 'it is a file' : `${p} is a file`;
+    throw new IrError('E_INPUT', `--save ${dir}: ${where}, not a folder; pass a folder for the output_K.pb files`);
+  }
+}
 
 interface RunFlags {
   inputs: string;
@@ -68,6 +79,7 @@ export function runCommand(program: Command, setCode: (c: number) => void): void
       if (flags.backend !== 'cpu' && flags.backend !== 'cuda') throw new IrError('E_INPUT', `--backend ${flags.backend}: expected cpu or cuda`);
       const bench = flags.bench === undefined ? 0 : Number(flags.bench);
       if (!Number.isInteger(bench) || bench < 0) throw new IrError('E_INPUT', `--bench ${flags.bench}: expected a whole number of steps`);
+      if (flags.save !== undefined) checkSaveDir(flags.save);
       const set = findDataSet(path.resolve(flags.inputs));
       const opened = await openPlan(path.resolve(planDir), { backend: flags.backend, verifyWeights: flags.verifyWeights }).catch((e: unknown) => {
         // No GPU, driver or koffi is the machine's state, not a ParaDiT bug: one paragraph, exit 2.
@@ -92,9 +104,14 @@ export function runCommand(program: Command, setCode: (c: number) => void): void
         const report: Record<string, unknown> = { plan: planDir, backend: flags.backend, dataSet: set.dir, stepMs: firstMs };
         report['outputs'] = [...outs].map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape] }));
         if (flags.save) {
-          fs.mkdirSync(flags.save, { recursive: true });
-          plan.outputs.forEach((x, k) => writeTensorFile(path.join(flags.save!, `output_${k}.pb`), outs.get(x.name)!, x.name));
-          report['saved'] = flags.save;
+          const save = flags.save;
+          try {
+            fs.mkdirSync(save, { recursive: true });
+            plan.outputs.forEach((x, k) => writeTensorFile(path.join(save, `output_${k}.pb`), outs.get(x.name)!, x.name));
+          } catch (e) {
+            throw fsUserError(e, `--save ${save}`) ?? e;
+          }
+          report['saved'] = save;
         }
         let ok = true;
         if (flags.compare) {

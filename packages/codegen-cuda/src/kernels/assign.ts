@@ -13,11 +13,13 @@ import { contiguousStrides, freshId, isContiguousLeaf, leaf, numelOf, rowPlansIn
 import { reshapeStrides } from './views';
 import type { Planner, Sink, LoopPlan, StoreView } from './plan';
 import type { RowPlan } from './row-plan';
+import type { ScatterPlan } from './scatter-kernel';
 
 export type Group =
   | { readonly kind: 'row'; readonly plan: RowPlan; readonly prologue: Sink[]; readonly epilogue: Sink[] }
   | { readonly kind: 'pointwise'; readonly sinks: Sink[] }
-  | { readonly kind: 'loop'; readonly plan: LoopPlan };
+  | { readonly kind: 'loop'; readonly plan: LoopPlan }
+  | { readonly kind: 'scatter'; readonly plan: ScatterPlan };
 
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 
@@ -38,6 +40,9 @@ export function rowUseOk(e: Expr, plan: RowPlan): boolean {
         return;
       case 'select':
         x.pieces.forEach((a) => walk(a, false));
+        return;
+      case 'indexed':
+        x.args.forEach((a) => walk(a, false));
         return;
       case 'gather':
         walk(x.x, false);
@@ -81,6 +86,13 @@ export function assignGroups(p: Planner): Group[] {
           plan[f] = demote(k, e);
           changed = true;
         }
+      }
+    }
+    for (const sc of p.scatters) {
+      const k = rowPlansIn(sc.copy.expr);
+      if (k.size) {
+        sc.copy.expr = demote(k, sc.copy.expr);
+        changed = true;
       }
     }
     for (const loop of p.loops) {
@@ -143,6 +155,8 @@ export function assignGroups(p: Planner): Group[] {
     } else groups.push({ kind: 'pointwise', sinks: [s] });
   }
   for (const plan of p.loops) groups.push({ kind: 'loop', plan });
+  // After every group: the copy of a scatter's data (a sink above) must run before it.
+  for (const plan of p.scatters) groups.push({ kind: 'scatter', plan });
   return groups;
 }
 
@@ -196,6 +210,8 @@ function writePiecesInPlace(p: Planner): void {
       if (piece.kind !== 'leaf' || piece.offset !== 0 || !isContiguousLeaf(piece)) return undefined;
       const v = piece.value;
       if (p.graph.outputs.includes(v) || p.graph.inputs.includes(v) || reads.get(v) !== 1) return undefined;
+      // A scatter output is written by its copy sink and then the scatter kernel: not movable.
+      if (p.scatters.some((sc) => sc.out === v)) return undefined;
       const q = p.sinks.find((x) => x.value === v && !x.target);
       if (!q || numelOf(q.expr.shape) !== numelOf(piece.shape)) return undefined;
       const st = reshapeStrides(piece.shape, region(k).strides, q.expr.shape);

@@ -6,7 +6,8 @@
  * interpreter does. Results are memoized per (expression, chunk) inside the current C scope.
  */
 import type { Value } from '@paradit/ir';
-import type { Expr, LeafExpr } from './expr';
+import type { Expr, IndexedExpr, LeafExpr } from './expr';
+import type { IndexCtx } from './indexed';
 import type { RowPlan } from './row-plan';
 import type { StoreView } from './plan';
 import { computeType, fromStorage, isVectorDtype, literal, roundTo, storageType, toStorage } from './c-types';
@@ -64,6 +65,8 @@ export type RowLane = (plan: RowPlan, slot: number, lane: number) => string;
 
 export class Evaluator {
   private readonly scopes: Map<string, string[]>[] = [new Map()];
+  /** Module-scope declarations the kernel needs (constant tables of indexed rules), each guarded. */
+  readonly globals: string[] = [];
 
   constructor(
     readonly b: SourceBuilder,
@@ -138,11 +141,57 @@ export class Evaluator {
         const start = [...ch.start.slice(0, e.axis), g, ...ch.start.slice(e.axis + q)];
         return this.eval(e.x, { key: `${ch.key}|g${e.id}`, start, lanes: ch.lanes });
       }
+      case 'indexed': {
+        if (ch.lanes > 1) return this.perLane(e, ch);
+        const t = b.tmp('x');
+        const v = e.rule.emit(this.indexCtx(e, ch), ch.start, e);
+        b.emit(`const ${ct} ${t} = ${roundTo(e.dtype, v)};`);
+        return [t];
+      }
       case 'row': {
         if (ch.slot === undefined || !this.rowLane) throw new CodegenError(`internal: a row value is read outside its row kernel`);
         return Array.from({ length: ch.lanes }, (_, v) => this.rowLane!(e.plan, ch.slot!, v));
       }
     }
+  }
+
+  /** What an indexed rule sees: reads of its operands at computed positions, scoped blocks. */
+  private indexCtx(e: IndexedExpr, ch: Chunk): IndexCtx {
+    const b = this.b;
+    let block = 0;
+    const scoped = (head: string, body: () => void): void => {
+      b.open(head);
+      this.push();
+      body();
+      this.pop();
+      b.close();
+    };
+    return {
+      idx: this.idx,
+      emit: (line) => b.emit(line),
+      tmp: (prefix) => b.tmp(prefix),
+      read: (k, at) => {
+        const arg = e.args[k];
+        if (!arg) throw new CodegenError(`internal: indexed rule ${e.rule.name} reads operand ${k} of ${e.args.length}`);
+        return this.eval(arg, { key: `${ch.key}|x${e.id}.${k}[${at.join(',')}]#${block}`, start: at, lanes: 1 })[0]!;
+      },
+      loop: (n, body) => {
+        const v = b.tmp('q');
+        block++;
+        scoped(`for (${this.idx} ${v} = 0; ${v} < ${n}; ${v}++)`, () => body(v));
+      },
+      branch: (cond, then, other) => {
+        block++;
+        scoped(`if (${cond})`, then);
+        if (other) {
+          block++;
+          scoped('else', other);
+        }
+      },
+      global: (decl) => {
+        if (!this.globals.includes(decl)) this.globals.push(decl);
+      },
+    };
   }
 
   /** Evaluates each lane as its own 1-lane chunk (expressions that cannot vectorize). */

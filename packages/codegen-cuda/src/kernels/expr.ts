@@ -12,6 +12,7 @@ import type { DType, Node, Value } from '@paradit/ir';
 import { stridesOf } from '@paradit/ir';
 import type { ScalarOp } from './scalar-ops';
 import type { RowPlan } from './row-plan';
+import type { IndexRule } from './indexed';
 
 let nextId = 1;
 export const freshId = (): number => nextId++;
@@ -67,7 +68,17 @@ export interface RowExpr extends Base {
   readonly plan: RowPlan;
 }
 
-export type Expr = LeafExpr | ConstExpr | MapExpr | SelectExpr | RopeExpr | GatherExpr | RowExpr;
+/**
+ * An element computed by index math over its operands (indexed.ts): Tile, Pad, GatherElements,
+ * DepthToSpace, ArgMax, ... One lane at a time; the rule reads `args` at the positions it computes.
+ */
+export interface IndexedExpr extends Base {
+  readonly kind: 'indexed';
+  readonly rule: IndexRule;
+  readonly args: readonly Expr[];
+}
+
+export type Expr = LeafExpr | ConstExpr | MapExpr | SelectExpr | RopeExpr | GatherExpr | RowExpr | IndexedExpr;
 
 /** Row-major strides of a contiguous tensor (the IR's own definition). */
 export const contiguousStrides = stridesOf;
@@ -100,6 +111,7 @@ export function visitExpr(e: Expr, f: (e: Expr) => void, seen = new Set<number>(
     case 'row':
       return;
     case 'map':
+    case 'indexed':
       e.args.forEach((a) => visitExpr(a, f, seen));
       return;
     case 'select':
@@ -137,7 +149,8 @@ export function substitute(e: Expr, f: (e: Expr) => Expr | undefined, memo = new
       case 'row':
         out = e;
         break;
-      case 'map': {
+      case 'map':
+      case 'indexed': {
         const args = e.args.map(sub);
         out = args.every((a, i) => a === e.args[i]) ? e : { ...e, id: freshId(), args };
         break;

@@ -17,12 +17,15 @@ import { visitExpr } from './expr';
 import { emitPointwise } from './pointwise-kernel';
 import { emitRow } from './row-kernel';
 import { emitLoopReduce } from './loop-kernel';
+import { emitScatter } from './scatter-kernel';
 import { CodegenError } from './codegen-error';
 import type { Params } from './eval';
 import { KERNEL_HEADER } from './header';
 
 export interface EmitOptions {
   readonly namePrefix: string;
+  /** Default-domain opset of the model (Hardmax's axis meaning changed in 13). */
+  readonly opset?: number;
 }
 
 function sanitize(s: string): string {
@@ -46,7 +49,9 @@ interface Built {
   readonly covers: Node[];
 }
 
-function build(g: Group, name: string, order: Map<Node, number>): Built | undefined {
+type BuildGroup = Group | { readonly kind: 'scatter_copy'; readonly plan: Extract<Group, { kind: 'scatter' }>['plan'] };
+
+function build(g: BuildGroup, name: string, order: Map<Node, number>): Built | undefined {
   switch (g.kind) {
     case 'pointwise': {
       const k = emitPointwise(name, g.sinks);
@@ -62,12 +67,22 @@ function build(g: Group, name: string, order: Map<Node, number>): Built | undefi
       const k = emitLoopReduce(name, g.plan);
       return { entry: name, ...k, covers: nodesOf([g.plan.input], g.plan.nodes, order) };
     }
+    case 'scatter': {
+      const k = emitScatter(name, g.plan);
+      return { entry: name, ...k, covers: nodesOf([g.plan.indices, g.plan.updates], [g.plan.node], order) };
+    }
+    case 'scatter_copy': {
+      const k = emitPointwise(name, [g.plan.copy]);
+      return { entry: name, ...k, covers: nodesOf([g.plan.copy.expr], [g.plan.node], order) };
+    }
   }
 }
 
-function tagOf(g: Group): string {
+function tagOf(g: BuildGroup): string {
+  if (g.kind === 'scatter_copy') return `scatter_copy`;
   if (g.kind === 'row') return g.plan.op;
   if (g.kind === 'pointwise') return 'pointwise';
+  if (g.kind === 'scatter') return `scatter_${g.plan.kind}`;
   if (g.plan.wide) return `wide_${g.plan.op}`;
   return g.plan.op.includes('softmax') ? `${g.plan.op}_axis` : `reduce_${g.plan.op}`;
 }
@@ -94,16 +109,20 @@ function schedule(ks: readonly EmittedKernel[]): EmittedKernel[] {
 
 export function emitFragment(fragment: Graph, opts: EmitOptions): FragmentLowering {
   const order = new Map<Node, number>(fragment.nodes.map((n, i) => [n, i]));
-  const planner = new Planner(fragment);
+  const planner = new Planner(fragment, opts.opset ?? 0);
   planner.run();
   const groups = assignGroups(planner);
   const prefix = sanitize(opts.namePrefix);
   const kernels: EmittedKernel[] = [];
-  groups.forEach((g) => {
+  // A scatter is two kernels: the copy of data into the output, then the scatter. The copy's CPU
+  // reference is the scatter node, which reads indices and updates: it is ordered after them.
+  const expanded: BuildGroup[] = groups.flatMap((g): BuildGroup[] => (g.kind === 'scatter' ? [{ kind: 'scatter_copy', plan: g.plan }, g] : [g]));
+  expanded.forEach((g) => {
     const name = `${prefix}_k${kernels.length}_${tagOf(g)}`;
     const b = build(g, name, order);
     if (!b) return;
     const writes = b.params.writes;
+    const refReads = g.kind === 'scatter_copy' ? [g.plan.indices, g.plan.updates].flatMap((e) => (e.kind === 'leaf' ? [e.value] : [])) : [];
     kernels.push({
       entry: b.entry,
       source: `${KERNEL_HEADER}\n${b.source}`,
@@ -112,7 +131,7 @@ export function emitFragment(fragment: Graph, opts: EmitOptions): FragmentLoweri
       smem: 0,
       args: b.params.ordered().map((value) => ({ kind: 'value' as const, value })),
       covers: b.covers,
-      reads: b.params.reads.filter((v) => !writes.includes(v)),
+      reads: [...new Set([...b.params.reads, ...refReads])].filter((v) => !writes.includes(v)),
       writes,
     });
   });

@@ -61,8 +61,9 @@ function threadPerOutput(plan: LoopPlan, kept: readonly number[]): LoopFrame {
 }
 
 /** The kernel text and launch of a one-thread-per-output loop kernel. */
-function loopLaunch(name: string, b: SourceBuilder, params: Params, outN: number): LoopLaunch {
+function loopLaunch(name: string, b: SourceBuilder, params: Params, outN: number, ev: Evaluator): LoopLaunch {
   const source =
+    ev.globals.join('') +
     `extern "C" __global__ void __launch_bounds__(${LOOP_BLOCK}) ${name}(${params.decl()}) {\n` +
     b.text().split('\n').filter((l) => l).map((l) => `  ${l}`).join('\n') +
     '\n}\n';
@@ -98,7 +99,7 @@ export function emitLoopReduce(name: string, plan: LoopPlan): LoopLaunch {
   if (plan.op === 'l2') b.emit('acc = sqrt(acc);');
   const out = params.write(plan.out);
   b.emit(`${out}[o] = ${toStorage(plan.out.dtype, `(${computeType(plan.out.dtype)})(acc)`)};`);
-  return loopLaunch(name, b, params, outN);
+  return loopLaunch(name, b, params, outN, ev);
 }
 
 /** Softmax over one non-last axis: one thread per (outer, inner) position, three passes. */
@@ -127,7 +128,7 @@ function emitLoopSoftmax(name: string, plan: LoopPlan): LoopLaunch {
     const y = plan.op === 'softmax' ? `expf(${v} - m) / acc` : `${v} - m - logf(acc)`;
     b.emit(`${out}[${off}] = ${toStorage(plan.out.dtype, `(${computeType(plan.out.dtype)})(${y})`)};`);
   });
-  return loopLaunch(name, b, params, outN);
+  return loopLaunch(name, b, params, outN, ev);
 }
 
 export const WIDE_BLOCK = 1024;
@@ -221,6 +222,7 @@ function emitWideReduce(name: string, plan: LoopPlan): LoopLaunch {
   }
   const body = b.text();
   const source =
+    ev.globals.join('') +
     globals +
     `extern "C" __global__ void __launch_bounds__(${WIDE_BLOCK}) ${name}(${params.decl()}) {\n` +
     body.split('\n').filter((l) => l).map((l) => `  ${l}`).join('\n') +

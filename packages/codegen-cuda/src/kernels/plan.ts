@@ -18,6 +18,11 @@ import type { RowOp } from './row-plan';
 import { CodegenError } from './codegen-error';
 import { attrs, constInts, normAxis, reduceAxes, sliceSpec } from './plan-ops';
 import { byteSizeOf, isFloatCompute } from './c-types';
+import { INDEXED_LOWERINGS } from './indexed-ops';
+import { LAYER_NORM_FALLBACK } from './indexed-nn';
+import type { PlanAccess } from './indexed';
+import { cudaPathOf } from '../lower/cuda-coverage';
+import type { ScatterPlan, ScatterReduction } from './scatter-kernel';
 
 /** Where a sink stores: a strided region of a value's buffer (elements). */
 export interface StoreView {
@@ -75,15 +80,24 @@ export class Planner {
   readonly rows: RowPlan[] = [];
   readonly loops: LoopPlan[] = [];
   readonly aliases: Alias[] = [];
+  /** Copy-then-scatter: the copy is a sink into `out`, the scatter a kernel of its own after it. */
+  readonly scatters: ScatterPlan[] = [];
   private readonly users: Map<Value, Node[]>;
   private readonly outputs: Set<Value>;
   private readonly inputs: Set<Value>;
 
-  constructor(readonly graph: Graph) {
+  constructor(
+    readonly graph: Graph,
+    /** Default-domain opset of the model (0: unknown); ops whose semantics changed with it read it. */
+    readonly opset = 0,
+  ) {
     this.users = graph.users();
     this.outputs = new Set(graph.outputs);
     this.inputs = new Set(graph.inputs);
   }
+
+  /** The planner as the indexed rules see it (indexed.ts). */
+  readonly access: PlanAccess = { get: (v) => this.get(v), materialize: (v) => this.materialize(v), shape: shapeOf };
 
   get(v: Value): Expr {
     const e = this.exprs.get(v);
@@ -139,6 +153,8 @@ export class Planner {
   }
 
   private node(node: Node): void {
+    const path = cudaPathOf(node.op);
+    if (path?.kind === 'refused') throw CodegenError.at(node, path.reason);
     const out = node.outputs[0]!;
     const x = node.inputs[0] ?? undefined;
     if (VIEW_OPS.has(node.op)) return this.set(node, 0, this.view(x!, (e) => reshapeExpr(e, shapeOf(out)), node));
@@ -180,25 +196,60 @@ export class Planner {
         return this.set(node, 0, this.norm(node));
       case 'LayerNormalization':
       case 'RMSNormalization':
+        if (node.op === 'LayerNormalization' && !this.rowNormFits(node)) {
+          LAYER_NORM_FALLBACK(node, this.access, this.opset).forEach((e, k) => e && this.set(node, k, e));
+          return;
+        }
         return this.set(node, 0, this.onnxNorm(node));
       case 'Softmax':
       case 'LogSoftmax':
         return this.set(node, 0, this.softmax(node));
+      case 'ScatterElements':
+      case 'ScatterND':
+        return this.set(node, 0, this.scatter(node));
       default:
         break;
     }
     const red = REDUCE_OPS[node.op];
     if (red) return this.set(node, 0, this.reduce(node, red));
+    const lowering = INDEXED_LOWERINGS[node.op];
+    if (lowering) {
+      lowering(node, this.access, this.opset).forEach((e, k) => e && this.set(node, k, e));
+      return;
+    }
     const ins = node.inputs.map((v) => v?.dtype ?? out.dtype);
     const sop = scalarOpFor(node, ins, out.dtype);
     if (!sop) {
-      throw CodegenError.at(node, `op ${node.op} has no CUDA emitter for non-GEMM fragments (supported: pointwise math, norms, rope, softmax, reductions, views, Transpose/Slice/Split/Concat/Expand/Gather)`);
+      throw CodegenError.at(node, `op ${node.op} has no CUDA emitter for non-GEMM fragments (supported: pointwise math, norms, rope, softmax, reductions, views, Transpose/Slice/Split/Concat/Expand/Gather, scatters and the indexed ops of kernels/indexed-ops.ts)`);
     }
     const shape = shapeOf(out);
     const args = node.inputs.map((v) =>
       v ? this.view(v, (e) => applyAffine(e, broadcastMap(e.shape, shape)), node) : ({ kind: 'const', id: freshId(), dtype: out.dtype, shape, nodes: [], v: 0 } as Expr),
     );
     this.set(node, 0, { kind: 'map', id: freshId(), dtype: out.dtype, shape, nodes: [node], op: sop, args });
+  }
+
+  /** data copied into the output by a sink (fused with data's producers), then a scatter kernel. */
+  private scatter(node: Node): Expr {
+    const [data, ind, upd] = node.inputs as Value[];
+    const out = node.outputs[0]!;
+    const shape = shapeOf(out);
+    const a = attrs(node);
+    const reduction = a.string('reduction', 'none');
+    if (!['none', 'add', 'mul', 'max', 'min'].includes(reduction)) throw CodegenError.at(node, `reduction must be none, add, mul, max or min, got '${reduction}'`);
+    const elements = node.op === 'ScatterElements';
+    this.scatters.push({
+      copy: { value: out, expr: this.get(data!) },
+      kind: elements ? 'elements' : 'nd',
+      node,
+      out,
+      outShape: shape,
+      indices: this.materialize(ind!),
+      updates: this.materialize(upd!),
+      axis: elements ? normAxis(node, a.int('axis', 0), shape.length) : 0,
+      reduction: reduction as ScatterReduction,
+    });
+    return leaf(out, shape);
   }
 
   private concat(node: Node): Expr {
@@ -320,6 +371,14 @@ export class Planner {
     return { kind: 'row', id: freshId(), dtype: plan.outDtype, shape, nodes: [], plan };
   }
 
+  /** The row kernel takes the ONNX norm: last axis only, rows that fit, statistics outputs unused. */
+  private rowNormFits(node: Node): boolean {
+    const shape = shapeOf(node.outputs[0]!);
+    const axis = normAxis(node, attrs(node).int('axis', -1), shape.length);
+    const statsUsed = node.outputs.slice(1).some((o) => (this.users.get(o) ?? []).length > 0 || this.outputs.has(o));
+    return axis === shape.length - 1 && !statsUsed && RowPlan.fits(shape[axis]!);
+  }
+
   /** ONNX LayerNormalization / RMSNormalization over the last axis only (the fused ops' form). */
   private onnxNorm(node: Node): Expr {
     const [x, scale, bias] = node.inputs;
@@ -359,7 +418,12 @@ export class Planner {
     const out = node.outputs[0]!;
     const shape = shapeOf(x);
     const axes = reduceAxes(node, shape.length);
-    if (axes.length === 0) throw CodegenError.at(node, 'noop_with_empty_axes reductions should have been removed by canonicalize');
+    if (axes.length === 0) {
+      // noop_with_empty_axes with no axes: each output comes from one input element (squared for
+      // ReduceSumSquare, |x| for ReduceL1, ...): a loop reduction over nothing computes exactly that.
+      this.loops.push({ op, input: this.get(x), axes: [], out, nodes: [node] });
+      return leaf(out, shapeOf(out));
+    }
     const r = shape.length;
     const trailing = axes.every((a, i) => a === r - axes.length + i);
     const L = axes.reduce((p, a) => p * shape[a]!, 1);

@@ -32,7 +32,7 @@ export function simplifyDomain(exprs: readonly Expr[], stores: readonly (readonl
   const strideSets: (readonly number[])[] = [...stores];
   for (const e of exprs) {
     visitExpr(e, (x) => {
-      if (x.kind === 'select' || x.kind === 'rope' || x.kind === 'gather' || x.kind === 'row') plain = false;
+      if (x.kind === 'select' || x.kind === 'rope' || x.kind === 'gather' || x.kind === 'row' || x.kind === 'indexed') plain = false;
       if (x.kind === 'leaf') strideSets.push(x.strides);
     });
   }
@@ -111,6 +111,7 @@ export function emitPointwise(name: string, sinks: readonly Sink[]): PointwiseLa
   sinks.forEach((_, k) => ev.store({ ...views[k]!, strides: stores[k]! }, ch, ev.eval(exprs[k]!, ch)));
   const body = b.text();
   const source =
+    ev.globals.join('') +
     `extern "C" __global__ void __launch_bounds__(${POINTWISE_BLOCK}) ${name}(${params.decl()}) {\n` +
     body.split('\n').filter((l) => l).map((l) => `  ${l}`).join('\n') +
     '\n}\n';

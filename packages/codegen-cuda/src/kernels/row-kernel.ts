@@ -187,6 +187,7 @@ export function emitRow(name: string, plan: RowPlan, prologue: readonly Sink[], 
   }
   const body = b.text();
   const source =
+    ev.globals.join('') +
     `extern "C" __global__ void __launch_bounds__(${BLOCK}) ${name}(${params.decl()}) {\n` +
     body.split('\n').filter((l) => l).map((l) => `  ${l}`).join('\n') +
     '\n}\n';

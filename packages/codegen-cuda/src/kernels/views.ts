@@ -50,6 +50,7 @@ export function applyAffine(e: Expr, a: Affine): Expr | undefined {
     }
     case 'gather':
     case 'row':
+    case 'indexed':
       return undefined;
   }
 }

@@ -29,6 +29,10 @@ export interface ImportContext {
   readonly randomSeed: number | undefined;
   /** Set once any initializer was given random data. */
   usedRandom: boolean;
+  /** Graph-only import: absent float weights get stand-in data, recorded as absent (not random). */
+  readonly graphOnly?: boolean;
+  /** Set once any initializer's external data was absent under graphOnly. */
+  usedAbsent?: boolean;
   /** Symbols already used by the model (dim_param), so fresh ones do not collide. */
   readonly symbols: Set<string>;
   /** Size of each external data file by path (undefined: missing), stat'ed once. */
@@ -77,19 +81,21 @@ function importInitializer(ctx: ImportContext, tp: TensorP, builder: GraphBuilde
     const ref = parseExternalRef(tp, ctx.baseDir, what);
     const size = fileSize(ctx, ref.file);
     if (size === undefined) {
-      if (ctx.randomSeed === undefined) {
+      if (ctx.randomSeed === undefined && !ctx.graphOnly) {
         throw new IrError('E_INPUT', `${what} keeps its data in '${ref.file}', which does not exist; put the weights file next to the model, or ${RANDOM_HINT}`);
       }
       if (!isFloat(dtype)) {
         throw new IrError(
           'E_INPUT',
           `${what} (${formatType(type)}) keeps its data in '${ref.file}', which does not exist; ` +
-            'random weights replace float tensors only, so this file is required',
+            `${ctx.graphOnly && ctx.randomSeed === undefined ? 'a graph-only import stands in for float weights only' : 'random weights replace float tensors only'}, so this file is required`,
         );
       }
-      ctx.usedRandom = true;
-      const seed = tensorSeed(ctx.randomSeed, name);
-      return builder.lazyConstant(new ConstData(type, { kind: 'random', seed }, () => randomTensor(dtype, shape, seed)), name);
+      if (ctx.randomSeed === undefined) ctx.usedAbsent = true;
+      else ctx.usedRandom = true;
+      const seed = tensorSeed(ctx.randomSeed ?? 0, name);
+      const source = ctx.randomSeed === undefined ? { kind: 'random' as const, seed, standIn: true } : { kind: 'random' as const, seed };
+      return builder.lazyConstant(new ConstData(type, source, () => randomTensor(dtype, shape, seed)), name);
     }
     if (ref.offset + bytes > size) {
       // Checked now (one stat per file) so a wrong or truncated weights file fails at import.

@@ -38,6 +38,11 @@ export interface ImportOptions {
   readonly baseDir?: string;
   /** Replace float initializers whose external data file is missing by seeded random data. */
   readonly randomWeights?: RandomWeightsOptions;
+  /**
+   * Graph only (inspect): float initializers whose external data file is missing are imported
+   * with stand-in data (seeded, never reported as values) and Module.meta.absentWeights is set.
+   */
+  readonly graphOnly?: boolean;
   /** Path the bytes came from: recorded in Module.meta.source and named in messages. */
   readonly source?: string;
 }
@@ -125,6 +130,8 @@ export function importModel(bytes: Uint8Array, opts: ImportOptions = {}): Module
     baseDir: opts.baseDir,
     randomSeed: opts.randomWeights?.seed,
     usedRandom: false,
+    graphOnly: opts.graphOnly === true,
+    usedAbsent: false,
     symbols: inputSymbols(graph),
     fileSizes: new Map(),
   };
@@ -135,6 +142,7 @@ export function importModel(bytes: Uint8Array, opts: ImportOptions = {}): Module
     producerVersion: m.producerVersion ?? '',
     ...(opts.source ? { source: opts.source } : {}),
     ...(ctx.usedRandom ? { randomWeights: true } : {}),
+    ...(ctx.usedAbsent ? { absentWeights: true } : {}),
   });
 }
 

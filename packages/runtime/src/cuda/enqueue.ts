@@ -72,7 +72,11 @@ export function* enqueueGen(env: EnqueueEnv, list: readonly PreparedInstr[], dep
         else if (p.flat) d.call('cuMemcpyDtoDAsync_v2', [p.flat.dst, p.flat.src, p.flat.bytes, stream], p.ctx);
         break;
       case 'collective':
-        if (env.collective) env.collective(p, stream);
+        // A group of one (a plan compiled for mesh 1 on an axis, or run without a communicator):
+        // every collective kind is recv = send, a local copy; no peer to wait for.
+        if (p.instr.groupSize === 1 && !env.collective) {
+          if (p.recv !== p.send && p.recvBytes) d.call('cuMemcpyDtoDAsync_v2', [p.recv, p.send, p.recvBytes, stream], p.ctx);
+        } else if (env.collective) env.collective(p, stream);
         else yield { kind: 'collective', p, stream };
         break;
       case 'branch':

@@ -3,6 +3,7 @@
  * peers: the contract between the launcher-environment parser (env.ts), the CPU transport
  * (tcp-collectives.ts), the CUDA backend's NCCL communicator and the CLI.
  */
+import type { CollectiveRequest } from '../plan/collectives';
 
 /** Which launcher started this process (the environment variables it read). */
 export type LauncherName = 'torchrun' | 'slurm' | 'openmpi' | 'pmi' | 'paradit';
@@ -22,6 +23,12 @@ export interface LaunchEnv {
    * store serves there). Undefined when nothing says where rank 0 is.
    */
   readonly bootstrap: string | undefined;
+  /**
+   * host:port of the control channel (distributed/control-channel.ts: failure news, the world
+   * check, barriers, the CPU backend's collectives): PARADIT_CONTROL_ADDR, else derived like the
+   * bootstrap at the next port. Absent: the bootstrap's host at its port + 1.
+   */
+  readonly control?: string;
   /** Human-readable source of rank/world, for messages ("torchrun: RANK=1 WORLD_SIZE=2"). */
   readonly describe: string;
 }
@@ -40,6 +47,11 @@ export interface RankWatch {
 export interface DistOptions {
   readonly env: LaunchEnv;
   readonly watch: RankWatch;
+  /**
+   * CPU backend: performs this rank's collectives with the other processes (the control
+   * channel's TCP transport, tcp-collectives.ts). Unused by CUDA (NCCL).
+   */
+  readonly transport?: (req: CollectiveRequest) => Promise<void>;
 }
 
 /** A peer failed, this rank timed out waiting, or a stop signal arrived: exit non-zero with `message`. */

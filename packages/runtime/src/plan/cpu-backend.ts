@@ -12,7 +12,7 @@
  * program order here.
  */
 import fs from 'node:fs';
-import { IrError, Module, Tensor, formatMesh, interpret, isFloat, makeMesh, parseModule, worldSize } from '@paradit/ir';
+import { IrError, Module, Tensor, formatMesh, interpret, isFloat, makeMesh, parseModule, worldSize, wrapAt } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
 import type { StepExecutor } from '../denoise/step-executor';
 import type { BufferDecl, Instr, Plan, Space } from './schema';
@@ -200,7 +200,11 @@ export class CpuPlanBackend implements StepExecutor {
     if (!ref) throw new IrError('E_RUNTIME', `${where} has no ref fragment, so the CPU backend cannot run it; recompile the plan`);
     let m = this.refs.get(instr);
     if (!m) {
-      m = parseModule(ref.text);
+      try {
+        m = parseModule(ref.text);
+      } catch (e) {
+        throw wrapAt(e, `${where}: its ref fragment`);
+      }
       this.refs.set(instr, m);
     }
     const ins = ref.inputs.map((id) => this.read(id));
@@ -208,7 +212,7 @@ export class CpuPlanBackend implements StepExecutor {
     try {
       outs = interpret(m, ins);
     } catch (e) {
-      throw new IrError('E_RUNTIME', `${where}: ${(e as Error).message}`);
+      throw wrapAt(e, where);
     }
     ref.outputs.forEach((id, k) => this.write(id, outs[k]!, where));
   }

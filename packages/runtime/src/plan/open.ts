@@ -5,13 +5,14 @@
  * process (InProcessCudaRanks), and a plan for one GPU runs as today.
  */
 import type { StepExecutor } from '../denoise/step-executor';
-import { worldSize } from '@paradit/ir';
+import { IrError, worldSize } from '@paradit/ir';
 import { CpuPlanBackend, planMesh } from './cpu-backend';
 import { SimulatedPlanRanks } from './simulated-ranks';
 import type { CpuBackendOptions } from './cpu-backend';
 import { loadPlan } from './load';
 import type { LoadedPlan } from './load';
-import type { DistOptions } from '../distributed/types';
+import type { DistOptions, LaunchEnv } from '../distributed/types';
+import type { Plan } from './schema';
 
 export type PlanBackendName = 'cpu' | 'cuda';
 
@@ -43,9 +44,17 @@ export async function openPlan(dir: string, opts: OpenPlanOptions = {}): Promise
   const backend = opts.backend ?? 'cpu';
   // The CUDA backend hashes weights.bin while it uploads it: read 2.5 GB once, not twice.
   const loaded = loadPlan(dir, { backend, verifyWeights: backend === 'cpu' ? opts.verifyWeights : false });
+  if (opts.dist) checkLaunchedWorld(loaded.plan, opts.dist.env, dir);
   if (backend === 'cpu') {
+    if (opts.dist) {
+      // One rank of a launched job: its collectives go to the other processes.
+      const { env, transport } = opts.dist;
+      if (env.world > 1 && !transport) throw new IrError('E_RUNTIME', `rank ${env.rank}: a launched CPU rank needs a collective transport (DistOptions.transport)`);
+      const executor = new CpuPlanBackend(loaded, { ...opts, rank: env.rank, ...(transport ? { collectives: transport } : {}) });
+      return { loaded, executor, dispose: () => undefined };
+    }
     // A sharded plan without a launcher: every rank of its mesh, simulated in this process.
-    const executor = worldSize(planMesh(loaded.plan)) > 1 && !opts.dist ? new SimulatedPlanRanks(loaded, opts) : new CpuPlanBackend(loaded, opts);
+    const executor = worldSize(planMesh(loaded.plan)) > 1 ? new SimulatedPlanRanks(loaded, opts) : new CpuPlanBackend(loaded, opts);
     return { loaded, executor, dispose: () => undefined };
   }
   const verifyWeights = opts.verifyWeights !== false;
@@ -58,4 +67,16 @@ export async function openPlan(dir: string, opts: OpenPlanOptions = {}): Promise
   const { CudaBackend } = await import('../cuda/backend');
   const cuda = new CudaBackend(loaded, { verifyWeights, log: opts.log, dist: opts.dist, nccl: opts.nccl, graphs: opts.graphs });
   return { loaded, executor: cuda, bench: (steps) => cuda.bench(steps), dispose: () => cuda.dispose() };
+}
+
+/** A plan runs on exactly the ranks of its mesh: refuse a launch of another size, saying both. */
+export function checkLaunchedWorld(plan: Plan, env: LaunchEnv, dir = 'the plan'): void {
+  const m = plan.target.mesh;
+  const W = worldSize(planMesh(plan));
+  if (W === env.world) return;
+  throw new IrError(
+    'E_INPUT',
+    `${dir}: the plan was compiled for mesh u${m.ulysses} r${m.ring} c${m.cfg} = ${W} rank${W > 1 ? 's' : ''}, but the launched world is ${env.world} (${env.describe}); ` +
+      `start ${W} rank${W > 1 ? 's' : ''} (e.g. \`paradit launch --nproc ${W} -- run ...\`, torchrun --nproc_per_node=${W}), or recompile for a mesh of ${env.world} ranks`,
+  );
 }

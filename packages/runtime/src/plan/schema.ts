@@ -30,7 +30,7 @@ import { z } from 'zod';
 export const PLAN_FORMAT = 'paradit-plan';
 export const PLAN_VERSION = 3;
 
-export const planDType = z.enum(['f32', 'f16', 'bf16', 'i32', 'i64', 'bool', 'u8']);
+export const planDType = z.enum(['f32', 'f16', 'bf16', 'i32', 'i64', 'bool', 'u8', 'i8', 'i16', 'u16', 'u32', 'u64']);
 export type PlanDType = z.infer<typeof planDType>;
 
 export const space = z.enum(['weights', 'io', 'arena', 'state']);
