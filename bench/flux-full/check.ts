@@ -1,5 +1,5 @@
 /**
- * GPU helper of bench/flux-full/run.sh and gen-check.sh (bundled by bench/flux-full/build.mjs into
+ * GPU helper of bench/flux-full/gen-check.sh and bench/flux/full-run.sh (bundled by bench/flux-full/build.mjs into
  * .gpu-work/flux-full/check.cjs; koffi external, found through .gpu/setup.sh's NODE_PATH).
  *
  *   check.cjs make-tiny DIR

@@ -9,10 +9,14 @@
 #   4. with DENOISE=K: `paradit denoise --steps K --backend cuda` without and with --fbcache 0.08
 #      (wall time of the loop, cache decisions);
 #   5. diffusers eager, torch.compile (and PHASES_EXTRA, e.g. compile:max-autotune) and
-#      ParaAttention's First Block Cache full/cached step, in the same call.
+#      ParaAttention's First Block Cache full/cached step, in the same call;
+#   6. with .gpu-work/flux-full (node bench/flux-full/build.mjs; carry it): the 22 GiB of weights
+#      generated on the GPU, 8 tensors byte-compared with the JS generator (check.cjs fill), and the
+#      peak GPU memory (nvidia-smi memory.used every 100 ms) during 2 and 3; with CHECK_F32=1 an
+#      fp32 plan of the same seeded weights and the bf16 plan's rel L2 against it (issue: <= 2e-2).
 # Prepare here: bash scripts/pack-gpu.sh; node bench/flux/build.mjs; mkdir -p .gpu-work/baselines
-# && cp ../shared/baselines/anchor_* .gpu-work/baselines/. Carry [".gpu", ".gpu-work/flux",
-# ".gpu-work/baselines"]. Logs to $OUT/flux-full.log, the table to stdout and $OUT/flux-full.json.
+# && cp ../shared/baselines/anchor_* .gpu-work/baselines/; node bench/flux-full/build.mjs. Carry
+# [".gpu", ".gpu-work/flux", ".gpu-work/baselines", ".gpu-work/flux-full"]. Logs to $OUT/flux-full.log, the table to stdout and $OUT/flux-full.json.
 set -u -o pipefail
 . .gpu/setup.sh
 N=${STEPS:-20}
@@ -29,8 +33,20 @@ since() { awk "BEGIN{printf \"%.1f\", $(now) - $1}"; }
 t=$(now); /usr/bin/time -f "compile peak RSS %M KB" $P compile "$MODEL" -o "$W/plan" --random-weights --dtype bf16 --no-progress 2>&1 | tee -a "$L"; c1=$(since $t)
 t=$(now); $P compile "$MODEL" -o "$W/plan-fb" --random-weights --dtype bf16 --fbcache 0.08 --no-progress 2>&1 | tee -a "$L"; c2=$(since $t)
 $B inputs "$W/plan" "$W/inputs" 2>&1 | tee -a "$L"
+CHK=.gpu-work/flux-full/check.cjs
+rm -f "$W/fill.json" "$W/mem-run.txt" "$W/mem-fb.txt" "$W/cmp.json"
+[ -f "$CHK" ] && { node "$CHK" fill "$W/plan" --sample 8 >"$W/fill.json" 2>>"$L"; cat "$W/fill.json" >>"$L"; }
+sample_mem() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$1" 2>/dev/null & echo $!; }
+m=$(sample_mem "$W/mem-run.txt")
 $P run "$W/plan" --inputs "$W/inputs" --bench "$N" --backend cuda --no-verify-weights --json >"$W/run.json" 2>>"$L"; cat "$W/run.json" >>"$L"
+kill "$m" 2>/dev/null; m=$(sample_mem "$W/mem-fb.txt")
 $B fbcache "$W/plan-fb" "$W/inputs" --bench "$N" >"$W/fb.json" 2>>"$L"; cat "$W/fb.json" >>"$L"
+kill "$m" 2>/dev/null
+if [ "${CHECK_F32:-}" = 1 ]; then
+  $P compile "$MODEL" -o "$W/plan-f32" --random-weights --dtype fp32 --no-progress 2>&1 | tee -a "$L"
+  $B compare "$W/plan" "$W/plan-f32" "$W/inputs" 2>>"$L" | tee "$W/cmp.json" >>"$L"
+  rm -rf "$W/plan-f32"
+fi
 rm -rf "$W/plan" "$W/plan-fb"
 if [ -n "${DENOISE:-}" ]; then
   for fb in "" "--fbcache 0.08"; do
@@ -58,4 +74,9 @@ console.log(`  diffusers max-autotune         ${f(res.diffusersMaxAutotuneMs)}`)
 console.log(`  ParaAttention FBCache full / cached ${f(res.paraAttnFbFullMs)} / ${f(res.paraAttnFbCachedMs)}`);
 console.log(`  denoise wall s: plain ${res.denoise.plain ?? "-"}, fbcache ${res.denoise.fbcache ?? "-"} (${res.denoise.computed ?? "-"} computed)`);
 console.log(`  compile (device CPU) plain ${process.argv[4]} s, fbcache ${process.argv[5]} s`);
-' "$W/run.json" "$W/fb.json" "$W/torch.out" "$c1" "$c2" "$out/flux-full.json" "$W/denoise.json" "$W/denoise-fb.json" "$N" | tee "$out/flux-full.txt"
+const W=process.argv[10], fill=rd(`${W}/fill.json`), cmp=rd(`${W}/cmp.json`);
+const peak=(f)=>{try{return Math.max(...fs.readFileSync(f,"utf8").trim().split("\n").map(Number).filter((x)=>x>=0))}catch{return "-"}};
+console.log(`  peak GPU memory (nvidia-smi)   step ${peak(`${W}/mem-run.txt`)} MiB, fbcache ${peak(`${W}/mem-fb.txt`)} MiB`);
+if (fill.generated !== undefined) console.log(`  weights generated on the GPU   ${fill.generated} tensors, ${(fill.generatedBytes/2**30).toFixed(2)} GiB in ${fill.fillMs} ms; ${fill.comparedTensors} sampled vs the JS generator: ${fill.mismatches} mismatching`);
+if (cmp.outputs) for (const o of cmp.outputs) console.log(`  bf16 plan vs fp32 plan: ${o.name} rel L2 ${o.relL2.toExponential(2)} (ref rms ${o.refRms.toExponential(2)}, NaN mismatches ${o.nanMismatch})`);
+' "$W/run.json" "$W/fb.json" "$W/torch.out" "$c1" "$c2" "$out/flux-full.json" "$W/denoise.json" "$W/denoise-fb.json" "$N" "$W" | tee "$out/flux-full.txt"

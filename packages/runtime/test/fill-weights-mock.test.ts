@@ -27,7 +27,7 @@ function setUp(): { dir?: string; reason?: string } {
   }
   try {
     koffi().load('libcuda.so.1');
-    return { reason: 'a real libcuda.so.1 is loadable here (the GPU check bench/flux-full/generated-vs-cpu.sh covers that machine)' };
+    return { reason: 'a real libcuda.so.1 is loadable here (bench/flux-full/gen-check.sh checks the fill on that machine)' };
   } catch {
     /* expected without a GPU */
   }
