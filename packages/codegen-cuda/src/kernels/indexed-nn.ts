@@ -68,7 +68,6 @@ const Conv: Lower = (node, p) => {
   const group = attrs(node).int('group', 1);
   const Mg = ws[0]! / group;
   const Cg = ws[1]!;
-  const n = xs.length - 2;
   const args = [p.materialize(x!), p.materialize(w!), ...(b ? [p.get(b)] : [])];
   const r = rule('conv', (c, at) => {
     const acc = local(c, 'double', b ? `(double)${c.read(2, [at[1]!])}` : '0.0', 's');
@@ -78,7 +77,6 @@ const Conv: Lower = (node, p) => {
       const ok = pos.map((q, d) => `${q} >= 0 && ${q} < ${xs[d + 2]}`).join(' && ');
       c.branch(ok || 'true', () => c.emit(`${acc} += (double)${c.read(0, [at[0]!, `(${gc} + ${cc})`, ...pos])} * (double)${c.read(1, [at[1]!, cc, ...k])};`));
     }));
-    void n;
     return `(${computeType(out0(node).dtype)})${acc}`;
   });
   return [indexed(node, out0(node), p.shape(out0(node)), r, args)];
