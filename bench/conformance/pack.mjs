@@ -1,5 +1,6 @@
 // Packs the ONNX node-test cases the interpreter passes into a folder the GPU machine can carry
-// (default .gpu-work/conformance: cases/<name>/ + manifest.json), compiling each here on the CPU
+// (default .gpu-work/conformance: cases/<name>/ + manifest.json, and .gpu-work/conformance.tar.xz to
+// carry), compiling each here on the CPU
 // (in memory, no nvcc) and printing how many compile. With --nvcc, also writes every compiling
 // case's plan with nvcc (the fatbin build), two at a time, and counts those.
 // Usage: node bench/conformance/pack.mjs [outDir] [--filter S] [--nvcc] [--quiet]
@@ -61,5 +62,9 @@ if (flag('--nvcc')) {
   for (const f of fails) console.log(`  FAIL ${f.name}: ${f.err}`);
   fs.writeFileSync(path.join(outDir, 'nvcc.json'), JSON.stringify({ compiled: done - fails.length, of: done, fails }, null, 1));
 }
-console.log(`packed into ${outDir} (${(execFileSync('du', ['-sh', outDir]).toString().split('\t')[0])}) in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+// What the GPU call carries: one xz tarball beside the folder (~1 MB; the folder is ~8 MB of small files).
+const tarball = `${outDir}.tar.xz`;
+execFileSync('sh', ['-c', `tar cf - -C "${outDir}" cases manifest.json | xz -T2 -6 > "${tarball}"`]);
+const apparent = execFileSync('du', ['-sh', '--apparent-size', outDir]).toString().split('\t')[0];
+console.log(`packed into ${outDir} (${apparent}) and ${tarball} (${(fs.statSync(tarball).size / 2 ** 20).toFixed(1)} MiB) in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 fs.rmSync(tmp, { recursive: true, force: true });

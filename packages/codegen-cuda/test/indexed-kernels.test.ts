@@ -7,6 +7,10 @@
  * Guards the index math of every op the path covers (negative indices, pad modes, batch dims,
  * block modes, reductions of scatters) and its fusion with neighbouring pointwise ops.
  */
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import type { AttrValue, DType, Graph, Value } from '@paradit/ir';
 import { GraphBuilder, Module, Tensor, interpret, isFloat, mulberry32 } from '@paradit/ir';
 import { HOST_RUN_OK, HOST_RUN_SKIP, runFragmentOnHost } from './host-run';
@@ -63,9 +67,13 @@ function close(got: Tensor, ref: Tensor, what: string): void {
   }
 }
 
+/** Every kernel source the cases emitted, compiled with nvcc at the end (the host run uses g++). */
+const emitted: string[] = [];
+
 /** Interpreter vs host-run kernels for the graph g on its random inputs. */
 function agree(g: G, outs: Value[], opts: { kernels?: number } = {}): void {
   const graph = g.build(outs);
+  emitted.push(...emitFragment(graph, { namePrefix: `nv${emitted.length}`, opset: g.opset }).kernels.map((k) => k.source));
   const ref = interpret(new Module(graph, { '': g.opset }), g.inputs);
   const got = runFragmentOnHost(graph, g.inputs, g.opset);
   ref.forEach((r, k) => close(got[k]!, r, `output ${k}`));
@@ -298,4 +306,33 @@ describe('reductions with noop_with_empty_axes and no axes', () => {
     const a = { noop_with_empty_axes: i(1) };
     agree(g, [g.one('ReduceSumSquare', [x, none], a), g.one('ReduceL1', [x, none], a), g.one('ReduceLogSum', [g.one('Abs', [x]), none], a), g.one('ReduceMean', [x, none], a)]);
   });
+});
+
+describe('GroupNormalization and Einsum through the indexed path', () => {
+  maybe('GroupNormalization, per-group (opset 18) and per-channel (opset 21) parameters', () => {
+    for (const [opset, plen] of [[18, 2], [21, 4]] as const) {
+      const g = new G(opset);
+      agree(g, [g.one('GroupNormalization', [g.in('f32', [2, 4, 3]), g.in('f32', [plen]), g.in('f32', [plen])], { num_groups: i(2), epsilon: { kind: 'float', value: 1e-3 } })]);
+    }
+  });
+
+  maybe.each(['...ii->...i', 'i,i', 'ij->i', 'bij,bjk->bik', 'ij,kj'])('Einsum %s', (eq) => {
+    const g = new G(12);
+    const shapes: Record<string, number[][]> = { '...ii->...i': [[2, 3, 3]], 'i,i': [[5], [5]], 'ij->i': [[3, 4]], 'bij,bjk->bik': [[2, 3, 4], [2, 4, 2]], 'ij,kj': [[3, 4], [2, 4]] };
+    agree(g, [g.one('Einsum', shapes[eq]!.map((sh) => g.in('f32', sh)), { equation: s(eq) })]);
+  });
+});
+
+const NVCC = ['/usr/local/bin/nvcc', '/usr/local/cuda/bin/nvcc'].find((p) => fs.existsSync(p));
+(HOST_RUN_OK && NVCC ? test : test.skip)('every kernel these cases emitted compiles with nvcc for sm_90a', () => {
+  expect(emitted.length).toBeGreaterThan(0);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paradit-indexed-nvcc-'));
+  const file = path.join(dir, 'indexed.cu');
+  fs.writeFileSync(file, emitted.join('\n'));
+  try {
+    execFileSync(NVCC!, ['-gencode', 'arch=compute_90a,code=sm_90a', '-std=c++17', '-c', file, '-o', path.join(dir, 'indexed.o')], { stdio: 'pipe' });
+  } catch (e) {
+    throw new Error(`nvcc failed (source kept at ${file}):\n${(e as { stderr?: Buffer }).stderr?.toString().slice(0, 3000)}`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
 });

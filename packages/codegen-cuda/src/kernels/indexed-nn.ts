@@ -68,7 +68,6 @@ const Conv: Lower = (node, p) => {
   const group = attrs(node).int('group', 1);
   const Mg = ws[0]! / group;
   const Cg = ws[1]!;
-  const n = xs.length - 2;
   const args = [p.materialize(x!), p.materialize(w!), ...(b ? [p.get(b)] : [])];
   const r = rule('conv', (c, at) => {
     const acc = local(c, 'double', b ? `(double)${c.read(2, [at[1]!])}` : '0.0', 's');
@@ -78,7 +77,6 @@ const Conv: Lower = (node, p) => {
       const ok = pos.map((q, d) => `${q} >= 0 && ${q} < ${xs[d + 2]}`).join(' && ');
       c.branch(ok || 'true', () => c.emit(`${acc} += (double)${c.read(0, [at[0]!, `(${gc} + ${cc})`, ...pos])} * (double)${c.read(1, [at[1]!, cc, ...k])};`));
     }));
-    void n;
     return `(${computeType(out0(node).dtype)})${acc}`;
   });
   return [indexed(node, out0(node), p.shape(out0(node)), r, args)];
@@ -281,6 +279,33 @@ const InstanceNormalization: Lower = (node, p) => {
   return [indexed(node, out0(node), xs, r, [p.materialize(x!), p.get(scale!), p.get(bias!)])];
 };
 
+/** GroupNormalization: statistics over (C / num_groups channels x spatial); scale/bias per channel (opset 21) or per group. */
+const GroupNormalization: Lower = (node, p, opset) => {
+  const [x, scale, bias] = node.inputs;
+  const xs = p.shape(x!);
+  const a = attrs(node);
+  const G = a.int('num_groups');
+  const eps = a.float('epsilon', 1e-5);
+  const Cg = xs[1]! / G;
+  const sl = p.shape(scale!)[0]!;
+  const perChannel = opset >= 21 || (sl !== G && sl === xs[1]);
+  const box = [Cg, ...xs.slice(2)];
+  const n = box.reduce((s, d) => s * d, 1);
+  const r = rule('group_norm', (c, at) => {
+    const g0 = let_(c, `(${at[1]} / ${Cg}) * ${Cg}`);
+    const pos = (k: readonly string[]): string[] => [at[0]!, `(${g0} + ${k[0]})`, ...k.slice(1)];
+    const sum = local(c, 'double', '0.0', 'm');
+    loops(c, box, (k) => c.emit(`${sum} += (double)${c.read(0, pos(k))};`));
+    const mean = c.tmp('mu');
+    c.emit(`const double ${mean} = ${sum} / ${n}.0;`);
+    const sq = local(c, 'double', '0.0', 'v');
+    loops(c, box, (k) => c.emit(`{ const double t = (double)${c.read(0, pos(k))} - ${mean}; ${sq} += t * t; }`));
+    const pi = perChannel ? at[1]! : `(${at[1]} / ${Cg})`;
+    return `(${computeType(out0(node).dtype)})(((double)${c.read(0, at)} - ${mean}) / sqrt(${sq} / ${n}.0 + ${eps}) * (double)${c.read(1, [pi])} + (double)${c.read(2, [pi])})`;
+  });
+  return [indexed(node, out0(node), xs, r, [p.materialize(x!), p.get(scale!), p.get(bias!)])];
+};
+
 /** Inference BatchNormalization: per-channel affine of the running statistics. */
 const BatchNormalization: Lower = (node, p) => {
   const a = attrs(node);
@@ -296,7 +321,7 @@ const BatchNormalization: Lower = (node, p) => {
 
 export const NN_LOWERINGS: Readonly<Record<string, Lower>> = {
   Conv, ConvTranspose, MaxPool: pool(true), AveragePool: pool(false), GlobalMaxPool: globalPool(true), GlobalAveragePool: globalPool(false),
-  Gemm, InstanceNormalization, BatchNormalization,
+  Gemm, InstanceNormalization, BatchNormalization, GroupNormalization,
 };
 
 /** LayerNormalization forms the row kernel does not take (several axes, statistics outputs used). */

@@ -4,5 +4,6 @@ import { GATHER_LOWERINGS } from './indexed-gather';
 import { LOOP_LOWERINGS } from './indexed-loop';
 import { NN_LOWERINGS } from './indexed-nn';
 import { lowerResize } from './indexed-resize';
+import { lowerEinsum } from './indexed-einsum';
 
-export const INDEXED_LOWERINGS: Readonly<Record<string, IndexedLowering>> = { ...GATHER_LOWERINGS, ...LOOP_LOWERINGS, ...NN_LOWERINGS, Resize: lowerResize };
+export const INDEXED_LOWERINGS: Readonly<Record<string, IndexedLowering>> = { ...GATHER_LOWERINGS, ...LOOP_LOWERINGS, ...NN_LOWERINGS, Resize: lowerResize, Einsum: lowerEinsum };

@@ -157,7 +157,11 @@ export class Planner {
     if (path?.kind === 'refused') throw CodegenError.at(node, path.reason);
     const out = node.outputs[0]!;
     const x = node.inputs[0] ?? undefined;
-    if (VIEW_OPS.has(node.op)) return this.set(node, 0, this.view(x!, (e) => reshapeExpr(e, shapeOf(out)), node));
+    if (VIEW_OPS.has(node.op)) {
+      // An empty result (Reshape with allowzero to a 0 dim) has no elements to view.
+      if (shapeOf(out).includes(0)) return this.set(node, 0, { kind: 'const', id: freshId(), dtype: out.dtype, shape: shapeOf(out), nodes: [node], v: 0 });
+      return this.set(node, 0, this.view(x!, (e) => reshapeExpr(e, shapeOf(out)), node));
+    }
     switch (node.op) {
       case 'Dropout':
         this.set(node, 0, this.get(x!));

@@ -53,7 +53,7 @@ export const CUDA_PATHS: { readonly [K in OpKind]: CudaPath } = {
   MatMul: G, Gemm: G, Einsum: G, Conv: IX, ConvTranspose: IX, AveragePool: IX, MaxPool: IX,
   GlobalAveragePool: IX, GlobalMaxPool: IX, LayerNormalization: R, RMSNormalization: R,
   GroupNormalization: IX, InstanceNormalization: IX, BatchNormalization: IX, Attention: ATT,
-  RotaryEmbedding: IX,
+  RotaryEmbedding: refused('the ONNX RotaryEmbedding op (opset 23) has no kernel yet; exports that spell rotary out (Mul/Add/Slice/Concat, as torch exporters do) fuse into rope'),
   // shape and indexing
   Reshape: V, Transpose: V, Flatten: V, Squeeze: V, Unsqueeze: V, Concat: V, Split: V, Slice: V,
   Gather: V, GatherElements: IX, GatherND: IX, ScatterND: SC, ScatterElements: SC, Expand: V, Tile: IX,
