@@ -50,3 +50,13 @@ test('run refuses an f64 input for an f32 plan, as check does; f32 data for a bf
   expect(expectUserError(runCli(['check', copy]))).toMatch(/input_0\.pb: input 'hidden_states' of the model is f32\[1,16,\d+\], but the file holds f64/);
   expect(runCli(['run', bf16, '--inputs', model, '--compare']).code).toBe(0);
 });
+
+test('a compile whose stderr is not a terminal prints one line per phase (none with --no-progress or --json)', () => {
+  const out = path.join(tempDir('progress'), 'plan');
+  const r = runCli(['compile', model, '-o', out, '--no-nvcc']);
+  expect(r.code).toBe(0);
+  const phases = [...r.stderr.matchAll(/^paradit: compile: ([a-z-]+) \(\d+\.\d s\)$/gm)].map((m) => m[1]);
+  expect(phases).toEqual(['load', 'specialize', 'passes', 'dtype', 'lower', 'memory', 'weights']);
+  expect(runCli(['compile', model, '-o', out, '--no-nvcc', '--no-progress']).stderr).toBe('');
+  expect(runCli(['compile', model, '-o', out, '--no-nvcc', '--json']).stderr).toBe('');
+});
