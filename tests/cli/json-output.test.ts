@@ -68,7 +68,7 @@ beforeAll(() => {
     ['inspect', ['inspect', model, '--json']],
     ['inspect', ['inspect', model, '--json', '--raw']],
     ['inspect', ['inspect', model, '--json', '--ulysses', '2', '--target', 'cuda']],
-    ['inspect', ['inspect', model, '--json', '--fbcache', '0.1']],
+    ['inspect', ['inspect', model, '--json', '--fbcache', '0.1', '--dot', path.join(tempDir('json-dot'), 'blocks.dot')]],
     ['inspect', ['inspect', refined, '--json']], // pre-blocks (a text token refiner)
     ['check', ['check', model, '--json']],
     ['check', ['check', model, '--json', '--ulysses', '2']],

@@ -139,7 +139,8 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
       const blocks = discoverBlocks(m.graph);
       if (opts.dot) {
         writeDot(opts.dot, renderBlocksDot(m.graph, blocks, 'blocks'));
-        process.stderr.write(`paradit: wrote the block drawing to ${opts.dot} (render it with: dot -Tsvg ${opts.dot} -o blocks.svg)\n`);
+        // Said on stderr in text mode; --json reports it as the `dot` field (stderr stays clean).
+        if (!opts.json) process.stderr.write(`paradit: wrote the block drawing to ${opts.dot} (render it with: dot -Tsvg ${opts.dot} -o blocks.svg)\n`);
       }
       const base = summarize(m, model);
       const out: Record<string, unknown> = {
@@ -150,6 +151,7 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
         preBlocks: blocks.preGroups.map((g) => ({ kind: g.kind, count: g.count })),
         // The token streams entering the first block (main: the one that reaches the output).
         streams: blocks.streams.map((st) => ({ role: st.role, dtype: st.value.dtype, shape: [...st.value.shape] })),
+        ...(opts.dot ? { dot: opts.dot } : {}),
       };
       const mesh = meshFromFlags(opts); // shared with check (mesh-flags.ts): rejects 0, -1, 'two'
       if (mesh) {
