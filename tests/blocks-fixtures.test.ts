@@ -9,6 +9,9 @@ import path from 'node:path';
 import { Module, Value, loadModel } from '@paradit/ir';
 import { createPassContext, defaultPipeline, discoverBlocks, runPipeline } from '@paradit/passes';
 import { FIXTURES, HAVE_FIXTURES, NO_FIXTURES_REASON } from './fixtures';
+import { skipReason } from './skip-reason';
+
+if (!HAVE_FIXTURES) skipReason(__filename, NO_FIXTURES_REASON);
 
 interface Expected {
   readonly groups: [string, number][];

@@ -2,6 +2,9 @@
 import path from 'node:path';
 import { checkModelDir, formatCheck } from '../packages/cli/src/commands/check';
 import { FIXTURES, HAVE_FIXTURES, NO_FIXTURES_REASON, fixturesWithTestData } from './fixtures';
+import { skipReason } from './skip-reason';
+
+if (!HAVE_FIXTURES) skipReason(__filename, NO_FIXTURES_REASON);
 
 describe('paradit check on ../shared/fixtures', () => {
   if (!HAVE_FIXTURES) {

@@ -79,7 +79,7 @@ export function runCli(args: readonly string[], env: Record<string, string> = {}
  */
 export function expectBug(r: CliResult, debug = false): string {
   if (r.code !== 3) throw new Error(`expected exit 3, got ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  const err = r.stderr.trimEnd();
+  const err = withoutProgress(r.stderr).trimEnd();
   expect(err).toMatch(/^paradit: internal error: this is a bug in ParaDiT/);
   if (debug) expect(err).toMatch(/^\s+at /m);
   else {
@@ -89,13 +89,20 @@ export function expectBug(r: CliResult, debug = false): string {
   return err.split('\n')[0]!.replace(/^paradit: internal error: this is a bug in ParaDiT[^:]*: /, '');
 }
 
+/** Progress lines (`paradit: compile: lower (1.2 s)`, printed when stderr is not a terminal) are not part of an error. */
+export const PROGRESS_LINE = /^paradit: compile: [a-z-]+ \(\d+\.\d s\)\n/gm;
+
+export function withoutProgress(stderr: string): string {
+  return stderr.replace(PROGRESS_LINE, '');
+}
+
 /**
  * A user error: exit 2 and one paragraph on stderr, `paradit: error: ...`, with no stack trace
  * and no blank line; returns the message.
  */
 export function expectUserError(r: CliResult, code = 2): string {
   if (r.code !== code) throw new Error(`expected exit ${code}, got ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  const err = r.stderr.trimEnd();
+  const err = withoutProgress(r.stderr).trimEnd();
   expect(err).toMatch(/^paradit: error: /);
   expect(err).not.toMatch(/^\s+at /m); // no stack frames
   expect(err).not.toMatch(/\n\s*\n/); // one paragraph

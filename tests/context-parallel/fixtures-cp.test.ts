@@ -14,6 +14,9 @@ import { defaultPipeline } from '../../packages/passes/src/default-pipeline';
 import { collectiveSummary, compileForMesh, simulatedExecutor } from '../../packages/passes/src/context-parallel';
 import { checkModelDir } from '../../packages/cli/src/commands/check';
 import { FIXTURES, HAVE_FIXTURES, NO_FIXTURES_REASON, fixturesWithTestData } from '../fixtures';
+import { skipReason } from '../skip-reason';
+
+if (!HAVE_FIXTURES) skipReason(__filename, NO_FIXTURES_REASON);
 
 const MESHES: readonly [number, number, number][] = [[2, 1, 1], [1, 2, 1], [2, 2, 1], [4, 1, 1], [1, 4, 1], [1, 1, 2], [2, 1, 2], [1, 3, 1]];
 

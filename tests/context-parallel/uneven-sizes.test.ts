@@ -15,6 +15,9 @@ import type { CpDitConfig } from '../models/tiny-dit-cp';
 import { TINY_DIT, buildTinyDit, tinyDitInputs } from '../models/tiny-dit';
 import { FIXTURES, HAVE_FIXTURES, NO_FIXTURES_REASON } from '../fixtures';
 import { relL2 } from './helpers';
+import { skipReason } from '../skip-reason';
+
+if (!HAVE_FIXTURES) skipReason(__filename, NO_FIXTURES_REASON);
 
 describe("CogVideoX's 226 text tokens (with a text padding mask)", () => {
   // 226 text + 30 image tokens: neither is divisible by 4 (226 = 4*56 + 2, 30 = 4*7 + 2).

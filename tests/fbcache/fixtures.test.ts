@@ -12,8 +12,9 @@ import { InterpreterStepExecutor, SimulatedStepExecutor, denoise, readTestDataSe
 import type { CacheOptions, DenoiseResult } from '@paradit/runtime';
 import { FIXTURES, HAVE_FIXTURES, NO_FIXTURES_REASON } from '../fixtures';
 import { relL2 } from './reference';
+import { skipReason } from '../skip-reason';
 
-if (!HAVE_FIXTURES) console.log(NO_FIXTURES_REASON);
+if (!HAVE_FIXTURES) skipReason(__filename, NO_FIXTURES_REASON);
 const maybe = HAVE_FIXTURES ? describe : describe.skip;
 
 interface Case {

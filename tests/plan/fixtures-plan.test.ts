@@ -9,6 +9,9 @@ import { compileToPlan } from '@paradit/codegen-cuda';
 import { CpuPlanBackend, compareTensors, listTestDataSets, loadPlan, readTestDataSet } from '@paradit/runtime';
 import { FIXTURES, HAVE_FIXTURES, NO_FIXTURES_REASON, fixturesWithTestData } from '../fixtures';
 import { tempDir } from './helpers';
+import { skipReason } from '../skip-reason';
+
+if (!HAVE_FIXTURES) skipReason(__filename, NO_FIXTURES_REASON);
 
 const cases = fixturesWithTestData().flatMap((f) => (['f32', 'bf16'] as const).map((d) => [f, d] as const));
 

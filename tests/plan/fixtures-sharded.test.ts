@@ -9,6 +9,9 @@ import path from 'node:path';
 import { makeMesh } from '@paradit/ir';
 import { checkModelDirOnPlan } from '../../packages/cli/src/commands/check-backend';
 import { FIXTURES, HAVE_FIXTURES, NO_FIXTURES_REASON, fixturesWithTestData } from '../fixtures';
+import { skipReason } from '../skip-reason';
+
+if (!HAVE_FIXTURES) skipReason(__filename, NO_FIXTURES_REASON);
 
 const MESHES: readonly [number, number, number][] = [[2, 1, 1], [1, 2, 1], [2, 2, 1], [4, 1, 1], [1, 1, 2], [2, 1, 2]];
 /** Fixtures whose test data has a batch of 2 (the CFG pair). */

@@ -8,10 +8,11 @@ import path from 'node:path';
 import { compileModule, findNvcc, writePlan } from '@paradit/codegen-cuda';
 import { buildTinyDit, TINY_DIT } from '../models/tiny-dit';
 import { planMeta, tempDir } from './helpers';
+import { skipReason } from '../skip-reason';
 
 const nvcc = findNvcc();
 const NO_NVCC = 'skipped: nvcc is not on PATH (plans then carry module.cu only and the runtime uses NVRTC)';
-if (!nvcc) console.log(NO_NVCC);
+if (!nvcc) skipReason(__filename, NO_NVCC);
 
 (nvcc ? describe : describe.skip)('module.cu compiles with nvcc', () => {
   it('bf16 tiny DiT with head dim 64: fragments + flash attention -> module.fatbin', async () => {

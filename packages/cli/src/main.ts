@@ -59,6 +59,10 @@ async function main(argv: string[]): Promise<number> {
   return code;
 }
 
+// `pnpm paradit ...` runs the script at the repository root; relative paths mean the caller's
+// folder, which pnpm passes as INIT_CWD.
+if (process.env['npm_lifecycle_event'] === 'paradit' && process.env['INIT_CWD']) process.chdir(process.env['INIT_CWD']);
+
 if (!reexecWithSourceMaps()) {
   main(process.argv).then(
     (code) => {

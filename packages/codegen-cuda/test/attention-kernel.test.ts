@@ -11,6 +11,7 @@ import path from 'node:path';
 import { AttentionError, emitAttention } from '../src/kernels/attention';
 import type { AttentionLaunch, AttentionSpec, AttentionTuning } from '../src/kernels/attention';
 import { KERNEL_HEADER } from '../src/kernels/header';
+import { skipReason } from '../../../tests/skip-reason';
 
 const BF16_D128: AttentionSpec = { dtype: 'bf16', headDim: 128, mask: 'none', withLse: false };
 
@@ -173,7 +174,7 @@ const UNITS: readonly Unit[] = [
 
 const nvcc = findNvcc();
 const describeNvcc = nvcc ? describe : describe.skip;
-if (!nvcc) console.log('attention-kernel.test: nvcc not found on PATH or in /usr/local; skipping the sm_90a compile checks');
+if (!nvcc) skipReason(__filename, 'nvcc not found on PATH or in /usr/local; skipping the sm_90a compile checks');
 
 describeNvcc('emitAttention: sources compile for sm_90a with nvcc', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paradit-attn-'));

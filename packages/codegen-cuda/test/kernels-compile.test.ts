@@ -16,6 +16,7 @@ import { cutFragments } from '../src/kernels/fragments';
 import { buildTinyDit, TINY_DIT } from '../../../tests/models/tiny-dit';
 import { FIXTURES, HAVE_FIXTURES, NO_FIXTURES_REASON } from '../../../tests/fixtures';
 import { coverageFragments } from '../src/kernels/check-cases';
+import { skipReason } from '../../../tests/skip-reason';
 
 const NVCC = ['/usr/local/bin/nvcc', '/usr/local/cuda/bin/nvcc'].find((p) => fs.existsSync(p));
 
@@ -50,7 +51,7 @@ function compile(src: string, name: string): void {
 
 const fused = (m: Module): Module => runPipeline(m, defaultPipeline(), createPassContext());
 const maybe = NVCC ? test : test.skip;
-if (!NVCC) console.log('kernels-compile: skipped: nvcc not found at /usr/local/bin/nvcc or /usr/local/cuda/bin/nvcc');
+if (!NVCC) skipReason(__filename, 'skipped: nvcc not found at /usr/local/bin/nvcc or /usr/local/cuda/bin/nvcc');
 
 describe('emitted kernels compile with nvcc (sm_90a)', () => {
   maybe('flux-dev-2x4 and the other fixtures', () => {

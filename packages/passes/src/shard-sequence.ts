@@ -46,8 +46,15 @@ export function planShardSequence(m: Module, mesh: Mesh): ShardPlanData | undefi
   // positional: it stays whole, its small computation replicated, and is sliced per rank where it
   // meets the split tokens, in their order (it may cover several streams in one tensor).
   const batched = found.roots.some((root) => root.axis > 0);
-  const roots = found.roots
-    .filter((root) => root.axis > 0 || !batched)
+  // Every rank needs at least one real token: a degree above the token count would only split
+  // padding (and run, slowly, without error), so it is refused here.
+  const streams = found.roots.filter((root) => root.axis > 0 || !batched);
+  const tokens = streams.reduce((n, root) => n + root.length, 0);
+  if (P > tokens) {
+    const names = streams.map((root) => `'${root.value.name || root.value.id}' (${root.length})`).join(', ');
+    throw new IrError('E_INPUT', `mesh ${formatMesh(mesh)} splits the sequence over ${P} ranks (ring x ulysses), but the model has only ${tokens} tokens (${names}); use a ring x ulysses degree of at most ${tokens}`);
+  }
+  const roots = streams
     .map((root) => ({ root, place: { meshAxis, tokens: { axis: root.axis, segments: [root.length], chunks: P } } }));
   return planSharding({ pass: 'shard-sequence', graph: m.graph, opset: m.opset, mesh, sizeOf, roots });
 }

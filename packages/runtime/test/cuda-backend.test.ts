@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Tensor } from '@paradit/ir';
 import { loadCudaRuntime } from '../src/index';
 import { M, K, N, relL2, seeded, smokeReference, smokeWeights, writeSmokePlan } from '../../../bench/runtime/smoke-plan';
+import { skipReason } from '../../../tests/skip-reason';
 
 function gpuUnavailable(): string | undefined {
   try {
@@ -24,7 +25,7 @@ function gpuUnavailable(): string | undefined {
 }
 
 const reason = gpuUnavailable();
-if (reason) console.log(`cuda-backend tests skipped: ${reason}`);
+if (reason) skipReason(__filename, reason);
 const maybe = reason ? describe.skip : describe;
 
 maybe('CudaBackend on the smoke plan', () => {

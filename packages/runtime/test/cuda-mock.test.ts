@@ -18,6 +18,7 @@ import { SimulatedPlanRanks, loadPlan } from '../src/index';
 import { koffi } from '../src/cuda/ffi';
 import { diffOutputs, distInputs, writeDistPlan } from '../../../bench/multi-gpu/dist-plans';
 import type { DistDType } from '../../../bench/multi-gpu/dist-plans';
+import { skipReason } from '../../../tests/skip-reason';
 
 function setUp(): { dir?: string; reason?: string } {
   let k;
@@ -52,7 +53,7 @@ function setUp(): { dir?: string; reason?: string } {
 }
 
 const env = setUp();
-if (env.reason) console.log(`cuda-mock tests skipped: ${env.reason}`);
+if (env.reason) skipReason(__filename, env.reason);
 const maybe = env.reason ? describe.skip : describe;
 
 maybe('the CUDA runtime over mock CUDA and NCCL libraries', () => {

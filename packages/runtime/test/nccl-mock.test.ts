@@ -26,6 +26,7 @@ import { NcclCommunicator, abortAll } from '../src/cuda/communicator';
 import type { CommDevice } from '../src/cuda/communicator';
 import type { PreparedCollective } from '../src/cuda/prepare-comm';
 import { describeCollective } from '../src/cuda/prepare-comm';
+import { skipReason } from '../../../tests/skip-reason';
 
 function buildMock(): { lib?: string; reason?: string } {
   try {
@@ -44,7 +45,7 @@ function buildMock(): { lib?: string; reason?: string } {
 }
 
 const built = buildMock();
-if (built.reason) console.log(`nccl-mock tests skipped: ${built.reason}`);
+if (built.reason) skipReason(__filename, built.reason);
 const maybe = built.reason ? describe.skip : describe;
 
 maybe('NcclCommunicator over a mock NCCL', () => {

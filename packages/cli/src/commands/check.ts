@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { IrError, Module, Tensor, interpret, loadModel } from '@paradit/ir';
+import { IrError, Module, Tensor, interpret, loadModel, worldSize } from '@paradit/ir';
 import {
   compareTensors,
   defaultTolerance,
@@ -147,8 +147,11 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
     }
     const mesh = meshFromFlags(opts);
     const execute = mesh ? simulatedExecutor(mesh) : undefined;
-    const r = checkModelDir(path.resolve(dir), { ...(tolerance !== undefined ? { tolerance } : {}), ...(execute ? { execute } : {}) });
-    process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatCheck(r)}\n`);
+    const r0 = checkModelDir(path.resolve(dir), { ...(tolerance !== undefined ? { tolerance } : {}), ...(execute ? { execute } : {}) });
+    // Say what ran: the interpreter on one process, or the mesh's ranks simulated.
+    const r = { ...r0, mesh: mesh ? { ulysses: mesh.ulysses, ring: mesh.ring, cfg: mesh.cfg, world: worldSize(mesh) } : null };
+    const ran = mesh ? `  on mesh ulysses ${mesh.ulysses} x ring ${mesh.ring} x cfg ${mesh.cfg}: ${worldSize(mesh)} ranks simulated by the SPMD interpreter` : '  on the reference interpreter (one process)';
+    process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatCheck(r).replace('\n', `\n${ran}\n`)}\n`);
     setCode(r.ok ? EXIT_OK : EXIT_MISMATCH);
   });
 }

@@ -94,6 +94,16 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
     const showBar = flags.progress && !flags.json && process.stderr.isTTY === true;
     const bar = showBar ? new cliProgress.SingleBar({ format: 'compile {phase} [{bar}] {value}/{total}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
     let started = false;
+    // Not a terminal (a log file, CI): one line per phase instead of a bar, with the elapsed time.
+    const lines = flags.progress && !flags.json && !showBar;
+    const t0 = performance.now();
+    let lastPhase = '';
+    const phaseLine = (phase: string): void => {
+      if (!lines || phase === lastPhase) return;
+      lastPhase = phase;
+      process.stderr.write(`paradit: compile: ${phase} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+    };
+    phaseLine('load');
     let r: CompileResult;
     try {
       r = await compileToPlan(model, flags.output, {
@@ -105,7 +115,9 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
         nvcc: flags.nvcc ? 'auto' : false,
         stubKernels: flags.stubKernels === true,
         generateRandomWeights: flags.materializeRandomWeights !== true,
+        onPhase: phaseLine,
         onProgress: (phase, done, total) => {
+          phaseLine(phase);
           if (!bar) return;
           if (!started) {
             bar.start(total, done, { phase });

@@ -235,7 +235,7 @@ export function denoiseCommand(program: Command, _setCode: (c: number) => void):
     .option('--compute-last-step', 'always compute the last step (with --fbcache)')
     .option('--latent-input <name>', 'the latent input (default hidden_states)')
     .option('--timestep-input <name>', 'the timestep input (default timestep)')
-    .option('--timestep-scale <s>', 'timestep = sigma * S (default 1)')
+    .option('--timestep-scale <s>', 'timestep = sigma * S (default 1, for models that take sigma in [0, 1] such as FLUX; SD3, Wan and CogVideoX take timesteps in [0, 1000]: pass 1000)')
     .option('--json', 'print one JSON object')
     .option('--save-latents <file>', 'write the final latents as an ONNX TensorProto (.pb)')
     .option('--random-weights [seed]', 'replace missing external weights with seeded random data (benchmarking)')

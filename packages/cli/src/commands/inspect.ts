@@ -137,7 +137,11 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
         return;
       }
       const blocks = discoverBlocks(m.graph);
-      if (opts.dot) writeDot(opts.dot, renderBlocksDot(m.graph, blocks, 'blocks'));
+      if (opts.dot) {
+        writeDot(opts.dot, renderBlocksDot(m.graph, blocks, 'blocks'));
+        // Said on stderr in text mode; --json reports it as the `dot` field (stderr stays clean).
+        if (!opts.json) process.stderr.write(`paradit: wrote the block drawing to ${opts.dot} (render it with: dot -Tsvg ${opts.dot} -o blocks.svg)\n`);
+      }
       const base = summarize(m, model);
       const out: Record<string, unknown> = {
         ...base,
@@ -147,6 +151,7 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
         preBlocks: blocks.preGroups.map((g) => ({ kind: g.kind, count: g.count })),
         // The token streams entering the first block (main: the one that reaches the output).
         streams: blocks.streams.map((st) => ({ role: st.role, dtype: st.value.dtype, shape: [...st.value.shape] })),
+        ...(opts.dot ? { dot: opts.dot } : {}),
       };
       const mesh = meshFromFlags(opts); // shared with check (mesh-flags.ts): rejects 0, -1, 'two'
       if (mesh) {
@@ -161,12 +166,40 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
         const lines = [formatSummary(base), `attention sites: ${String(out.attentionSites)}`, `blocks: ${blocks.groups.map((g) => `${g.count} x ${g.kind}`).join(', ') || 'none found'}`];
         if (blocks.preGroups.length) lines.push(`pre-blocks (in the prologue): ${blocks.preGroups.map((g) => `${g.count} x ${g.kind}`).join(', ')}`);
         if (blocks.streams.length) lines.push(`streams: ${blocks.streams.map((st) => `${st.role} ${st.value.dtype}[${st.value.shape.join(',')}]`).join(', ')}`);
-        if (out.collectives) lines.push(`collectives (world ${String(out.world)}): ${JSON.stringify(out.collectives)}`);
-        if (out.plan) lines.push(`plan (${opts.target}, ${opts.dtype ?? 'bf16'}): ${JSON.stringify(out.plan)}`);
+        if (mesh && out.collectives) lines.push(formatCollectives(mesh, out.collectives as CollectiveLine[]));
+        if (out.plan) lines.push(...formatPlanStats(`${opts.target}, ${opts.dtype ?? 'bf16'}`, out.plan as Record<string, number | string>));
         if (gate) lines.push(`fbcache: gate after block 0; a cached step skips ${gate.skippedBlocks} of ${gate.totalBlocks} blocks; state ${gate.state.map((p) => p.role).join(', ')}`);
         process.stdout.write(`${lines.join('\n')}\n`);
       }
     });
+}
+
+interface CollectiveLine {
+  readonly op: string;
+  readonly count: number;
+  readonly bytesPerRank: number;
+}
+
+/** `collectives on mesh ...: 24 all_to_all (114.0 KiB per rank), ...` */
+export function formatCollectives(mesh: { ulysses: number; ring: number; cfg: number }, cs: readonly CollectiveLine[]): string {
+  const world = mesh.ulysses * mesh.ring * mesh.cfg;
+  const items = cs.map((c) => `${c.count} ${c.op} (${fmtBytes(c.bytesPerRank)} per rank)`).join(', ') || 'none';
+  return `collectives on mesh ulysses ${mesh.ulysses} x ring ${mesh.ring} x cfg ${mesh.cfg} (${world} ranks): ${items}`;
+}
+
+/** The plan stats of `inspect --target` as a few readable lines (the --json form keeps every field). */
+export function formatPlanStats(what: string, p: Readonly<Record<string, number | string>>): string[] {
+  const n = (k: string): number => Number(p[k] ?? 0);
+  const lines = [
+    `plan (${what}):`,
+    `  memory: peak activations ${fmtBytes(n('peakActivationBytes'))}, weights ${fmtBytes(n('weightsBytes'))}, io ${fmtBytes(n('ioBytes'))}, state ${fmtBytes(n('stateBytes'))}`,
+    `  instructions: ${n('kernels')} kernels (${n('kernelEntries')} distinct), ${n('gemms')} gemms, ${n('copies')} copies, ${n('branches')} branches` +
+      (n('collectives') || n('shardSlices') ? `, ${n('collectives')} collectives, ${n('shardSlices')} shard slices` : ''),
+  ];
+  if (p['estimatedStepUs'] !== undefined) {
+    lines.push(`  predicted (cost model): step ${(n('estimatedStepUs') / 1000).toFixed(2)} ms, communication ${fmtBytes(n('commBytesPerRank'))} per rank, ${(n('commEstimatedUs') / 1000).toFixed(2)} ms of which ${(n('commHiddenUs') / 1000).toFixed(2)} ms hidden`);
+  }
+  return lines;
 }
 
 interface InspectOptions {

@@ -54,6 +54,26 @@ function findDataSet(dir: string): TestDataSet {
   return readTestDataSet(sets[0]!);
 }
 
+/** Dtypes a plan stores (docs/plan-format.md); float data is converted to the plan's float dtype. */
+const PLAN_DTYPES: ReadonlySet<string> = new Set(['f32', 'f16', 'bf16', 'i32', 'i64', 'bool', 'u8']);
+const FLOATS: ReadonlySet<string> = new Set(['f32', 'f16', 'bf16']);
+
+/**
+ * One rule with `check`: an input file must hold a dtype the plan can take. Float data among
+ * f32/f16/bf16 is converted to the plan's storage dtype (a bf16 plan of an f32 model takes the
+ * model's f32 test data); anything else (f64 for an f32 plan, i32 for i64) is refused.
+ */
+function checkInputDtypes(plan: Plan, modelInputs: readonly { name: string; buf: number }[], set: TestDataSet): void {
+  modelInputs.forEach((x, k) => {
+    const t = set.inputs[k]!;
+    const b = plan.buffers.find((y) => y.id === x.buf)!;
+    const ok = t.dtype === b.dtype || (PLAN_DTYPES.has(t.dtype) && FLOATS.has(t.dtype) && FLOATS.has(b.dtype));
+    if (!ok) {
+      throw new IrError('E_INPUT', `${path.join(set.dir, `input_${k}.pb`)}: input '${x.name}' of the plan is ${b.dtype}[${b.shape.join(',')}], but the file holds ${t.dtype}[${t.shape.join(',')}]; write the input in the model's dtype (${FLOATS.has(b.dtype) ? 'f32, f16 or bf16' : b.dtype}), as check requires too`);
+    }
+  });
+}
+
 /** Default First Block Cache controls: the compile-time threshold, no forced compute, no cap. */
 function fbcacheControls(plan: Plan): [string, Tensor][] {
   return [
@@ -119,6 +139,7 @@ async function runPlan(planDir: string, flags: RunFlags, rank: RankContext | und
     if (set.inputs.length !== modelInputs.length) {
       throw new IrError('E_INPUT', `${set.dir} has ${set.inputs.length} input_K.pb files but the plan takes ${modelInputs.length} inputs (${modelInputs.map((x) => x.name).join(', ')}); provide one per input, in that order`);
     }
+    checkInputDtypes(plan, modelInputs, set);
     const inputs = new Map<string, Tensor>(modelInputs.map((x, k) => [x.name, set.inputs[k]!]));
     for (const [k, t] of fbcacheControls(plan)) if (plan.inputs.some((x) => x.name === k)) inputs.set(k, t);
     opened.executor.resetState();

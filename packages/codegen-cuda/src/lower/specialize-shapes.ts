@@ -57,6 +57,12 @@ function requireStatic(g: Graph): void {
 
 export function specializeShapes(m: Module, bindings: ShapeBindings): Module {
   const g = m.graph;
+  // A binding for a name that is no input (a typo) would silently do nothing: refuse it.
+  for (const [name, dims] of bindings) {
+    if (!g.inputs.some((v) => v.name === name)) {
+      throw new IrError('E_INPUT', `--shape ${name}=${dims.join(',')}: the model has no input '${name}'; its inputs are ${g.inputs.map((v) => `${v.name} ${v.dtype}[${v.shape.join(',')}]`).join(', ')}`);
+    }
+  }
   const types = g.inputs.map((_, i) => inputType(g, i, bindings));
   const out = types.some((t) => t !== undefined) ? rebuildModule(m, { inputTypes: types }) : m;
   requireStatic(out.graph);
