@@ -12,7 +12,7 @@ import { planMeta } from './helpers';
 
 function kernelsOf(blocks: number) {
   const c = compileModule(buildTinyDit({ ...TINY_DIT, blocks }), { dtype: 'bf16' });
-  const plan = c.built.plan({ ...planMeta('bf16'), weightsSha256: '', cubin: null, sourceOptions: [] });
+  const plan = c.built.plan({ ...planMeta('bf16'), weightsSha256: '', cubin: null, sourceOptions: [], files: {} });
   const launches = plan.program.filter((i): i is Extract<Instr, { op: 'kernel' }> => i.op === 'kernel');
   return { plan, launches, source: c.built.kernels.source, lowered: c.lowered };
 }

@@ -6,14 +6,19 @@
  *   exit 3, a bug in ParaDiT: an InternalError (a pass produced invalid IR, an op's rule or an
  *     instruction failed inside) or any other exception (a TypeError), printed as
  *     `paradit: internal error: this is a bug in ParaDiT: ...` naming the pass or instruction.
- * A mismatch found by `check` or `run --compare` exits 1. The stack is printed only under --debug.
+ * A mismatch found by `check` or `run --compare` exits 1. A rank of a launched job that stops
+ * because another rank failed, died or never answered within --timeout exits 4 (RankFailure);
+ * SIGINT and SIGTERM stop a launched rank with 130 and 143. The stack is printed only under --debug.
  */
 import { IrError, isInternalError, isIrError } from '@paradit/ir';
+import { RankFailure } from '@paradit/runtime';
 
 export const EXIT_OK = 0;
 export const EXIT_MISMATCH = 1;
 export const EXIT_BAD_INPUT = 2;
 export const EXIT_INTERNAL = 3;
+/** A launched rank stopped because a peer rank failed, died or never answered within --timeout. */
+export const EXIT_PEER_FAILED = 4;
 
 /** What each file system error code means for the user, and the usual fix. */
 const FS_ERRORS: Record<string, { what: string; fix: string }> = {
@@ -64,6 +69,11 @@ export function reportError(e: unknown, debug: boolean): number {
     const stack = e instanceof Error ? e.stack : undefined;
     if (debug && stack) process.stderr.write(`${stack}\n`);
     return EXIT_BAD_INPUT;
+  }
+  if (e instanceof RankFailure) {
+    process.stderr.write(`paradit: error: ${e.message}\n`);
+    if (debug && e.stack) process.stderr.write(`${e.stack}\n`);
+    return EXIT_PEER_FAILED;
   }
   const err = e instanceof Error ? e : new Error(String(e));
   const where = isInternalError(err) ? '' : ` (${err.name})`;

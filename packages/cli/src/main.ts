@@ -7,6 +7,7 @@ import { checkCommand } from './commands/check';
 import { denoiseCommand } from './commands/denoise';
 import { compileCommand } from './commands/compile';
 import { runCommand } from './commands/run';
+import { launchCommand } from './commands/launch';
 import { reportError } from './errors';
 
 function debugWanted(argv: readonly string[]): boolean {
@@ -43,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
   denoiseCommand(program, setCode);
   compileCommand(program, setCode);
   runCommand(program, setCode);
+  launchCommand(program, setCode);
   for (const c of program.commands) c.showHelpAfterError(`(run 'paradit ${c.name()} --help' for its options)`);
   try {
     await program.parseAsync(argv);

@@ -243,6 +243,7 @@ export function planSummary(raw: Module, target: string, dtype: string, opts: { 
     weightsSha256: '',
     cubin: null,
     sourceOptions: [],
+    files: {},
   });
   return { dtype: plan.target.dtype, ...plan.stats };
 }

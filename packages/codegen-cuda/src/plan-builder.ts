@@ -28,6 +28,8 @@ export interface PlanMeta {
   readonly weightsSha256: string;
   readonly cubin: string | null;
   readonly sourceOptions: readonly string[];
+  /** sha256 of each kernel file, by path in the plan (plan.json's `files`). */
+  readonly files: Readonly<Record<string, string>>;
 }
 
 export interface KernelModule {
@@ -209,6 +211,7 @@ export function buildPlan(lp: LoweredProgram, mp: MemoryPlan): BuiltPlan {
       events: lp.events ?? 0,
       weights: { file: 'weights.bin', bytes: mp.fileBytes, alignment: ALIGNMENT, sha256: meta.weightsSha256, generated },
       kernels: { source: 'kernels/module.cu', cubin: meta.cubin, options: [...meta.sourceOptions] },
+      files: { ...meta.files },
       buffers,
       inputs: lp.inputs.map((x) => ({ name: x.name, buf: r.id(x.value) })),
       outputs: lp.outputs.map((x) => ({ name: x.name, buf: r.id(x.value) })),

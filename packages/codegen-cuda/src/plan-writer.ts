@@ -17,7 +17,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConstData, InternalError, IrError, Tensor, byteSize, decodeRawData, numel, randomTensor } from '@paradit/ir';
-import { encodeTensor, planSchema } from '@paradit/runtime';
+import { encodeTensor, planFileChecksums, planSchema } from '@paradit/runtime';
 import type { Plan } from '@paradit/runtime';
 import { convertTensor, convertedFrom } from './dtype-policy';
 import type { BuiltPlan, PlanMeta } from './plan-builder';
@@ -207,7 +207,7 @@ export interface WrittenPlan {
   readonly weightsSeconds: number;
 }
 
-export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan, meta: Omit<PlanMeta, 'weightsSha256' | 'cubin' | 'sourceOptions'>, opts: WriteOptions = {}): Promise<WrittenPlan> {
+export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan, meta: Omit<PlanMeta, 'weightsSha256' | 'cubin' | 'sourceOptions' | 'files'>, opts: WriteOptions = {}): Promise<WrittenPlan> {
   checkPlanOutput(target);
   const work = makeWorkDir(target);
   const tmp = work.path;
@@ -247,6 +247,7 @@ export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan
       weightsSha256: sha,
       cubin: nvcc ? KERNEL_BINARY : null,
       sourceOptions: SOURCE_OPTIONS,
+      files: planFileChecksums(tmp, ['kernels/module.cu', ...(nvcc ? [KERNEL_BINARY] : [])]),
     });
     const checked = planSchema.safeParse(plan);
     if (!checked.success) throw new Error(`plan.json does not match the plan schema (a compiler bug): ${checked.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);

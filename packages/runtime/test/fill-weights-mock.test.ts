@@ -83,6 +83,7 @@ function writeGeneratedPlan(dir: string): Plan {
     spaces: { weights: off, io: 0, arena: 0, state: 0 },
     weights: { file: 'weights.bin', bytes: file.byteLength, alignment: 256, sha256: crypto.createHash('sha256').update(file).digest('hex'), generated },
     kernels: { source: 'kernels/module.cu', cubin: null, options: [] },
+    files: { 'kernels/module.cu': crypto.createHash('sha256').update('').digest('hex') },
     buffers, inputs: [], outputs: [], state: [], program: [], stats: {},
   };
   planSchema.parse(plan);

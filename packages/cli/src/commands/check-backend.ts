@@ -23,14 +23,25 @@ import {
   validateTestData,
   withinTolerance,
 } from '@paradit/runtime';
-import type { OpenedPlan, Plan, StepExecutor } from '@paradit/runtime';
+import type { OpenPlanOptions, OpenedPlan, Plan, StepExecutor } from '@paradit/runtime';
 import type { CheckReport, OutputCheck } from './check';
 import { checkDataSets } from './check-data';
 import { planTolerance } from './run';
 
 export type PlanBackend = 'cpu' | 'cuda';
 
+/**
+ * This process is one rank of a launched job: called with the compiled plan before it is opened
+ * (checks it against the world and the other ranks, injects the load fault), returns what openPlan
+ * needs to run this rank only (launched.ts).
+ */
+export type LaunchedOpen = (plan: Plan) => Promise<Pick<OpenPlanOptions, 'dist' | 'nccl'>>;
+
 export interface PlanCheckOptions {
+  /** A launched rank: run this rank only (its outputs are the same as rank 0's). */
+  readonly launched?: LaunchedOpen;
+  /** Called before each step (the launched rank's step faults). */
+  readonly beforeStep?: () => void;
   readonly backend: PlanBackend;
   /** Compile a sharded plan for this mesh (its ranks run in this process). */
   readonly mesh?: Mesh;
@@ -101,9 +112,9 @@ export function requireGpu(what: string): void {
 }
 
 /** Opens a plan on `backend`; a missing GPU, driver or koffi becomes a one-paragraph exit-2 error. */
-export async function openPlanOn(planDir: string, backend: PlanBackend, what: string): Promise<OpenedPlan> {
+export async function openPlanOn(planDir: string, backend: PlanBackend, what: string, launched?: Pick<OpenPlanOptions, 'dist' | 'nccl'>): Promise<OpenedPlan> {
   try {
-    return await openPlan(planDir, { backend, verifyWeights: false });
+    return await openPlan(planDir, { backend, verifyWeights: false, ...launched });
   } catch (e) {
     if (backend === 'cuda' && isNoGpuError(e)) throw noGpu(e, what);
     throw e;
@@ -138,7 +149,8 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
     const compileSeconds = (performance.now() - c0) / 1000;
     opts.log?.(`compiled ${compiled.plan.program.length} top-level instructions (${dtype}${opts.mesh && worldSize(opts.mesh) > 1 ? `, ${formatMesh(opts.mesh)}` : ''}) in ${compileSeconds.toFixed(2)} s`);
     const l0 = performance.now();
-    const opened = await openPlanOn(planDir, opts.backend, 'check');
+    const launched = opts.launched ? await opts.launched(compiled.plan) : undefined;
+    const opened = await openPlanOn(planDir, opts.backend, 'check', launched);
     const loadSeconds = (performance.now() - l0) / 1000;
     const plan = opened.loaded.plan;
     const checks: OutputCheck[] = [];
@@ -150,6 +162,7 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
         validateTestData(set, m.graph.inputs, m.graph.outputs);
         if (set.outputs.length === 0) throw new IrError('E_INPUT', `${setDir} has no output_K.pb reference files to compare with`);
         opened.executor.resetState();
+        opts.beforeStep?.();
         const outs = await opened.executor.step(bindInputs(plan, set.inputs, setDir));
         set.outputs.forEach((ref, k) => {
           const x = plan.outputs[k]!;
@@ -185,6 +198,8 @@ export function planCheckHeader(r: PlanCheckReport): string {
 export { parsePrecision };
 
 export interface PlanStepOptions {
+  /** A launched rank: run this rank only. */
+  readonly launched?: LaunchedOpen;
   readonly backend: PlanBackend;
   readonly dtype: PlanPrecision;
   /** Compile with the First Block Cache gate, this as the plan's default threshold. */
@@ -216,14 +231,15 @@ export async function openPlanStep(dir: string, opts: PlanStepOptions): Promise<
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   };
   try {
-    await compileToPlan(dir, planDir, {
+    const compiled = await compileToPlan(dir, planDir, {
       dtype: opts.dtype,
       nvcc: opts.backend === 'cuda' ? 'auto' : false,
       ...(opts.fbcache !== undefined ? { fbcache: opts.fbcache } : {}),
       ...(opts.randomWeights ? { randomWeights: opts.randomWeights } : {}),
       ...(opts.mesh ? { mesh: opts.mesh } : {}),
     });
-    const opened = await openPlanOn(planDir, opts.backend, 'denoise');
+    const launched = opts.launched ? await opts.launched(compiled.plan) : undefined;
+    const opened = await openPlanOn(planDir, opts.backend, 'denoise', launched);
     const plan = opened.loaded.plan;
     const inner = opened.executor;
     const total = plan.stats['fbcacheTotalBlocks'];

@@ -9,12 +9,15 @@ import { IrError, Module, Tensor, interpret, loadModel } from '@paradit/ir';
 import {
   compareTensors,
   defaultTolerance,
+  parseLaunchEnv,
   readTestDataSet,
   validateTestData,
   withinTolerance,
 } from '@paradit/runtime';
 import { simulatedExecutor } from '@paradit/passes';
 import { EXIT_MISMATCH, EXIT_OK } from '../errors';
+import { DEFAULT_TIMEOUT_S, withRank } from '../launched';
+import type { RankContext } from '../launched';
 import { addMeshFlags, meshFromFlags } from '../mesh-flags';
 import { checkModelDirOnPlan, parseCheckBackend, parsePrecision, planCheckHeader } from './check-backend';
 import { checkDataSets } from './check-data';
@@ -105,6 +108,7 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
     .option('--dtype <dtype>', 'with --backend: plan dtype bf16, fp16 or fp32 (default: fp32 for fp32 models, bf16 for bf16 models)')
     .option('--keep-plan <dir>', 'with --backend: write the compiled plan here and keep it')
     .option('--debug-instrs', 'with --backend: compare every instruction\'s outputs with its CPU ref on the same inputs, to localize a mismatch (slow)');
+  cmd.option('--timeout <s>', `launched ranks (with --backend): how long a rank waits for its peers (default ${DEFAULT_TIMEOUT_S}, or PARADIT_TIMEOUT)`);
   addMeshFlags(cmd, 'compile for this mesh and run every rank simulated').action(async (dir: string, opts: CheckFlags) => {
     const tolerance = opts.tolerance === undefined ? undefined : parseTolerance(opts.tolerance);
     const backend = parseCheckBackend(opts.backend);
@@ -115,18 +119,31 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
       const mesh = meshFromFlags(opts);
       const dtype = opts.dtype === undefined ? undefined : parsePrecision(opts.dtype);
       const log = (l: string): void => void process.stderr.write(`${l}\n`);
-      const r = await checkModelDirOnPlan(path.resolve(dir), {
-        backend,
-        ...(mesh ? { mesh } : {}),
-        ...(dtype ? { dtype } : {}),
-        ...(tolerance !== undefined ? { tolerance } : {}),
-        ...(opts.keepPlan ? { keepPlan: opts.keepPlan } : {}),
-        ...(opts.debugInstrs ? { debugInstrs: true } : {}),
-        log,
-      });
-      process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatCheck(r).replace('\n', `\n  ${planCheckHeader(r)}\n`)}\n`);
-      setCode(r.ok ? EXIT_OK : EXIT_MISMATCH);
+      // As one rank of a launched job: every rank compiles and runs its rank; rank 0 reports.
+      const checkOnPlan = async (rank?: RankContext): Promise<number> => {
+        const r = await checkModelDirOnPlan(path.resolve(dir), {
+          backend,
+          ...(mesh ? { mesh } : {}),
+          ...(dtype ? { dtype } : {}),
+          ...(tolerance !== undefined ? { tolerance } : {}),
+          ...(opts.keepPlan ? { keepPlan: opts.keepPlan } : {}),
+          ...(opts.debugInstrs ? { debugInstrs: true } : {}),
+          ...(rank ? { launched: rank.launchedOpen(dir, backend), beforeStep: rank.firstStepHook() } : {}),
+          log,
+        });
+        if (rank && !rank.isRoot) return r.ok ? EXIT_OK : EXIT_MISMATCH;
+        let header = planCheckHeader(r);
+        if (rank && rank.env.world > 1) header = header.replace('ranks in this process', `processes launched by ${rank.env.launcher}`);
+        process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatCheck(r).replace('\n', `\n  ${header}\n`)}\n`);
+        return r.ok ? EXIT_OK : EXIT_MISMATCH;
+      };
+      const launched = await withRank(opts.timeout, checkOnPlan);
+      setCode(launched ? launched.value : await checkOnPlan());
       return;
+    }
+    const env = parseLaunchEnv(process.env);
+    if (env && env.world > 1) {
+      throw new IrError('E_INPUT', `check as one rank of a launched world of ${env.world} (${env.describe}) runs a compiled plan: add --backend cpu or --backend cuda, and mesh flags whose product is ${env.world}`);
     }
     const mesh = meshFromFlags(opts);
     const execute = mesh ? simulatedExecutor(mesh) : undefined;
@@ -143,6 +160,7 @@ interface CheckFlags {
   dtype?: string;
   keepPlan?: string;
   debugInstrs?: boolean;
+  timeout?: string;
   ulysses?: string;
   ring?: string;
   cfg?: string;

@@ -17,6 +17,8 @@ import { addMeshFlags, meshFromFlags } from '../mesh-flags';
 import { randomOption } from './inspect';
 import { openPlanStep, parseCheckBackend, parsePrecision, planDtypeFor, requireGpu } from './check-backend';
 import type { PlanBackend } from './check-backend';
+import { DEFAULT_TIMEOUT_S, withRank } from '../launched';
+import type { RankContext } from '../launched';
 
 interface DenoiseFlags {
   steps?: string;
@@ -37,6 +39,7 @@ interface DenoiseFlags {
   backend?: string;
   dtype?: string;
   keepPlan?: string;
+  timeout?: string;
 }
 
 function bad(message: string): never {
@@ -137,7 +140,7 @@ function saveLatents(file: string, t: Tensor, name: string): void {
   }
 }
 
-export async function runDenoise(dirArg: string, flags: DenoiseFlags): Promise<{ report: DenoiseReport; text: string; latents: Tensor }> {
+export async function runDenoise(dirArg: string, flags: DenoiseFlags, rank?: RankContext): Promise<{ report: DenoiseReport; text: string; latents: Tensor }> {
   const steps = intFlag('--steps', flags.steps, 1) ?? bad('--steps N is required (the number of denoising steps)');
   const threshold = numberFlag('--fbcache', flags.fbcache);
   const warmup = intFlag('--warmup', flags.warmup, 0);
@@ -149,6 +152,7 @@ export async function runDenoise(dirArg: string, flags: DenoiseFlags): Promise<{
   const dir = path.resolve(dirArg);
   if (!fs.existsSync(dir)) bad(`${dirArg} does not exist; denoise expects a model folder (model.onnx and test_data_set_0/)`);
   const backend = parseCheckBackend(flags.backend);
+  rank?.requirePlan('denoise', backend);
   if (backend === undefined && (flags.dtype !== undefined || flags.keepPlan !== undefined)) bad('--dtype and --keep-plan configure a compiled plan; add --backend cpu or --backend cuda');
   const mesh: Mesh | undefined = meshFromFlags(flags);
   if (backend === 'cuda') requireGpu('denoise');
@@ -168,8 +172,20 @@ export async function runDenoise(dirArg: string, flags: DenoiseFlags): Promise<{
     // The gated step compiled into a plan (--fbcache T becomes the plan's default threshold; the
     // loop sets fbcache.threshold every step anyway); its cache state lives in the plan's state space.
     const dtype = flags.dtype === undefined ? planDtypeFor(raw) : parsePrecision(flags.dtype);
-    const p = await openPlanStep(dir, { backend, dtype, ...(threshold !== undefined ? { fbcache: threshold } : {}), ...random, ...(flags.keepPlan ? { keepPlan: flags.keepPlan } : {}), ...(mesh ? { mesh } : {}) });
+    const p = await openPlanStep(dir, { backend, dtype, ...(threshold !== undefined ? { fbcache: threshold } : {}), ...random, ...(flags.keepPlan ? { keepPlan: flags.keepPlan } : {}), ...(mesh ? { mesh } : {}), ...(rank ? { launched: rank.launchedOpen(dirArg, backend) } : {}) });
     executor = p.executor;
+    if (rank) {
+      const inner = p.executor;
+      const before = rank.firstStepHook();
+      executor = {
+        ...inner,
+        step: (x) => {
+          before();
+          return inner.step(x);
+        },
+        resetState: () => inner.resetState(),
+      };
+    }
     dispose = p.dispose;
     backendInfo = { name: backend, dtype, ...(p.device ? { device: p.device } : {}) };
   } else {
@@ -198,9 +214,10 @@ export async function runDenoise(dirArg: string, flags: DenoiseFlags): Promise<{
     bar?.stop();
     dispose();
   }
-  if (flags.saveLatents) saveLatents(path.resolve(flags.saveLatents), result.latents, flags.latentInput ?? 'hidden_states');
+  await rank?.checkOutputs(new Map([['latents', result.latents]]));
+  if (flags.saveLatents && (!rank || rank.isRoot)) saveLatents(path.resolve(flags.saveLatents), result.latents, flags.latentInput ?? 'hidden_states');
   const report = toReport(result, compileSeconds, backendInfo);
-  const meshText = mesh && worldSize(mesh) > 1 ? `, mesh ulysses ${mesh.ulysses} ring ${mesh.ring} cfg ${mesh.cfg} (${backend === undefined ? 'simulated ranks' : 'ranks in this process'})` : '';
+  const meshText = mesh && worldSize(mesh) > 1 ? `, mesh ulysses ${mesh.ulysses} ring ${mesh.ring} cfg ${mesh.cfg} (${rank && rank.env.world > 1 ? `${rank.env.world} processes launched by ${rank.env.launcher}` : backend === undefined ? 'simulated ranks' : 'ranks in this process'})` : '';
   const cacheText = threshold === undefined ? 'no cache' : `fbcache ${threshold} (warm-up ${warmup ?? 0}, max cached ${maxCached ?? 'unlimited'}${flags.computeLastStep ? ', last step computed' : ''})`;
   const backendText = backendInfo ? `, ${backendInfo.dtype} plan on ${backendInfo.name}${backendInfo.device ? ` (${backendInfo.device})` : ''}` : '';
   return { report, text: formatReport(dirArg, report, `${steps} steps, ${cacheText}${meshText}${backendText}`), latents: result.latents };
@@ -227,8 +244,14 @@ export function denoiseCommand(program: Command, _setCode: (c: number) => void):
     .option('--dtype <dtype>', 'with --backend: plan dtype bf16, fp16 or fp32 (default: fp32 for fp32 models, bf16 for bf16 models)')
     .option('--keep-plan <dir>', 'with --backend: write the compiled plan here and keep it');
   addMeshFlags(cmd, 'run simulated ranks');
+  cmd.option('--timeout <s>', `launched ranks: how long a rank waits for its peers before giving up (default ${DEFAULT_TIMEOUT_S}, or PARADIT_TIMEOUT)`);
   cmd.action(async (dir: string, flags: DenoiseFlags) => {
-    const { report, text } = await runDenoise(dir, flags);
-    process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : `${text}\n`);
+    const print = ({ report, text }: { report: DenoiseReport; text: string }) => process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : `${text}\n`);
+    // As one rank of a launched job: every rank runs the loop on its shard; rank 0 reports.
+    const launched = await withRank(flags.timeout, async (rank) => {
+      const r = await runDenoise(dir, flags, rank);
+      if (rank.isRoot) print(r);
+    });
+    if (!launched) print(await runDenoise(dir, flags));
   });
 }

@@ -193,7 +193,8 @@ export class ControlChannel implements RankWatch {
       this.hub.socket.destroy();
     }
     if (this.server) {
-      await waitClosed(this.peers, 2000);
+      // After a failure a member may be hung or dead: do not wait long for it.
+      await waitClosed(this.peers, this.failed ? 300 : 2000);
       for (const p of this.peers) p.socket.destroy();
       await new Promise<void>((resolve) => this.server!.close(() => resolve()));
     }

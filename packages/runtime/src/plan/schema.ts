@@ -304,6 +304,12 @@ export const planSchema = z.object({
     /** nvcc/NVRTC options the source needs (e.g. -std=c++17). */
     options: z.array(z.string()),
   }),
+  /**
+   * sha256 (hex) of every file of the plan but plan.json and weights.bin (weights.sha256 covers
+   * it), by path relative to the plan directory: kernels/module.cu and the kernel binary. The
+   * loader verifies each, so a flipped byte in the kernel binary is refused, not loaded.
+   */
+  files: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)),
   buffers: z.array(bufferDecl),
   inputs: z.array(ioDecl),
   outputs: z.array(ioDecl),
