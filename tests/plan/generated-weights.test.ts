@@ -166,7 +166,7 @@ describe('full FLUX.1-dev (bench/models/flux-dev-full, bf16 initializers): every
 
   it.each(['bf16', 'f32'] as const)('%s plan: 1160 recipes from bf16, weights.bin 1 KiB; sampled recipes give the bytes the writer would write', (dtype) => {
     const c = compileModule(raw, { dtype });
-    const plan = c.built.plan({ ...planMeta(dtype), weightsSha256: '', cubin: null, sourceOptions: [] });
+    const plan = c.built.plan({ ...planMeta(dtype), weightsSha256: '', cubin: null, sourceOptions: [], files: {} });
     const gen = plan.weights.generated;
     expect(gen).toHaveLength(1160);
     expect(gen.every((g) => g.from === 'bf16' && g.dtype === dtype)).toBe(true);
