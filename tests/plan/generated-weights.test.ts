@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { Module, loadModel, saveModel } from '@paradit/ir';
 import { compileModule, streamConstant, writePlan } from '@paradit/codegen-cuda';
 import type { PlanPrecision } from '@paradit/codegen-cuda';
-import { CpuPlanBackend, encodeTensor, loadPlan, readWeightsSpace } from '@paradit/runtime';
+import { CpuPlanBackend, encodeTensor, generatedWeightBytes, loadPlan, readWeightsSpace } from '@paradit/runtime';
 import type { Plan } from '@paradit/runtime';
 import { TINY_DIT, buildTinyDit, tinyDitInputs } from '../models/tiny-dit';
 import { planMeta, tempDir } from './helpers';
@@ -158,4 +158,29 @@ describe('generated weights (plan weights.generated)', () => {
     const b = weightBytes(mat.dir);
     expect([...a].every(([k, v]) => v.equals(b.get(k)!))).toBe(true);
   }, 60_000);
+});
+
+describe('full FLUX.1-dev (bench/models/flux-dev-full, bf16 initializers): every random weight is a recipe', () => {
+  const DIR = path.join(__dirname, '..', '..', 'bench', 'models', 'flux-dev-full');
+  const raw = loadModel(DIR, { randomWeights: { seed: 4 } });
+
+  it.each(['bf16', 'f32'] as const)('%s plan: 1160 recipes from bf16, weights.bin 1 KiB; sampled recipes give the bytes the writer would write', (dtype) => {
+    const c = compileModule(raw, { dtype });
+    const plan = c.built.plan({ ...planMeta(dtype), weightsSha256: '', cubin: null, sourceOptions: [], files: {} });
+    const gen = plan.weights.generated;
+    expect(gen).toHaveLength(1160);
+    expect(gen.every((g) => g.from === 'bf16' && g.dtype === dtype)).toBe(true);
+    expect(plan.weights.bytes).toBeLessThanOrEqual(4096);
+    expect(plan.spaces.weights - plan.weights.bytes).toBeGreaterThan(22 * 2 ** 30 * (dtype === 'f32' ? 2 : 1));
+    // A few small ones end to end (the big ones are the same code path, checked on the GPU by
+    // bench/flux/full-run.sh): the recipe's bytes against the writer's materialized bytes.
+    const byBuf = new Map([...c.memory.buffers.values()].map((b) => [b.id, b.value]));
+    const small = gen.filter((g) => g.count <= 3072 * 64).slice(0, 6);
+    expect(small.length).toBeGreaterThan(3);
+    for (const g of small) {
+      const v = byBuf.get(g.buf)!;
+      const want = encodeTensor(streamConstant(v.constant!), dtype);
+      expect(Buffer.from(generatedWeightBytes(g)).equals(Buffer.from(want))).toBe(true);
+    }
+  }, 120_000);
 });

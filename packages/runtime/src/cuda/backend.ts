@@ -58,6 +58,8 @@ export interface CudaLoadReport {
   readonly kernels: 'cubin' | 'nvrtc' | 'none';
   readonly nvrtcMs?: number;
   readonly weightsMs: number;
+  /** Time to fill the plan's generated weights (weights.generated) on the device, when it has any. */
+  readonly generatedWeightsMs?: number;
   readonly gemms: number;
   /** Distinct gemm problems whose algorithm was chosen by timing. */
   readonly gemmsTuned: number;
@@ -176,6 +178,7 @@ export class CudaBackend implements StepExecutor {
       }
       this.report = {
         device: this.dp.info, kernels: this.dp.kernels, ...(this.dp.nvrtcMs !== undefined ? { nvrtcMs: this.dp.nvrtcMs } : {}), weightsMs: this.dp.weightsMs,
+        ...(this.plan.weights.generated.length > 0 ? { generatedWeightsMs: this.dp.generatedMs } : {}),
         gemms: rank.gemms.length, gemmsTuned, graph, ...(this.graph ? { graphNodes: this.d.graphNodeCount(this.graph.graph) } : {}), ...(graphError ? { graphError } : {}),
         collectives: this.comm ? 'nccl' : 'none', ...(this.comm ? { ncclVersion: formatNcclVersion(this.comm.version) } : {}),
         rank: env?.rank ?? 0, world: env?.world ?? 1, loadMs: performance.now() - t0,
