@@ -111,6 +111,7 @@ export function writeDistPlan(dir: string, meshDegrees: Partial<Mesh>, dtype: Di
     spaces,
     weights: { file: 'weights.bin', bytes: weightsFile.byteLength, alignment: 256, sha256: crypto.createHash('sha256').update(weightsFile).digest('hex'), generated: [] },
     kernels: { source: 'kernels/module.cu', cubin: null, options: [] },
+    files: { 'kernels/module.cu': crypto.createHash('sha256').update(DIST_SOURCE).digest('hex') },
     buffers,
     inputs: [{ name: 'x', buf: x }, { name: 'flag', buf: flag }],
     outputs: [{ name: 'g', buf: g }, { name: 'w1', buf: w1 }],
@@ -120,10 +121,13 @@ export function writeDistPlan(dir: string, meshDegrees: Partial<Mesh>, dtype: Di
   });
   fs.mkdirSync(path.join(dir, 'kernels'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'weights.bin'), weightsFile);
-  fs.writeFileSync(path.join(dir, 'kernels/module.cu'), '// no kernels: copies, shard_slice and collectives only\n');
+  fs.writeFileSync(path.join(dir, 'kernels/module.cu'), DIST_SOURCE);
   fs.writeFileSync(path.join(dir, 'plan.json'), JSON.stringify(plan, null, 1));
   return plan;
 }
+
+/** kernels/module.cu of a dist plan (recorded in plan.json's `files`). */
+const DIST_SOURCE = '// no kernels: copies, shard_slice and collectives only\n';
 
 /** The step inputs of a dist plan: seeded x, and the branch flag. */
 export function distInputs(mesh: Mesh, dtype: DistDType, seed: number, flag: boolean): Map<string, Tensor> {

@@ -192,6 +192,10 @@ export function writeSmokePlan(dir: string, dtype: SmokeDType, opts: SmokePlanOp
     spaces,
     weights: { file: 'weights.bin', bytes: weights.byteLength, alignment: 256, sha256: crypto.createHash('sha256').update(weights).digest('hex'), generated: [] },
     kernels: { source: 'kernels/module.cu', cubin: opts.cubin ? 'kernels/module.cubin' : null, options: ['-std=c++17'] },
+    files: {
+      'kernels/module.cu': crypto.createHash('sha256').update(smokeSource(dtype)).digest('hex'),
+      ...(opts.cubin ? { 'kernels/module.cubin': crypto.createHash('sha256').update(opts.cubin).digest('hex') } : {}),
+    },
     buffers,
     inputs: [{ name: 'x', buf: x }, { name: 'flag', buf: flag }],
     outputs: [{ name: 'out', buf: out }, { name: 'z', buf: z }],

@@ -13,9 +13,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Module, loadModel, saveModel } from '@paradit/ir';
-import { compileModule, writePlan } from '@paradit/codegen-cuda';
+import { compileModule, streamConstant, writePlan } from '@paradit/codegen-cuda';
 import type { PlanPrecision } from '@paradit/codegen-cuda';
-import { CpuPlanBackend, loadPlan, readWeightsSpace } from '@paradit/runtime';
+import { CpuPlanBackend, encodeTensor, loadPlan, readWeightsSpace } from '@paradit/runtime';
 import type { Plan } from '@paradit/runtime';
 import { TINY_DIT, buildTinyDit, tinyDitInputs } from '../models/tiny-dit';
 import { planMeta, tempDir } from './helpers';
@@ -84,6 +84,24 @@ describe('generated weights (plan weights.generated)', () => {
       expect(Array.from(u.data)).toEqual(Array.from(t.data));
       expect(Array.from(t.data).some((x) => x !== 0)).toBe(true);
     }
+  });
+
+  it('real external weights stored as is are copied from their file range, bit-equal to decoding and encoding them', async () => {
+    const dir = tempDir('paradit-genw-real-');
+    saveModel(buildTinyDit(TINY_DIT), path.join(dir, 'model.onnx'), { externalData: true, externalMinBytes: 64 });
+    const m = loadModel(dir);
+    const c = compileModule(m, { dtype: 'f32' });
+    const out = path.join(tempDir(), 'plan');
+    await writePlan(out, c.built, c.memory, planMeta('f32'), { nvcc: false });
+    const space = readWeightsSpace(loadPlan(out));
+    let external = 0;
+    for (const v of c.memory.weights) {
+      const b = c.memory.buffers.get(v)!;
+      if (v.constant!.source.kind === 'external') external++;
+      const want = encodeTensor(streamConstant(v.constant!), 'f32');
+      expect(Buffer.from(space.subarray(b.offset, b.offset + b.bytes)).equals(Buffer.from(want))).toBe(true);
+    }
+    expect(external).toBeGreaterThan(10);
   });
 
   it('a model with real weights has no recipes (weights.bin is the whole space)', async () => {

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { GraphBuilder, Module, Tensor, interpret, isIrError } from '@paradit/ir';
-import { compileModule, writePlan } from '@paradit/codegen-cuda';
+import { compileModule, coverageError, refusedNodes, writePlan } from '@paradit/codegen-cuda';
 import { loadPlan } from '@paradit/runtime';
 import { buildTinyDit } from '../models/tiny-dit';
 import { compilePlanDir, planMeta, tempDir } from './helpers';
@@ -133,15 +133,40 @@ describe('ops without a CUDA kernel', () => {
     return new Module(b.build([y!]), { '': 18 });
   }
 
-  it('refuse to compile with an IrError naming the node and the way out', () => {
+  it('refuse to compile with one IrError naming every such node and the way out', () => {
+    // A CumSum whose axis is a step input cannot get a kernel (its loop is fixed at compile time):
+    // both nodes are listed, not just the first the fragment emitter meets.
+    const b = new GraphBuilder(18);
+    const x = b.input('x', { dtype: 'f32', shape: [4, 8] });
+    const ax = b.input('axis', { dtype: 'i64', shape: [] });
+    const [y1] = b.add('CumSum', [x, ax], {}, { name: 'cs_a', outputNames: ['y1'] });
+    const [y2] = b.add('CumSum', [b.add('Neg', [x], {}, { name: 'neg' })[0]!, ax], {}, { name: 'cs_b', outputNames: ['y2'] });
     let err: unknown;
     try {
-      compileModule(cumsum(), { dtype: 'f32' });
+      compileModule(new Module(b.build([y1!, y2!]), { '': 18 }), { dtype: 'f32' });
     } catch (e) {
       err = e;
     }
     expect(isIrError(err)).toBe(true);
-    expect((err as Error).message).toMatch(/CumSum 'node_cumsum': cannot lower to a CUDA kernel.*--stub-kernels/);
+    const msg = (err as Error).message;
+    expect(msg).toMatch(/^2 nodes have no CUDA kernel:/);
+    expect(msg).toMatch(/CumSum 'cs_a': input 1 \(axis\) must be a compile-time constant/);
+    expect(msg).toMatch(/CumSum 'cs_b': input 1 \(axis\) must be a compile-time constant/);
+    expect(msg).toMatch(/--stub-kernels/);
+  });
+
+  it('ops the lowering table refuses are all listed before lowering (NonZero)', () => {
+    const b = new GraphBuilder(18);
+    const x = b.input('x', { dtype: 'f32', shape: [4, 8] });
+    const [a] = b.add('NonZero', [x], {}, { name: 'nz_a', outputNames: ['a'] });
+    const [c] = b.add('NonZero', [b.add('Neg', [x], {}, { name: 'neg' })[0]!], {}, { name: 'nz_b', outputNames: ['c'] });
+    const lines = refusedNodes(new Module(b.build([a!, c!]), { '': 18 }));
+    expect(lines).toEqual([expect.stringMatching(/^NonZero 'nz_a': its output shape depends on the data/), expect.stringMatching(/^NonZero 'nz_b': /)]);
+    expect(coverageError(lines)!.message).toMatch(/^2 nodes have no CUDA kernel:\n  NonZero 'nz_a'/);
+  });
+
+  it('CumSum, once refused, now compiles to a CUDA kernel (indexed path)', () => {
+    expect(() => compileModule(cumsum(), { dtype: 'f32' })).not.toThrow();
   });
 
   it('compile with --stub-kernels into a plan the CPU backend runs (and the CUDA loader refuses)', async () => {

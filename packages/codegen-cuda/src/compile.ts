@@ -46,6 +46,7 @@ import { writePlan } from './plan-writer';
 import { onAbort } from './plan-output';
 import type { WriteOptions } from './plan-writer';
 import { defaultEmitters } from './lower/emitters';
+import { coverageError, refusedNodes } from './lower/cuda-coverage';
 
 export const PARADIT_VERSION = '0.1.0';
 export const TARGET_ARCH = 'sm_90a';
@@ -120,6 +121,11 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   const decomposed = decomposeAttention(typed, { all: !flash });
   const withCollectives = lowerCollectives(decomposed);
   const ready = withCollectives === decomposed ? decomposed : runPipeline(withCollectives, [canonicalize], ctx);
+  // Every node whose op has no CUDA path at all, in one error (exit 2), before any kernel is emitted.
+  if (!opts.stubKernels) {
+    const refused = coverageError(refusedNodes(ready));
+    if (refused) throw refused;
+  }
   let lowered: LoweredProgram;
   try {
     lowered = lowerModule(ready, {
@@ -221,16 +227,23 @@ export async function compileToPlan(model: string, out: string, opts: CompileOpt
   return { plan: written.plan, compiled, seconds: times };
 }
 
-/** What `inspect --target cuda --dtype D [--fbcache T]` reports: the plan's stats, without writing a plan. */
-export function planSummary(raw: Module, target: string, dtype: string, opts: { readonly fbcache?: boolean; readonly mesh?: Mesh } = {}): Record<string, number | string> {
+/**
+ * What `inspect --target cuda --dtype D [--fbcache T]` reports: the plan's stats, without writing a
+ * plan. `fused` is `raw` after the default pipeline when the caller has it already (inspect): it is
+ * reused instead of running the pipeline a second time (on full FLUX.1-dev, half of inspect's
+ * time), unless `raw` has data-dependent token selection that compile rewrites before fusing.
+ */
+export function planSummary(raw: Module, target: string, dtype: string, opts: { readonly fbcache?: boolean; readonly mesh?: Mesh; readonly fused?: Module } = {}): Record<string, number | string> {
   if (target !== 'cuda') throw new IrError('E_INPUT', `--target ${target}: only 'cuda' is supported`);
-  const c = compileModule(raw, { dtype: parsePrecision(dtype), fbcache: opts.fbcache === true, ...(opts.mesh ? { mesh: opts.mesh } : {}) });
+  const reuse = opts.fused !== undefined && maskTokenSelection(raw) === raw;
+  const c = compileModule(reuse ? opts.fused! : raw, { dtype: parsePrecision(dtype), fbcache: opts.fbcache === true, prepared: reuse, ...(opts.mesh ? { mesh: opts.mesh } : {}) });
   const plan = c.built.plan({
     compiledFrom: { model: '', modelSha256: '', paradit: PARADIT_VERSION, createdAt: '' },
     target: { backend: 'cuda', arch: TARGET_ARCH, dtype: parsePrecision(dtype), mesh: { cfg: opts.mesh?.cfg ?? 1, ring: opts.mesh?.ring ?? 1, ulysses: opts.mesh?.ulysses ?? 1 } },
     weightsSha256: '',
     cubin: null,
     sourceOptions: [],
+    files: {},
   });
   return { dtype: plan.target.dtype, ...plan.stats };
 }

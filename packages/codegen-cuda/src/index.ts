@@ -23,3 +23,5 @@ export { flashSupported, lowerFlashAttention, foldableInputTransposes } from './
 export { patchifyConvs, patchKernel } from './lower/patchify-conv';
 export { rewriteEinsums, einsumForm } from './lower/einsum-to-matmul';
 export { checkProgram, ProgramError } from './lower/check-program';
+export { CUDA_PATHS, cudaPathOf, refusedNodes, coverageError } from './lower/cuda-coverage';
+export type { CudaPath } from './lower/cuda-coverage';

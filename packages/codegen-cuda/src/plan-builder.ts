@@ -12,12 +12,12 @@ import { ALIGNMENT } from './memory-plan';
 import { STUB_KERNEL_MARKER } from './lower/stub-emitter';
 import { valueRecipe } from './weight-recipes';
 
-const PLAN_DTYPES: Partial<Record<DType, PlanDType>> = { f32: 'f32', f16: 'f16', bf16: 'bf16', i32: 'i32', i64: 'i64', bool: 'bool', u8: 'u8' };
+const PLAN_DTYPES: Partial<Record<DType, PlanDType>> = { f32: 'f32', f16: 'f16', bf16: 'bf16', i32: 'i32', i64: 'i64', bool: 'bool', u8: 'u8', i8: 'i8', i16: 'i16', u16: 'u16', u32: 'u32', u64: 'u64' };
 
 export function planDtypeOf(v: Value): PlanDType {
   const d = PLAN_DTYPES[v.dtype];
   if (!d) {
-    throw new IrError('E_UNSUPPORTED', `value '${v.name || v.id}' is ${v.dtype}; plans hold ${Object.keys(PLAN_DTYPES).join(', ')} only (f64 is computed in f32 by the dtype policy; other integer widths are not supported yet)`);
+    throw new IrError('E_UNSUPPORTED', `value '${v.name || v.id}' is ${v.dtype}; plans hold ${Object.keys(PLAN_DTYPES).join(', ')} only (f64 is computed in f32 by the dtype policy; fp8 only inside GEMMs)`);
   }
   return d;
 }
@@ -28,6 +28,8 @@ export interface PlanMeta {
   readonly weightsSha256: string;
   readonly cubin: string | null;
   readonly sourceOptions: readonly string[];
+  /** sha256 of each kernel file, by path in the plan (plan.json's `files`). */
+  readonly files: Readonly<Record<string, string>>;
 }
 
 export interface KernelModule {
@@ -44,10 +46,29 @@ class Renderer {
   /** First Block Cache gate's block counts (the If's totalBlocks/skippedBlocks attributes). */
   readonly gate: Record<string, number> = {};
 
+  /** Kernel text with its entry name abstracted -> the entry that module.cu defines for it. */
+  private readonly byText = new Map<string, string>();
+  /** Every entry the lowering emitted, with its source (one source per name). */
+  private readonly emitted = new Map<string, string>();
+
   constructor(
     private readonly mp: MemoryPlan,
     private readonly opsets: Readonly<Record<string, number>>,
   ) {}
+
+  /**
+   * The entry an instruction launches: kernels whose sources differ only in their entry name (the
+   * same fragment in each of FLUX's 57 blocks) share the first one's, so module.cu holds (and
+   * nvcc compiles) each distinct kernel once.
+   */
+  private dedupe(entry: string, source: string): string {
+    const text = source.replace(new RegExp(`\\b${entry.replace(/[^A-Za-z0-9_]/g, (c) => `\\${c}`)}\\b`, 'g'), '\u0001');
+    const hit = this.byText.get(text);
+    if (hit !== undefined) return hit;
+    this.byText.set(text, entry);
+    this.sources.set(entry, source);
+    return entry;
+  }
 
   id(v: Value): number {
     const b = this.mp.buffers.get(v);
@@ -78,16 +99,17 @@ class Renderer {
       case 'kernel': {
         this.counts.kernels++;
         const k = i.kernel;
-        const prev = this.sources.get(k.entry);
+        const prev = this.emitted.get(k.entry);
         if (prev !== undefined && prev !== k.source) throw new Error(`kernel entry '${k.entry}' is emitted twice with different sources`);
-        this.sources.set(k.entry, k.source);
+        this.emitted.set(k.entry, k.source);
+        const entry = this.dedupe(k.entry, k.source);
         const args: KernelArg[] = k.args.map((a) => {
           if (a.kind === 'value') return { buf: this.id(a.value) };
           if (a.kind === 'i32') return { i32: a.v };
           if (a.kind === 'i64') return { i64: a.v };
           return { f32: a.v };
         });
-        return { op: 'kernel', kernel: k.entry, grid: [...k.grid], block: [...k.block], smem: k.smem, args, origin, ref: this.ref(i.ref) };
+        return { op: 'kernel', kernel: entry, grid: [...k.grid], block: [...k.block], smem: k.smem, args, origin, ref: this.ref(i.ref) };
       }
       case 'gemm':
         this.counts.gemms++;
@@ -189,6 +211,7 @@ export function buildPlan(lp: LoweredProgram, mp: MemoryPlan): BuiltPlan {
       events: lp.events ?? 0,
       weights: { file: 'weights.bin', bytes: mp.fileBytes, alignment: ALIGNMENT, sha256: meta.weightsSha256, generated },
       kernels: { source: 'kernels/module.cu', cubin: meta.cubin, options: [...meta.sourceOptions] },
+      files: { ...meta.files },
       buffers,
       inputs: lp.inputs.map((x) => ({ name: x.name, buf: r.id(x.value) })),
       outputs: lp.outputs.map((x) => ({ name: x.name, buf: r.id(x.value) })),

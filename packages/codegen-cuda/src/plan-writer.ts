@@ -16,8 +16,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConstData, InternalError, IrError, Tensor, decodeRawData, numel, randomTensor } from '@paradit/ir';
-import { encodeTensor, planSchema } from '@paradit/runtime';
+import { ConstData, InternalError, IrError, Tensor, byteSize, decodeRawData, numel, randomTensor } from '@paradit/ir';
+import { encodeTensor, planFileChecksums, planSchema } from '@paradit/runtime';
 import type { Plan } from '@paradit/runtime';
 import { convertTensor, convertedFrom } from './dtype-policy';
 import type { BuiltPlan, PlanMeta } from './plan-builder';
@@ -68,6 +68,37 @@ export function streamConstant(c: ConstData): Tensor {
   return c.tensor();
 }
 
+/** ONNX raw_data is little-endian in the same element layout as a plan buffer of these dtypes. */
+const RAW_AS_IS: ReadonlySet<string> = new Set(['f32', 'f16', 'bf16', 'i32', 'i64', 'u8', 'bool']);
+
+function isRawAsIs(c: ConstData, planDtype: string): boolean {
+  return c.source.kind === 'external' && !c.loaded && !convertedFrom(c) && c.type.dtype === planDtype && RAW_AS_IS.has(planDtype) && c.source.length === numel(c.type.shape as number[]) * byteSize(c.type.dtype);
+}
+
+/**
+ * The plan bytes of an external constant stored unconverted (a bf16 model's weights in a bf16
+ * plan): its file range as is, read asynchronously, without decoding to float and encoding back
+ * (which cost ~10x the read on real FLUX weights). Undefined when a conversion is needed.
+ */
+export function rawConstantBytes(c: ConstData, planDtype: string): Promise<Uint8Array> | undefined {
+  const src = c.source;
+  if (src.kind !== 'external' || !isRawAsIs(c, planDtype)) return undefined;
+  return (async () => {
+    const fh = await fs.promises.open(src.file, 'r');
+    try {
+      const buf = new Uint8Array(src.length);
+      for (let done = 0; done < src.length; ) {
+        const { bytesRead } = await fh.read(buf, done, Math.min(src.length - done, 1 << 30), src.offset + done);
+        if (bytesRead <= 0) throw new IrError('E_INPUT', `${src.file}: unexpected end of file at byte ${src.offset + done} (constant ${c.type.dtype}[${c.type.shape.join(',')}]); the weights file is truncated`);
+        done += bytesRead;
+      }
+      return buf;
+    } finally {
+      await fh.close();
+    }
+  })();
+}
+
 export function findNvcc(): string | undefined {
   const r = spawnSync('sh', ['-c', 'command -v nvcc'], { encoding: 'utf8' });
   const p = r.stdout?.trim();
@@ -111,7 +142,8 @@ function runNvcc(nvcc: string, dir: string): NvccRun {
 
 /**
  * Streams the weights in file order. Each tensor's bytes come from a worker (seeded random data,
- * weight-pool.ts) or the main thread (file data, conversions); up to LOOKAHEAD tensors are
+ * weight-pool.ts), an asynchronous read of its file range (external data stored as is) or the main
+ * thread (conversions, inline data); up to LOOKAHEAD tensors are
  * prepared ahead of the one being hashed and written, so workers, hashing and the file write
  * (libuv thread pool) overlap while memory stays bounded.
  */
@@ -121,6 +153,7 @@ async function writeWeights(file: string, mp: MemoryPlan, opts: WriteOptions): P
   // Generated constants (plan weights.generated) lie after the file: only the prefix is written.
   const inFile = mp.weights.filter((v) => mp.buffers.get(v)!.offset < mp.fileBytes);
   const jobs = inFile.map((v) => randomJob(v.constant!, planDtypeOf(v)));
+  const rawable = inFile.map((v, i) => !jobs[i] && isRawAsIs(v.constant!, planDtypeOf(v)));
   const randomBytes = jobs.reduce((s, j, i) => s + (j ? mp.buffers.get(inFile[i]!)!.bytes : 0), 0);
   const pool = opts.workers !== 0 && randomBytes >= (opts.workerMinBytes ?? 64 << 20) ? new RandomWeightPool(opts.workers) : undefined;
   const LOOKAHEAD = 4;
@@ -129,7 +162,8 @@ async function writeWeights(file: string, mp: MemoryPlan, opts: WriteOptions): P
     if (i >= inFile.length || ready.has(i)) return;
     const v = inFile[i]!;
     const job = jobs[i];
-    const p = pool && job ? pool.run(job) : Promise.resolve().then(() => encodeTensor(streamConstant(v.constant!), planDtypeOf(v)));
+    const raw = job ? undefined : rawConstantBytes(v.constant!, planDtypeOf(v));
+    const p = pool && job ? pool.run(job) : (raw ?? Promise.resolve().then(() => encodeTensor(streamConstant(v.constant!), planDtypeOf(v))));
     p.catch(() => undefined); // awaited in order below
     ready.set(i, p);
   };
@@ -139,8 +173,8 @@ async function writeWeights(file: string, mp: MemoryPlan, opts: WriteOptions): P
     // Generated constants (plan weights.generated) lie after the file: only the prefix is written.
     const total = inFile.length;
     for (let i = 0; i < total; i++) {
-      // Worker jobs start LOOKAHEAD tensors early; main-thread ones when their turn comes.
-      if (pool) for (let j = i; j < i + LOOKAHEAD; j++) if (jobs[j]) start(j);
+      // Worker jobs and raw file reads start LOOKAHEAD tensors early; main-thread ones when their turn comes.
+      for (let j = i; j < i + LOOKAHEAD; j++) if ((pool && jobs[j]) || rawable[j]) start(j);
       start(i);
       const b = mp.buffers.get(inFile[i]!)!;
       const bytes = await ready.get(i)!;
@@ -173,7 +207,7 @@ export interface WrittenPlan {
   readonly weightsSeconds: number;
 }
 
-export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan, meta: Omit<PlanMeta, 'weightsSha256' | 'cubin' | 'sourceOptions'>, opts: WriteOptions = {}): Promise<WrittenPlan> {
+export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan, meta: Omit<PlanMeta, 'weightsSha256' | 'cubin' | 'sourceOptions' | 'files'>, opts: WriteOptions = {}): Promise<WrittenPlan> {
   checkPlanOutput(target);
   const work = makeWorkDir(target);
   const tmp = work.path;
@@ -213,6 +247,7 @@ export async function writePlan(target: string, built: BuiltPlan, mp: MemoryPlan
       weightsSha256: sha,
       cubin: nvcc ? KERNEL_BINARY : null,
       sourceOptions: SOURCE_OPTIONS,
+      files: planFileChecksums(tmp, ['kernels/module.cu', ...(nvcc ? [KERNEL_BINARY] : [])]),
     });
     const checked = planSchema.safeParse(plan);
     if (!checked.success) throw new Error(`plan.json does not match the plan schema (a compiler bug): ${checked.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);

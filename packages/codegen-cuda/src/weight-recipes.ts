@@ -26,7 +26,8 @@ export function weightRecipe(c: ConstData, planDtype: string): WeightRecipe | un
   const conv = convertedFrom(c);
   const base = conv ? conv.from : c;
   const src = base.source;
-  if (src.kind !== 'random') return undefined;
+  // A graph-only stand-in counts as a weights-file tensor (inspect's stats match the real model's).
+  if (src.kind !== 'random' || src.standIn) return undefined;
   // f64 random data holds the f32 generator's values exactly (randomTensor), so it is 'f32'.
   const from = base.type.dtype === 'f64' ? 'f32' : GEN_DTYPES[base.type.dtype];
   const dtype = GEN_DTYPES[planDtype];

@@ -220,3 +220,82 @@ describe('copy-then-scatter kernels', () => {
     agree(g, [y, z]);
   });
 });
+
+describe('nn ops through the indexed path', () => {
+  maybe('Conv with groups, strides, dilations and pads; bias; 1-D and 2-D', () => {
+    const g = new G(18);
+    const a = g.one('Conv', [g.in('f32', [2, 4, 7, 6]), g.in('f32', [6, 2, 3, 2]), g.in('f32', [6])], { group: i(2), strides: ints([2, 1]), dilations: ints([1, 2]), pads: ints([1, 0, 2, 1]) });
+    const b = g.one('Conv', [g.in('f32', [1, 3, 9]), g.in('f32', [2, 3, 3])], { auto_pad: s('SAME_UPPER'), strides: ints([2]) });
+    agree(g, [a, b]);
+  });
+
+  maybe('ConvTranspose with strides, pads, output_padding, groups and output_shape', () => {
+    const g = new G(18);
+    const a = g.one('ConvTranspose', [g.in('f32', [1, 4, 3, 4]), g.in('f32', [4, 3, 3, 2]), g.in('f32', [6])], { group: i(2), strides: ints([2, 3]), pads: ints([1, 0, 0, 1]), output_padding: ints([1, 0]) });
+    const b = g.one('ConvTranspose', [g.in('f32', [1, 2, 5]), g.in('f32', [2, 2, 3])], { strides: ints([2]), output_shape: ints([10]) });
+    agree(g, [a, b]);
+  });
+
+  maybe('MaxPool (with Indices, both storage orders, ceil_mode) and AveragePool (count_include_pad 0/1)', () => {
+    const g = new G(18);
+    const x = g.in('f32', [1, 2, 5, 6]);
+    const [m, mi] = g.op('MaxPool', [x], { kernel_shape: ints([3, 2]), strides: ints([2, 2]), pads: ints([1, 0, 1, 1]), ceil_mode: i(1) }, 2);
+    const [, mc] = g.op('MaxPool', [x], { kernel_shape: ints([2, 2]), storage_order: i(1) }, 2);
+    const a0 = g.one('AveragePool', [x], { kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]) });
+    const a1 = g.one('AveragePool', [x], { kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]), count_include_pad: i(1), strides: ints([2, 2]) });
+    agree(g, [m!, mi!, mc!, a0, a1, g.one('GlobalAveragePool', [x]), g.one('GlobalMaxPool', [x])]);
+  });
+
+  maybe('Gemm with transA/transB, alpha, beta and a broadcast C', () => {
+    const g = new G(18);
+    const y = g.one('Gemm', [g.in('f32', [4, 3]), g.in('f32', [5, 4]), g.in('f32', [3, 1])], { transA: i(1), transB: i(1), alpha: { kind: 'float', value: 0.5 }, beta: { kind: 'float', value: -2 } });
+    agree(g, [y]);
+  });
+
+  maybe('LayerNormalization from axis 1 with Mean/InvStdDev; InstanceNormalization; BatchNormalization', () => {
+    const g = new G(18);
+    const x = g.in('f32', [2, 3, 4]);
+    const [y, mean, inv] = g.op('LayerNormalization', [x, g.in('f32', [3, 4]), g.in('f32', [4])], { axis: i(1) }, 3);
+    const inst = g.one('InstanceNormalization', [x, g.in('f32', [3]), g.in('f32', [3])]);
+    const v = g.one('Abs', [g.in('f32', [3])]);
+    const bn = g.one('BatchNormalization', [x, g.in('f32', [3]), g.in('f32', [3]), g.in('f32', [3]), v]);
+    agree(g, [y!, mean!, inv!, inst, bn]);
+  });
+});
+
+describe('Resize through the indexed path (the interpreter taps as kernel tables)', () => {
+  const f32s = (xs: number[]): Tensor => Tensor.from('f32', [xs.length], xs);
+  maybe.each([
+    ['nearest', { mode: s('nearest'), nearest_mode: s('round_prefer_ceil'), coordinate_transformation_mode: s('asymmetric') }, [1, 1, 1.7, 0.6]],
+    ['linear half_pixel', { mode: s('linear') }, [1, 1, 2.5, 0.5]],
+    ['linear align_corners', { mode: s('linear'), coordinate_transformation_mode: s('align_corners') }, [1, 1, 2, 1.5]],
+    ['cubic exclude_outside', { mode: s('cubic'), exclude_outside: i(1), cubic_coeff_a: { kind: 'float', value: -0.5 } }, [1, 1, 0.8, 1.6]],
+  ] as const)('%s', (_n, a, scales) => {
+    const g = new G(13);
+    const y = g.one('Resize', [g.in('f32', [1, 2, 4, 5]), g.b.constant(f32s([])), g.b.constant(f32s([...scales]))], a as A);
+    agree(g, [y]);
+  });
+
+  maybe('tf_crop_and_resize with a roi and extrapolation, sizes input', () => {
+    const g = new G(13);
+    const roi = g.b.constant(f32s([0, 0, 0.4, 0.6, 1, 1, 1.2, 1.7]));
+    const sizes = g.c('i64', [4], [1, 1, 3, 4]);
+    const y = g.one('Resize', [g.in('f32', [1, 1, 4, 4]), roi, g.b.constant(f32s([])), sizes], { mode: s('linear'), coordinate_transformation_mode: s('tf_crop_and_resize'), extrapolation_value: { kind: 'float', value: 10 } });
+    agree(g, [y]);
+  });
+
+  maybe('opset 10 Resize (scales as input 1, nearest)', () => {
+    const g = new G(10);
+    agree(g, [g.one('Resize', [g.in('f32', [1, 1, 2, 3]), g.b.constant(f32s([1, 1, 2, 1.5]))], { mode: s('nearest') })]);
+  });
+});
+
+describe('reductions with noop_with_empty_axes and no axes', () => {
+  maybe('each output comes from one input element (ReduceSumSquare squares, ReduceL1 takes |x|, ReduceLogSum logs)', () => {
+    const g = new G(18);
+    const x = g.in('f32', [2, 3]);
+    const none = g.c('i64', [0], []);
+    const a = { noop_with_empty_axes: i(1) };
+    agree(g, [g.one('ReduceSumSquare', [x, none], a), g.one('ReduceL1', [x, none], a), g.one('ReduceLogSum', [g.one('Abs', [x]), none], a), g.one('ReduceMean', [x, none], a)]);
+  });
+});

@@ -89,7 +89,11 @@ export function formatType(t: TensorType): string {
 export type ConstSource =
   | { readonly kind: 'inline' }
   | { readonly kind: 'external'; readonly file: string; readonly offset: number; readonly length: number }
-  | { readonly kind: 'random'; readonly seed: number };
+  /**
+   * Seeded data: `--random-weights`, or (standIn) a graph-only import's placeholder for absent
+   * external weights, which is never reported as values and counts as a weights-file tensor.
+   */
+  | { readonly kind: 'random'; readonly seed: number; readonly standIn?: boolean };
 
 /** Constant data with a lazy loader; loads at most once. */
 export class ConstData {

@@ -26,6 +26,12 @@ export { collectiveRules, COMMUNICATING_OPS, isCollectiveOp } from './ops/collec
 export * from './shard-rules/core';
 export { SHARD_RULES } from './shard-rules/table';
 export { AttrReader, makeFail } from './ops/rule';
+export type { RuleCtx } from './ops/rule';
+// Window geometry of Conv/ConvTranspose/pools, shared with the CUDA lowering (indexed conv and pool kernels).
+export { readWindow, resolveWindow } from './ops/nn-spatial';
+export type { Window } from './ops/nn-spatial';
+export { resizeTaps } from './ops/shape-resize';
+export type { ResizeAxisTaps } from './ops/shape-resize';
 export * from './shard-rules/view';
 export { carriesPlacements, meshAxisSizes, spmdPlacementRule, outputsReplicated, verifySharded } from './verify-spmd';
 export * from './fbcache-names';

@@ -16,6 +16,7 @@ export function loadCudaRuntime(): typeof import('./cuda') {
   return require('./cuda') as typeof import('./cuda');
 }
 export * from './plan/load';
+export { instrLabel, planFileChecksums } from './plan/validate';
 export * from './plan/cpu-backend';
 export * from './plan/open';
 export * from './plan/collectives';

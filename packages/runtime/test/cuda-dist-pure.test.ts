@@ -113,7 +113,8 @@ describe('NCCL ABI', () => {
   });
 
   it('maps plan dtypes and reductions to nccl.h values, and knows which NCCL has ncclAvg', () => {
-    expect(NCCL_DTYPE).toEqual({ u8: 1, bool: 1, i32: 2, i64: 4, f16: 6, f32: 7, bf16: 9 });
+    // 16-bit integers ride on ncclFloat16 as a 2-byte carrier (data movement only; reductions take floats).
+    expect(NCCL_DTYPE).toEqual({ u8: 1, bool: 1, i8: 0, i16: 6, u16: 6, i32: 2, u32: 3, i64: 4, u64: 5, f16: 6, f32: 7, bf16: 9 });
     expect(NCCL_OP).toEqual({ sum: 0, prod: 1, max: 2, min: 3, avg: 4 });
     expect(ncclVersionCode(2, 21, 5)).toBe(22105);
     expect(formatNcclVersion(22105)).toBe('2.21.5');

@@ -13,6 +13,7 @@ import { inputBytes, outputTensor } from '../src/cuda/convert';
 import { cublasStatusName, describeInstr, formatCudaError } from '../src/cuda/errors';
 import { checkPlanTarget, parseArch } from '../src/cuda/target';
 import { archForDevice, nvrtcOptions } from '../src/cuda/nvrtc';
+import { PLAN_DTYPE_BYTES } from '../src/plan/bytes';
 import { checkBuffers, readPlanFiles } from '../src/cuda/plan-files';
 import type { BufferDecl, Plan } from '../src/plan/schema';
 import { writeSmokePlan } from '../../../bench/runtime/smoke-plan';
@@ -135,7 +136,7 @@ describe('gemm mapping to cuBLASLt column-major', () => {
 });
 
 describe('io conversion', () => {
-  const decl = (dtype: BufferDecl['dtype'], shape: number[]): BufferDecl => ({ id: 0, name: 'x', dtype, shape, space: 'io', offset: 0, bytes: shape.reduce((a, b) => a * b, 1) * { f32: 4, f16: 2, bf16: 2, i32: 4, i64: 8, bool: 1, u8: 1 }[dtype] });
+  const decl = (dtype: BufferDecl['dtype'], shape: number[]): BufferDecl => ({ id: 0, name: 'x', dtype, shape, space: 'io', offset: 0, bytes: shape.reduce((a, b) => a * b, 1) * PLAN_DTYPE_BYTES[dtype] });
 
   it('rounds f32 inputs to bf16 to nearest even and reads them back', () => {
     // 1 + 2^-8 is halfway between bf16 1 and 1 + 2^-7: ties to even (1); 1 + 3*2^-8 rounds up to 1 + 2^-6.

@@ -15,23 +15,7 @@ import path from 'node:path';
 import { Tensor, randomTensor } from '@paradit/ir';
 import { encodeTensor, generatedWeightBytes } from '../src/index';
 import type { GeneratedWeight } from '../src/index';
-import { FILL_KERNEL_SOURCE, fillKernelArgs } from '../src/cuda/fill-weights';
-
-/** Host stand-ins for what the kernel takes from CUDA; valid C and C++. */
-export const FILL_HOST_SHIM = String.raw`
-#include <math.h>
-#include <string.h>
-#define PARADIT_FILL_HOST 1
-#define PARADIT_FILL_ENTRY static void
-#define PARADIT_FILL_FN static inline
-static inline unsigned int paradit_host_f2u(float x) { unsigned int u; memcpy(&u, &x, 4); return u; }
-static inline float paradit_host_u2f(unsigned int u) { float x; memcpy(&x, &u, 4); return x; }
-#define PARADIT_F2U(x) paradit_host_f2u(x)
-#define PARADIT_U2F(x) paradit_host_u2f(x)
-#define PARADIT_FMUL(a, b) ((float)((float)(a) * (float)(b)))
-struct paradit_dim { unsigned int x; };
-static struct paradit_dim gridDim, blockDim, blockIdx, threadIdx;
-`;
+import { FILL_HOST_SHIM, FILL_KERNEL_SOURCE, fillKernelArgs } from '../src/cuda/fill-weights';
 
 const HARNESS = String.raw`
 #include <stdio.h>

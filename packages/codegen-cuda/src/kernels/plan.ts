@@ -19,7 +19,9 @@ import { CodegenError } from './codegen-error';
 import { attrs, constInts, normAxis, reduceAxes, sliceSpec } from './plan-ops';
 import { byteSizeOf, isFloatCompute } from './c-types';
 import { INDEXED_LOWERINGS } from './indexed-ops';
+import { LAYER_NORM_FALLBACK } from './indexed-nn';
 import type { PlanAccess } from './indexed';
+import { cudaPathOf } from '../lower/cuda-coverage';
 import type { ScatterPlan, ScatterReduction } from './scatter-kernel';
 
 /** Where a sink stores: a strided region of a value's buffer (elements). */
@@ -151,6 +153,8 @@ export class Planner {
   }
 
   private node(node: Node): void {
+    const path = cudaPathOf(node.op);
+    if (path?.kind === 'refused') throw CodegenError.at(node, path.reason);
     const out = node.outputs[0]!;
     const x = node.inputs[0] ?? undefined;
     if (VIEW_OPS.has(node.op)) return this.set(node, 0, this.view(x!, (e) => reshapeExpr(e, shapeOf(out)), node));
@@ -192,6 +196,10 @@ export class Planner {
         return this.set(node, 0, this.norm(node));
       case 'LayerNormalization':
       case 'RMSNormalization':
+        if (node.op === 'LayerNormalization' && !this.rowNormFits(node)) {
+          LAYER_NORM_FALLBACK(node, this.access, this.opset).forEach((e, k) => e && this.set(node, k, e));
+          return;
+        }
         return this.set(node, 0, this.onnxNorm(node));
       case 'Softmax':
       case 'LogSoftmax':
@@ -212,7 +220,7 @@ export class Planner {
     const ins = node.inputs.map((v) => v?.dtype ?? out.dtype);
     const sop = scalarOpFor(node, ins, out.dtype);
     if (!sop) {
-      throw CodegenError.at(node, `op ${node.op} has no CUDA emitter for non-GEMM fragments (supported: pointwise math, norms, rope, softmax, reductions, views, Transpose/Slice/Split/Concat/Expand/Gather)`);
+      throw CodegenError.at(node, `op ${node.op} has no CUDA emitter for non-GEMM fragments (supported: pointwise math, norms, rope, softmax, reductions, views, Transpose/Slice/Split/Concat/Expand/Gather, scatters and the indexed ops of kernels/indexed-ops.ts)`);
     }
     const shape = shapeOf(out);
     const args = node.inputs.map((v) =>
@@ -363,6 +371,14 @@ export class Planner {
     return { kind: 'row', id: freshId(), dtype: plan.outDtype, shape, nodes: [], plan };
   }
 
+  /** The row kernel takes the ONNX norm: last axis only, rows that fit, statistics outputs unused. */
+  private rowNormFits(node: Node): boolean {
+    const shape = shapeOf(node.outputs[0]!);
+    const axis = normAxis(node, attrs(node).int('axis', -1), shape.length);
+    const statsUsed = node.outputs.slice(1).some((o) => (this.users.get(o) ?? []).length > 0 || this.outputs.has(o));
+    return axis === shape.length - 1 && !statsUsed && RowPlan.fits(shape[axis]!);
+  }
+
   /** ONNX LayerNormalization / RMSNormalization over the last axis only (the fused ops' form). */
   private onnxNorm(node: Node): Expr {
     const [x, scale, bias] = node.inputs;
@@ -402,7 +418,12 @@ export class Planner {
     const out = node.outputs[0]!;
     const shape = shapeOf(x);
     const axes = reduceAxes(node, shape.length);
-    if (axes.length === 0) throw CodegenError.at(node, 'noop_with_empty_axes reductions should have been removed by canonicalize');
+    if (axes.length === 0) {
+      // noop_with_empty_axes with no axes: each output comes from one input element (squared for
+      // ReduceSumSquare, |x| for ReduceL1, ...): a loop reduction over nothing computes exactly that.
+      this.loops.push({ op, input: this.get(x), axes: [], out, nodes: [node] });
+      return leaf(out, shapeOf(out));
+    }
     const r = shape.length;
     const trailing = axes.every((a, i) => a === r - axes.length + i);
     const L = axes.reduce((p, a) => p * shape[a]!, 1);

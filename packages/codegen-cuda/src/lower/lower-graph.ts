@@ -19,6 +19,7 @@ import type { LAlias, LBranch, LCollective, LGemm, LInstr, LKernel, LShardSlice,
 import { originOf } from './program';
 import { placeStateInPlace } from './state-in-place';
 import { statePairs as runtimeStatePairs } from '@paradit/runtime';
+import { coverageError } from './cuda-coverage';
 
 /** Constants with more elements than this are ref inputs (weights-space buffers), not inline text. */
 export const REF_INLINE_LIMIT = 64;
@@ -56,6 +57,8 @@ export function refOf(nodes: readonly Node[], outputs: readonly Value[]): RefSpe
 
 class Lowerer {
   readonly aliases = new Map<Value, LAlias>();
+  /** Nodes the fragment emitter could not lower ("Op 'name': why"), all of them (lowerModule throws once). */
+  readonly failures: string[] = [];
   private fragments = 0;
 
   constructor(
@@ -176,7 +179,29 @@ class Lowerer {
     const outputs = [...defined].filter((v) => escaping.has(v) || (readers.get(v) ?? []).some((r) => !inRun.has(r)));
     if (outputs.length === 0) return [];
     const g = new Graph(inputs, nodes, outputs, 'fragment');
-    return this.take(this.opts.emitFragment(g, { namePrefix: `f${this.fragments++}`, opset: this.opset }), g);
+    const prefix = `f${this.fragments++}`;
+    try {
+      return this.take(this.opts.emitFragment(g, { namePrefix: prefix, opset: this.opset }), g);
+    } catch (e) {
+      if (!(e instanceof Error) || e.name !== 'CodegenError') throw e;
+      this.failures.push(...this.failingNodes(nodes, e));
+      return [];
+    }
+  }
+
+  /** Which nodes of a fragment that failed to emit fail on their own (each as a one-node fragment). */
+  private failingNodes(nodes: readonly Node[], first: Error): string[] {
+    const out: string[] = [];
+    for (const n of nodes) {
+      const ins = [...new Set(n.inputs.filter((v): v is Value => !!v && !v.constant))];
+      try {
+        this.opts.emitFragment(new Graph(ins, [n], n.outputs, 'node'), { namePrefix: 'probe', opset: this.opset });
+      } catch (e) {
+        if (e instanceof Error && e.name === 'CodegenError') out.push(e.message.replace(/: cannot lower to a CUDA kernel: /, ': '));
+        else throw e;
+      }
+    }
+    return out.length ? out : [first.message.replace(/: cannot lower to a CUDA kernel: /, ': ')];
   }
 
   private take(l: FragmentLowering, fragment?: Graph): LKernel[] {
@@ -295,6 +320,8 @@ export function lowerModule(m: Module, opts: LowerOptions): LoweredProgram {
   const g = m.graph;
   const l = new Lowerer(opts, m.opsets[''] ?? m.opsets['ai.onnx'] ?? 0);
   const program = l.graph(g);
+  const err = coverageError(l.failures);
+  if (err) throw err;
   const state = statePairs(m);
   const nextValues = new Set(state.map((p) => p.next));
   const stateNames = new Set(state.map((p) => `${p.name}.next`));

@@ -52,10 +52,40 @@ export function parseExternalRef(tp: TensorP, baseDir: string | undefined, what:
   }
   return {
     location,
-    file: path.resolve(baseDir, location),
+    file: containedFile(baseDir, location, what),
     offset: parseSize(entry(entries, 'offset'), 'offset', what) ?? 0,
     length: parseSize(entry(entries, 'length'), 'length', what),
   };
+}
+
+/**
+ * The file an external_data `location` names, refused (exit 2) when it may leave the model's
+ * folder: an absolute path, a relative path that resolves outside it, or a path whose real
+ * location (symlinks followed) is outside it. ONNX's own loader refuses the same since
+ * CVE-2022-25882; without this, a model could make ParaDiT read any file as weights.
+ */
+function containedFile(baseDir: string, location: string, what: string): string {
+  const fix = `keep the weights file inside the model's folder and name it relative to that folder (e.g. 'model.onnx.data')`;
+  const refuse = (why: string): never => {
+    throw new IrError('E_INPUT', `${what}: external_data location '${location}' ${why}; ParaDiT reads external data only from inside the model's folder (as ONNX does since CVE-2022-25882): ${fix}`);
+  };
+  if (location.includes('\0')) refuse('contains a NUL byte');
+  if (path.isAbsolute(location) || path.win32.isAbsolute(location)) refuse('is an absolute path');
+  const base = path.resolve(baseDir);
+  const file = path.resolve(base, location);
+  const inside = (root: string, p: string): boolean => {
+    const rel = path.relative(root, p);
+    return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+  };
+  if (!inside(base, file)) refuse(`resolves to ${file}, outside the model's folder ${base}`);
+  let real: string | undefined;
+  try {
+    real = fs.realpathSync(file);
+  } catch {
+    real = undefined; // missing: reported as a missing weights file where it is needed
+  }
+  if (real !== undefined && !inside(fs.realpathSync(base), real)) refuse(`is a symbolic link to ${real}, outside the model's folder ${base}`);
+  return file;
 }
 
 /**

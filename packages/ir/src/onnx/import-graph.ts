@@ -94,7 +94,8 @@ function importInitializer(ctx: ImportContext, tp: TensorP, builder: GraphBuilde
       if (ctx.randomSeed === undefined) ctx.usedAbsent = true;
       else ctx.usedRandom = true;
       const seed = tensorSeed(ctx.randomSeed ?? 0, name);
-      return builder.lazyConstant(new ConstData(type, { kind: 'random', seed }, () => randomTensor(dtype, shape, seed)), name);
+      const source = ctx.randomSeed === undefined ? { kind: 'random' as const, seed, standIn: true } : { kind: 'random' as const, seed };
+      return builder.lazyConstant(new ConstData(type, source, () => randomTensor(dtype, shape, seed)), name);
     }
     if (ref.offset + bytes > size) {
       // Checked now (one stat per file) so a wrong or truncated weights file fails at import.

@@ -227,7 +227,7 @@ function cubicCoeffs(r: number, A: number): number[] {
   ];
 }
 
-function axisTaps(ctx: RunCtx, a: ResizeAttrs, inLen: number, outLen: number, scale: number, box: readonly [number, number]): Taps {
+function axisTaps(ctx: RuleCtx, a: ResizeAttrs, inLen: number, outLen: number, scale: number, box: readonly [number, number]): Taps {
   const n = a.mode === 'nearest' ? 1 : a.mode === 'linear' ? 2 : 4;
   const index = new Int32Array(outLen * n);
   const weight = new Float64Array(outLen * n);
@@ -292,6 +292,41 @@ function applyTaps(src: Float64Array, shape: readonly number[], ax: number, t: T
     }
   }
   return dst;
+}
+
+/** One resized axis of a Resize node: per output index, n source indices and weights (see Taps). */
+export interface ResizeAxisTaps {
+  readonly axis: number;
+  readonly n: number;
+  readonly index: Int32Array;
+  readonly weight: Float64Array;
+  /** 1 where the output is outside the roi (tf_crop_and_resize): it gets `fill`. */
+  readonly extrapolate: Uint8Array;
+  readonly fill: number;
+}
+
+/**
+ * The taps `run` applies, axis by axis in this order (identity axes left out), for an input of
+ * static shape and known roi/scales/sizes: what a compiled kernel needs to reproduce Resize.
+ */
+export function resizeTaps(ctx: RuleCtx, input: readonly number[], operands: { roi?: readonly number[]; scales?: readonly number[]; sizes?: readonly number[] }): { shape: number[]; taps: ResizeAxisTaps[] } {
+  const a = attrsOf(ctx, input.length);
+  const scales = operands.scales && operands.scales.length > 0 ? operands.scales : undefined;
+  const sizes = operands.sizes && operands.sizes.length > 0 ? operands.sizes : undefined;
+  const p = plan(ctx, a, input, scales, sizes);
+  const outShape = p.shape as number[];
+  const roi = operands.roi && operands.roi.length > 0 ? operands.roi : undefined;
+  const taps: ResizeAxisTaps[] = [];
+  let shape = [...input];
+  for (const [k, ax] of a.axes.entries()) {
+    let box: [number, number] = [0, 1];
+    if (roi) box = roi.length === 2 * input.length ? [roi[ax]!, roi[ax + input.length]!] : [roi[k]!, roi[k + a.axes.length]!];
+    const t = axisTaps(ctx, a, shape[ax]!, outShape[ax]!, p.scales![ax]!, box);
+    if (t.identity) continue;
+    taps.push({ axis: ax, n: t.n, index: t.index, weight: t.weight, extrapolate: t.extrapolate, fill: t.fill });
+    shape = shape.map((d, i) => (i === ax ? outShape[ax]! : d));
+  }
+  return { shape: outShape, taps };
 }
 
 export const resizeRules: { readonly Resize: OpRule } = { Resize: resize };

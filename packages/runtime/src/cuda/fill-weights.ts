@@ -114,6 +114,26 @@ PARADIT_FILL_ENTRY paradit_fill_uniform(void* out, long long n, int lo, int hi, 
 }
 `;
 
+/**
+ * Host stand-ins for what the kernel takes from CUDA (valid C and C++): prepended to
+ * FILL_KERNEL_SOURCE, the text builds with g++/gcc, for the tests (fill-weights.test.ts and the
+ * stand-in libcuda). Not used at run time.
+ */
+export const FILL_HOST_SHIM = String.raw`
+#include <math.h>
+#include <string.h>
+#define PARADIT_FILL_HOST 1
+#define PARADIT_FILL_ENTRY static void
+#define PARADIT_FILL_FN static inline
+static inline unsigned int paradit_host_f2u(float x) { unsigned int u; memcpy(&u, &x, 4); return u; }
+static inline float paradit_host_u2f(unsigned int u) { float x; memcpy(&x, &u, 4); return x; }
+#define PARADIT_F2U(x) paradit_host_f2u(x)
+#define PARADIT_U2F(x) paradit_host_u2f(x)
+#define PARADIT_FMUL(a, b) ((float)((float)(a) * (float)(b)))
+struct paradit_dim { unsigned int x; };
+static struct paradit_dim gridDim, blockDim, blockIdx, threadIdx;
+`;
+
 /** The kernel's arguments for one recipe, in parameter order (lo/hi are the seed's uint32 halves as int32 bits). */
 export function fillKernelArgs(g: GeneratedWeight): { n: number; lo: number; hi: number; fanIn: number; from: number; to: number } {
   return { n: g.count, lo: g.seed % 2 ** 32 | 0, hi: Math.floor(g.seed / 2 ** 32) | 0, fanIn: g.fanIn, from: FILL_DTYPE_CODES[g.from], to: FILL_DTYPE_CODES[g.dtype] };

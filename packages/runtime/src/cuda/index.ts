@@ -24,3 +24,4 @@ export { NcclCommunicator, abortAll, applyNcclEnv } from './communicator';
 export { Nccl, ncclLibrary } from './nccl';
 export { DevicePlan } from './device-plan';
 export { CudaRank } from './rank';
+export { FILL_KERNEL_NAME, FILL_KERNEL_SOURCE, fillGeneratedWeightsOnDevice } from './fill-weights';

@@ -40,6 +40,12 @@ export const NCCL_DTYPE: { readonly [K in PlanDType]: number } = {
   f16: 6, // ncclFloat16
   f32: 7, // ncclFloat32
   bf16: 9, // ncclBfloat16 (NCCL 2.10+)
+  i8: 0, // ncclInt8
+  u32: 3, // ncclUint32
+  u64: 5, // ncclUint64
+  // No 16-bit integer type in NCCL: a 2-byte carrier; only data movement (reductions take floats only).
+  i16: 6,
+  u16: 6,
 };
 
 /** ncclRedOp_t */

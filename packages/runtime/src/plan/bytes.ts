@@ -5,7 +5,7 @@
 import { DType, Tensor, f16BitsToF32, f32ToF16Bits, numel } from '@paradit/ir';
 import type { PlanDType } from './schema';
 
-export const PLAN_DTYPE_BYTES: { readonly [K in PlanDType]: number } = { f32: 4, f16: 2, bf16: 2, i32: 4, i64: 8, bool: 1, u8: 1 };
+export const PLAN_DTYPE_BYTES: { readonly [K in PlanDType]: number } = { f32: 4, f16: 2, bf16: 2, i32: 4, i64: 8, bool: 1, u8: 1, i8: 1, i16: 2, u16: 2, u32: 4, u64: 8 };
 
 /** Plan dtype -> IR dtype (they share names). */
 export const irDtype = (d: PlanDType): DType => d;
@@ -64,6 +64,23 @@ export function encodeInto(t: Tensor, d: PlanDType, out: Uint8Array): void {
       for (let i = 0; i < n; i++) o[i] = d === 'bool' ? (src[i] ? 1 : 0) : src[i]!;
       return;
     }
+    case 'i8':
+      new Int8Array(buf, off, n).set(src);
+      return;
+    case 'i16':
+      new Int16Array(buf, off, n).set(src);
+      return;
+    case 'u16':
+      new Uint16Array(buf, off, n).set(src);
+      return;
+    case 'u32':
+      new Uint32Array(buf, off, n).set(src);
+      return;
+    case 'u64': {
+      const o = new BigUint64Array(buf, off, n);
+      for (let i = 0; i < n; i++) o[i] = BigInt(Math.trunc(src[i]!));
+      return;
+    }
   }
 }
 
@@ -108,5 +125,19 @@ export function decodeTensor(bytes: Uint8Array, d: PlanDType, shape: readonly nu
     case 'bool':
     case 'u8':
       return new Tensor(d, shape, Float64Array.from(new Uint8Array(buf, off, n)));
+    case 'i8':
+      return new Tensor(d, shape, Float64Array.from(new Int8Array(buf, off, n)));
+    case 'i16':
+      return new Tensor(d, shape, Float64Array.from(new Int16Array(buf, off, n)));
+    case 'u16':
+      return new Tensor(d, shape, Float64Array.from(new Uint16Array(buf, off, n)));
+    case 'u32':
+      return new Tensor(d, shape, Float64Array.from(new Uint32Array(buf, off, n)));
+    case 'u64': {
+      const s = new BigUint64Array(buf, off, n);
+      const o = new Float64Array(n);
+      for (let i = 0; i < n; i++) o[i] = Number(s[i]!);
+      return new Tensor('u64', shape, o);
+    }
   }
 }

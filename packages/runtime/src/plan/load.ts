@@ -13,6 +13,8 @@ import type { Plan } from './schema';
 import { streamRuleViolation, walkInstrs } from './streams';
 import { collectiveBytes } from './collectives';
 import { generatedWeightsViolation } from './generated-weights';
+import { checkBuffers, checkFiles, checkInstructions } from './validate';
+import type { Refuse } from './validate';
 
 export interface LoadPlanOptions {
   /** Hash weights.bin and compare with plan.json (default true; off for speed). */
@@ -76,6 +78,9 @@ export function parsePlanJson(dir: string, raw: unknown): Plan {
   if (head.version !== PLAN_VERSION) {
     refuse(dir, `plan format version ${JSON.stringify(head.version)} is not supported (this runtime reads version ${PLAN_VERSION})`, `${RECOMPILE} using this version of ParaDiT`);
   }
+  if ((raw as { files?: unknown }).files === undefined) {
+    refuse(dir, 'plan.json records no checksums of its kernel files (it was written before plans carried them)', RECOMPILE);
+  }
   const parsed = planSchema.safeParse(raw);
   if (!parsed.success) {
     const issues = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
@@ -135,7 +140,11 @@ export function checkTarget(dir: string, plan: Plan, opts: LoadPlanOptions): voi
 
 export function loadPlan(dir: string, opts: LoadPlanOptions = {}): LoadedPlan {
   const plan = parsePlanJson(dir, readJson(dir));
+  const refuseHere: Refuse = (why, fix) => refuse(dir, why, fix);
+  const byId = checkBuffers(plan, refuseHere);
   checkStructure(dir, plan);
+  checkInstructions(plan, byId, refuseHere);
+  checkFiles(dir, plan, refuseHere);
   checkTarget(dir, plan, opts);
   const weightsPath = path.join(dir, plan.weights.file);
   if (!fs.existsSync(weightsPath)) refuse(dir, `${plan.weights.file} is missing`, 'copy the whole plan directory, or ' + RECOMPILE);

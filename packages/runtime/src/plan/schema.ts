@@ -30,7 +30,7 @@ import { z } from 'zod';
 export const PLAN_FORMAT = 'paradit-plan';
 export const PLAN_VERSION = 3;
 
-export const planDType = z.enum(['f32', 'f16', 'bf16', 'i32', 'i64', 'bool', 'u8']);
+export const planDType = z.enum(['f32', 'f16', 'bf16', 'i32', 'i64', 'bool', 'u8', 'i8', 'i16', 'u16', 'u32', 'u64']);
 export type PlanDType = z.infer<typeof planDType>;
 
 export const space = z.enum(['weights', 'io', 'arena', 'state']);
@@ -304,6 +304,12 @@ export const planSchema = z.object({
     /** nvcc/NVRTC options the source needs (e.g. -std=c++17). */
     options: z.array(z.string()),
   }),
+  /**
+   * sha256 (hex) of every file of the plan but plan.json and weights.bin (weights.sha256 covers
+   * it), by path relative to the plan directory: kernels/module.cu and the kernel binary. The
+   * loader verifies each, so a flipped byte in the kernel binary is refused, not loaded.
+   */
+  files: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)),
   buffers: z.array(bufferDecl),
   inputs: z.array(ioDecl),
   outputs: z.array(ioDecl),
