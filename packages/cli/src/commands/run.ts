@@ -123,7 +123,8 @@ async function runPlan(planDir: string, flags: RunFlags, rank: RankContext | und
     const plan = loadPlan(path.resolve(planDir), { backend: flags.backend, verifyWeights: false }).plan;
     await rank.checkPlan(plan, planDir);
     // CUDA: NCCL even in a world of one (a launch is how the NCCL path is exercised).
-    dist = { dist: rank.dist(plan), nccl: flags.backend === 'cuda' };
+    // Its load log (NCCL version, the NCCL_* defaults it set, graph capture) goes to stderr: `[rank R] cuda: ...`.
+    dist = { dist: rank.dist(plan), nccl: flags.backend === 'cuda', log: (l: string) => void process.stderr.write(`paradit: ${flags.backend}: ${l}\n`) };
   }
   const opened = await openPlan(path.resolve(planDir), { backend: flags.backend, verifyWeights: flags.verifyWeights, ...dist }).catch((e: unknown) => {
     // No GPU, driver or koffi is the machine's state, not a ParaDiT bug: one paragraph, exit 2.
