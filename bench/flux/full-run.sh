@@ -58,8 +58,12 @@ if [ -d .gpu-work/baselines ]; then
   ANCHOR_SRC=/tmp/anchor PHASES=eager,compile${PHASES_EXTRA:+,$PHASES_EXTRA},fbcache timeout ${TORCH_TIMEOUT:-300} python3 .gpu-work/baselines/anchor_flux.py >"$W/torch.out" 2>>"$L"; cat "$W/torch.out" >>"$L"
 fi
 node -e '
-const fs=require("fs"); const rd=(f)=>{try{const s=fs.readFileSync(f,"utf8").trim().split("\n");return JSON.parse(s[s.length-1].replace(/^RESULT /,""))}catch{return {}}};
-const run=rd(process.argv[1]), fb=rd(process.argv[2]), th=rd(process.argv[3]).res||{}, d0=rd(process.argv[7]), d1=rd(process.argv[8]);
+const fs=require("fs");
+// anchor_flux.py prints "PHASE done in S s {results so far}" per phase and "RESULT {...}" last: the
+// last line with an object wins, so a run cut short by TORCH_TIMEOUT keeps the phases it finished.
+const rdTorch=(f)=>{try{const l=fs.readFileSync(f,"utf8").trim().split("\n").filter((x)=>x.includes("{")).pop();const o=JSON.parse(l.slice(l.indexOf("{")));return o.res||o}catch{return {}}};
+const rd=(f)=>{try{const s=fs.readFileSync(f,"utf8").trim().split("\n");return JSON.parse(s[s.length-1].replace(/^RESULT /,""))}catch{return {}}};
+const run=rd(process.argv[1]), fb=rd(process.argv[2]), th=rdTorch(process.argv[3]), d0=rd(process.argv[7]), d1=rd(process.argv[8]);
 const f=(x)=>typeof x==="number"?x.toFixed(2).padStart(8):"       -";
 const med=(x)=>Array.isArray(x)?x[0]:x;
 const res={stepMs:run.bench&&run.bench.medianMs, gatedComputedMs:fb.computedMs, cachedMs:fb.cachedMs, diffusersEagerMs:med(th.eager), diffusersCompileMs:med(th.compile), diffusersMaxAutotuneMs:med(th["compile:max-autotune"]), paraAttnFbFullMs:med(th["fbcache-full"]), paraAttnFbCachedMs:med(th["fbcache-cached"]), compileSeconds:{plain:+process.argv[4], fbcache:+process.argv[5]}, denoise:{plain:d0.seconds, fbcache:d1.seconds, computed:d1.computed, cachedSteps:d1.cachedSteps}};
