@@ -113,7 +113,7 @@ function truncations(base: string, bytes: Uint8Array, r: () => number, n: number
   return Array.from({ length: n }, (_, i) => {
     const at = i === 0 ? 0 : Math.floor(r() * bytes.length);
     const dir = variantModel(base, `trunc${i}`, bytes.subarray(0, at));
-    return { name: `truncate model.onnx at ${at}/${bytes.length}`, args: [i % 2 ? 'check' : 'inspect', dir], allowed: [2] };
+    return { name: `truncate model.onnx at ${at}/${bytes.length}`, args: i % 3 === 0 ? ['check', dir] : ['inspect', dir, '--raw'], allowed: [2] };
   });
 }
 
@@ -128,7 +128,7 @@ function byteFlips(base: string, bytes: Uint8Array, r: () => number, n: number):
       where.push(at);
     }
     const dir = variantModel(base, `flip${i}`, b);
-    return { name: `flip bits of model.onnx at ${where.join(',')}`, args: [i % 3 === 0 ? 'inspect' : 'check', dir], allowed: RAN };
+    return { name: `flip bits of model.onnx at ${where.join(',')}`, args: [['inspect', dir, '--raw'], ['inspect', dir], ['check', dir]][i % 3]!, allowed: RAN };
   });
 }
 
