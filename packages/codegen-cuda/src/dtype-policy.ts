@@ -41,7 +41,7 @@ const LOW_PRECISION: ReadonlySet<string> = new Set(['linear', 'MatMul', 'Gemm', 
 const NORMS: ReadonlySet<string> = new Set(['rms_norm', 'layer_norm', 'LayerNormalization', 'RMSNormalization', 'GroupNormalization']);
 
 /** Where a converted constant came from, so the plan writer can stream it without caching. */
-export interface ConvertedConst {
+interface ConvertedConst {
   readonly from: ConstData;
   readonly dtype: DType;
 }

@@ -56,7 +56,7 @@ export interface LoopPlan {
   readonly wide?: boolean;
 }
 
-export interface Alias {
+interface Alias {
   readonly value: Value;
   readonly of: Value;
   readonly byteOffset: number;

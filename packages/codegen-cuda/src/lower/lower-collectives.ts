@@ -94,7 +94,7 @@ const NOT_FUSED = new Set([
   'linear', 'MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'Einsum', 'attention', 'attention_lse', 'If',
   'all_to_all', 'all_gather', 'all_reduce', 'ppermute', 'shard_slice', 'Transpose', 'Reshape', 'Identity', 'Squeeze', 'Unsqueeze', 'Flatten',
 ]);
-export const isFusedKernelOp = (op: string): boolean => !NOT_FUSED.has(op);
+const isFusedKernelOp = (op: string): boolean => !NOT_FUSED.has(op);
 
 /**
  * Copy kernels a layout P costs around an all_to_all. The exchange buffer holds the chunks in

@@ -19,7 +19,7 @@ export function isAttentionNode(n: Node): boolean {
   return ATTENTION.has(n.op) || n.op === 'Softmax';
 }
 
-export interface ResidualOp {
+interface ResidualOp {
   readonly node: Node;
   /** The stream value the branch is added back onto. */
   readonly skip: Value;
