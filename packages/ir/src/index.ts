@@ -7,6 +7,8 @@ export * from './builder';
 export * from './interpreter';
 export { OPS, isOpKind } from './ops';
 export type { OpKind, OpRule, InferCtx, RunCtx } from './ops';
+export { OP_TRAITS, hasTrait, opsWith } from './ops/traits';
+export type { OpTrait } from './ops/traits';
 export type * from './ops/op-kinds';
 export * from './onnx';
 export * from './printer';

@@ -7,6 +7,7 @@
  *   collectiveSummary(module)             -> [{op, count, bytesPerRank}] per forward (one step)
  */
 import { DEFAULT_PLACEMENT_RULES, Module, Tensor, byteSize, numel, runSimulated, simulateRanks, verifySharded, worldSize } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import type { Mesh, Node } from '@paradit/ir';
 import type { Pass } from './pass';
 import { createPassContext } from './pass';
@@ -80,7 +81,7 @@ function bytesReceived(n: Node): number {
   }
 }
 
-const COMMUNICATING = ['all_gather', 'all_reduce', 'all_to_all', 'ppermute'];
+const COMMUNICATING = opsWith('communicating');
 
 /** Count and per-rank received bytes of each communicating collective, by op name. */
 export function collectiveSummary(m: Module): CollectiveStat[] {
@@ -88,7 +89,7 @@ export function collectiveSummary(m: Module): CollectiveStat[] {
   const visit = (nodes: readonly Node[]): void => {
     for (const n of nodes) {
       for (const sg of n.subgraphs()) visit(sg.nodes);
-      if (!COMMUNICATING.includes(n.op)) continue;
+      if (!COMMUNICATING.has(n.op)) continue;
       const s = stats.get(n.op) ?? { count: 0, bytes: 0 };
       s.count++;
       s.bytes += bytesReceived(n);

@@ -23,14 +23,14 @@
  *              %3 = Mul(%1, %1) : f32[3]
  */
 import { Graph, Module, Node, Tensor, Value, formatType } from '@paradit/ir';
-import type { OpKind } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import type { Pass } from './pass';
 import { editGraph, hasSubgraphs } from './graph-edit';
 import { attrsKey, constantKey, sameBytes } from './const-key';
 import { sameShape } from './rewrite';
 
 /** Binary ops whose result is bit-identical with the operands swapped. */
-const COMMUTATIVE: ReadonlySet<OpKind> = new Set<OpKind>(['Add', 'Mul', 'Equal', 'And', 'Or', 'Xor', 'BitwiseAnd', 'BitwiseOr', 'BitwiseXor']);
+const COMMUTATIVE: ReadonlySet<string> = opsWith('commutative');
 
 interface CsePlan {
   /** Duplicate constant -> the constant kept. */
