@@ -30,6 +30,7 @@ function expectLike(got: DenoiseResult, ref: ReturnType<typeof referenceLoop>): 
   expect(got.steps.map((s) => s.cached)).toEqual(ref.cached);
   got.steps.forEach((s, i) => {
     const d = ref.diffs[i];
+    if (d === undefined) throw new Error(`reference has ${ref.diffs.length} diffs, run has step ${i}`);
     if (d === null) expect(s.diff).toBeNull();
     else expect(Math.abs(s.diff! - d)).toBeLessThan(1e-4 * Math.max(1, d));
   });

@@ -15,8 +15,8 @@ import { RankFailure } from '@paradit/runtime';
 
 export const EXIT_OK = 0;
 export const EXIT_MISMATCH = 1;
-export const EXIT_BAD_INPUT = 2;
-export const EXIT_INTERNAL = 3;
+const EXIT_BAD_INPUT = 2;
+const EXIT_INTERNAL = 3;
 /** A launched rank stopped because a peer rank failed, died or never answered within --timeout. */
 export const EXIT_PEER_FAILED = 4;
 

@@ -22,8 +22,8 @@ import type { DistOptions, LaunchEnv, Plan, RankWatch } from '@paradit/runtime';
 import { planMesh } from '@paradit/runtime';
 
 export const DEFAULT_TIMEOUT_S = 300;
-export const FAULTS = ['load', 'step', 'exit', 'kill', 'hang'] as const;
-export type Fault = (typeof FAULTS)[number];
+const FAULTS = ['load', 'step', 'exit', 'kill', 'hang'] as const;
+type Fault = (typeof FAULTS)[number];
 
 /** --timeout S (else PARADIT_TIMEOUT, which paradit launch sets, else 300 s) in ms. */
 export function timeoutMs(flag: string | undefined): number {
@@ -63,7 +63,7 @@ function prefixStderr(prefix: string): void {
 }
 
 /** sha256 of what makes two plans run alike (not when or where they were compiled). */
-export function planFingerprint(plan: Plan): string {
+function planFingerprint(plan: Plan): string {
   return crypto.createHash('sha256').update(JSON.stringify({ ...plan, compiledFrom: undefined })).digest('hex');
 }
 

@@ -48,10 +48,10 @@ import type { WriteOptions } from './plan-writer';
 import { defaultEmitters } from './lower/emitters';
 import { coverageError, refusedNodes } from './lower/cuda-coverage';
 
-export const PARADIT_VERSION = '0.1.0';
-export const TARGET_ARCH = 'sm_90a';
+const PARADIT_VERSION = '0.1.0';
+const TARGET_ARCH = 'sm_90a';
 
-export interface MeshDegrees {
+interface MeshDegrees {
   readonly ulysses: number;
   readonly ring: number;
   readonly cfg: number;
@@ -150,7 +150,7 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   return { reference: typed, lowered, schedule: scheduled.report, memory, built: scheduled.events > 0 ? withStats(built, scheduleStats(scheduled.report)) : built };
 }
 
-export interface CompileOptions extends Omit<LowerToPlanOptions, 'fbcache' | 'mesh'>, WriteOptions {
+interface CompileOptions extends Omit<LowerToPlanOptions, 'fbcache' | 'mesh'>, WriteOptions {
   readonly randomWeights?: { readonly seed: number };
   readonly mesh?: MeshDegrees;
   /** First Block Cache with this default threshold (recorded in stats.fbcacheThreshold). */
@@ -253,7 +253,7 @@ export function planSummary(raw: Module, target: string, dtype: string, opts: { 
  * per step, the collectives' time, how much of it compute hides, and the step's makespan. Stats
  * for humans and `inspect`; the runtime ignores them.
  */
-export function scheduleStats(r: ScheduleReport): Record<string, number> {
+function scheduleStats(r: ScheduleReport): Record<string, number> {
   const us = (s: number): number => Math.round(s * 1e7) / 10;
   const comm = r.comm.reduce((a, c) => a + c.seconds, 0);
   const hidden = r.comm.reduce((a, c) => a + c.hidden, 0);
@@ -272,7 +272,7 @@ function withStats(b: BuiltPlan, extra: Record<string, number>): BuiltPlan {
   } };
 }
 
-export interface OpenCompiledOptions extends LowerToPlanOptions {
+interface OpenCompiledOptions extends LowerToPlanOptions {
   readonly backend: 'cpu' | 'cuda';
   /** Where to write the plan (default: a fresh temporary directory, removed by dispose). */
   readonly dir?: string;

@@ -22,6 +22,7 @@
  *                       %3 = linear(%c, %w': bf16[16,32], %b': bf16[32]) : bf16[1,64,32]
  */
 import { ConstData, DType, Graph, IrError, Module, Node, Tensor, Value, dtypeToOnnx, isFloat, isIrError, tensorType } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import { rebuildModule } from './lower/rebuild';
 import type { ReplayCtx } from './lower/rebuild';
 
@@ -36,12 +37,12 @@ export function parsePrecision(s: string): PlanPrecision {
 }
 
 /** Ops that read and write T for their float operands (GEMM-like and attention). */
-const LOW_PRECISION: ReadonlySet<string> = new Set(['linear', 'MatMul', 'Gemm', 'Einsum', 'Conv', 'ConvTranspose', 'attention', 'attention_lse']);
+const LOW_PRECISION: ReadonlySet<string> = opsWith('contraction');
 /** Ops whose inputs after the first are affine parameters in the normalized tensor's dtype. */
-const NORMS: ReadonlySet<string> = new Set(['rms_norm', 'layer_norm', 'LayerNormalization', 'RMSNormalization', 'GroupNormalization']);
+const NORMS: ReadonlySet<string> = opsWith('statsNorm');
 
 /** Where a converted constant came from, so the plan writer can stream it without caching. */
-export interface ConvertedConst {
+interface ConvertedConst {
   readonly from: ConstData;
   readonly dtype: DType;
 }

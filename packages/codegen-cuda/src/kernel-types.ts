@@ -4,7 +4,7 @@
  */
 import type { Graph, Node, Value } from '@paradit/ir';
 
-export type Dim3 = readonly [number, number, number];
+type Dim3 = readonly [number, number, number];
 
 /** One argument of a kernel launch, in parameter order. */
 export type EmittedArg =

@@ -15,7 +15,7 @@ import type { LInstr, LoweredProgram } from './lower/program';
 
 export const ALIGNMENT = 256;
 
-export type SpaceName = 'weights' | 'io' | 'arena' | 'state';
+type SpaceName = 'weights' | 'io' | 'arena' | 'state';
 
 export interface LiveRange {
   readonly id: number;
@@ -25,12 +25,12 @@ export interface LiveRange {
   readonly end: number;
 }
 
-export interface ArenaPlan {
+interface ArenaPlan {
   readonly offsets: ReadonlyMap<number, number>;
   readonly peak: number;
 }
 
-export const alignUp = (n: number, a = ALIGNMENT): number => Math.ceil(n / a) * a;
+const alignUp = (n: number, a = ALIGNMENT): number => Math.ceil(n / a) * a;
 
 /** Best-fit placement of live ranges: ranges that overlap in time never overlap in bytes. */
 export function planArena(ranges: readonly LiveRange[], alignment = ALIGNMENT): ArenaPlan {
@@ -86,7 +86,7 @@ export function planArena(ranges: readonly LiveRange[], alignment = ALIGNMENT): 
   return { offsets, peak };
 }
 
-export interface PlannedBuffer {
+interface PlannedBuffer {
   readonly id: number;
   readonly value: Value;
   readonly space: SpaceName;
@@ -103,7 +103,7 @@ export interface MemoryPlan {
   readonly spaces: Readonly<Record<SpaceName, number>>;
 }
 
-export const valueBytes = (v: Value): number => numel(v.shape as number[]) * byteSize(v.dtype as DType);
+const valueBytes = (v: Value): number => numel(v.shape as number[]) * byteSize(v.dtype as DType);
 
 /** Values an instruction reads and writes (views included as themselves). */
 export function instrUses(i: LInstr): { reads: Value[]; writes: Value[] } {
@@ -127,7 +127,7 @@ export function instrUses(i: LInstr): { reads: Value[]; writes: Value[] } {
   }
 }
 
-export interface MemoryPlanOptions {
+interface MemoryPlanOptions {
   /**
    * Constants the runtime generates (plan `weights.generated`): laid out after every other
    * constant, so weights.bin is the prefix of the weights space before them.
@@ -263,7 +263,7 @@ export function planMemory(lp: LoweredProgram, opts: MemoryPlanOptions = {}): Me
   return { buffers, weights, fileBytes: generated.length > 0 ? offsets.get(generated[0]!)! : tops.weights, spaces: tops };
 }
 
-export function countInstrs(instrs: readonly LInstr[]): number {
+function countInstrs(instrs: readonly LInstr[]): number {
   let n = 0;
   for (const i of instrs) n += 1 + (i.op === 'branch' ? countInstrs(i.then) + countInstrs(i.else) : 0);
   return n;

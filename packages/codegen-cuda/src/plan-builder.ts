@@ -32,7 +32,7 @@ export interface PlanMeta {
   readonly files: Readonly<Record<string, string>>;
 }
 
-export interface KernelModule {
+interface KernelModule {
   /** Full text of kernels/module.cu. */
   readonly source: string;
   readonly entries: number;

@@ -119,7 +119,7 @@ export function abortAll(): void {
   }
 }
 
-export interface WorkDir {
+interface WorkDir {
   readonly path: string;
   /** Removes the work folder and every parent folder makeWorkDir created (when still empty). */
   discard(): void;

@@ -27,13 +27,13 @@ import { RandomWeightPool, randomJob } from './weight-pool';
 import { checkPlanOutput, makeWorkDir, onAbort, replaceWithPlan } from './plan-output';
 
 /** sm_90a machine code plus compute_90a PTX in one fat binary (cuModuleLoadData takes either). */
-export const NVCC_OPTIONS = ['-gencode', 'arch=compute_90a,code=[sm_90a,compute_90a]', '-std=c++17', '-O3'] as const;
-export const KERNEL_BINARY = 'kernels/module.fatbin';
+const NVCC_OPTIONS = ['-gencode', 'arch=compute_90a,code=[sm_90a,compute_90a]', '-std=c++17', '-O3'] as const;
+const KERNEL_BINARY = 'kernels/module.fatbin';
 /**
  * plan.json's kernels.options: what the source needs from any compiler (the CUDA runtime adds the
  * architecture and include path when it compiles module.cu with NVRTC).
  */
-export const SOURCE_OPTIONS = ['-std=c++17'];
+const SOURCE_OPTIONS = ['-std=c++17'];
 
 export interface WriteOptions {
   /** 'auto' (default): use nvcc when it is on PATH; false: never; a path: that nvcc. */
@@ -80,7 +80,7 @@ function isRawAsIs(c: ConstData, planDtype: string): boolean {
  * plan): its file range as is, read asynchronously, without decoding to float and encoding back
  * (which cost ~10x the read on real FLUX weights). Undefined when a conversion is needed.
  */
-export function rawConstantBytes(c: ConstData, planDtype: string): Promise<Uint8Array> | undefined {
+function rawConstantBytes(c: ConstData, planDtype: string): Promise<Uint8Array> | undefined {
   const src = c.source;
   if (src.kind !== 'external' || !isRawAsIs(c, planDtype)) return undefined;
   return (async () => {
@@ -200,7 +200,7 @@ async function writeWeights(file: string, mp: MemoryPlan, opts: WriteOptions): P
   return hash.digest('hex');
 }
 
-export interface WrittenPlan {
+interface WrittenPlan {
   readonly plan: Plan;
   readonly dir: string;
   readonly nvccSeconds: number | null;

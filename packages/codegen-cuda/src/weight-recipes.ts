@@ -16,13 +16,13 @@ import type { GeneratedWeight } from '@paradit/runtime';
 import { WEIGHT_GENERATOR } from '@paradit/runtime';
 import { convertedFrom } from './dtype-policy';
 
-export type WeightRecipe = Omit<GeneratedWeight, 'buf'>;
+type WeightRecipe = Omit<GeneratedWeight, 'buf'>;
 
 type GenDType = GeneratedWeight['dtype'];
 const GEN_DTYPES: Readonly<Record<string, GenDType>> = { f32: 'f32', bf16: 'bf16', f16: 'f16' };
 
 /** The recipe of a constant stored as `planDtype`, or undefined when it must be materialized. */
-export function weightRecipe(c: ConstData, planDtype: string): WeightRecipe | undefined {
+function weightRecipe(c: ConstData, planDtype: string): WeightRecipe | undefined {
   const conv = convertedFrom(c);
   const base = conv ? conv.from : c;
   const src = base.source;

@@ -88,13 +88,6 @@ export class Hasher64 {
   }
 }
 
-/** Hashes a string to 16 hex digits. */
-export function hashString(s: string): string {
-  const h = new Hasher64();
-  h.str(s);
-  return h.digest();
-}
-
 function hashTypeInto(h: Hasher64, dtype: DType, shape: readonly Dim[]): void {
   h.str(dtype);
   h.word(shape.length);

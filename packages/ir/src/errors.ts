@@ -3,7 +3,7 @@
  * message (what, where, expected versus got, how to fix) and, where known, the ONNX node name.
  * The CLI prints `message` and exits with `exitCode` instead of a stack trace.
  */
-export type ErrorCode =
+type ErrorCode =
   | 'E_PARSE' // malformed model file or IR text
   | 'E_UNSUPPORTED' // an op, dtype or feature ParaDiT does not support
   | 'E_OP' // an op's operands or attributes are invalid

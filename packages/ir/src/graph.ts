@@ -86,7 +86,7 @@ export function formatType(t: TensorType): string {
 }
 
 /** Where a constant's bytes come from; lets a 2.6 GB model be inspected without reading it. */
-export type ConstSource =
+type ConstSource =
   | { readonly kind: 'inline' }
   | { readonly kind: 'external'; readonly file: string; readonly offset: number; readonly length: number }
   /**
@@ -240,7 +240,7 @@ export class Graph {
   }
 }
 
-export interface ModuleMeta {
+interface ModuleMeta {
   readonly irVersion: number;
   readonly producerName: string;
   readonly producerVersion: string;

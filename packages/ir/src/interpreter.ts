@@ -9,7 +9,7 @@ import { OPS, AttrReader, makeFail } from './ops';
 import type { RunCtx } from './ops/rule';
 import { InternalError, IrError, wrapAt } from './errors';
 
-export interface RunOptions {
+interface RunOptions {
   /** Called after each node with its outputs (debugging, tracing). */
   readonly onNode?: (node: Node, outputs: readonly Tensor[]) => void;
 }

@@ -17,7 +17,7 @@ import { IrError } from './errors';
 
 export type MeshAxis = 'cfg' | 'ring' | 'ulysses' | 'sp';
 
-export const MESH_AXES: readonly MeshAxis[] = ['cfg', 'ring', 'ulysses', 'sp'];
+const MESH_AXES: readonly MeshAxis[] = ['cfg', 'ring', 'ulysses', 'sp'];
 
 export interface Mesh {
   readonly cfg: number;
@@ -25,7 +25,7 @@ export interface Mesh {
   readonly ulysses: number;
 }
 
-export interface MeshCoords {
+interface MeshCoords {
   readonly cfg: number;
   readonly ring: number;
   readonly ulysses: number;

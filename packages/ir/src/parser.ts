@@ -33,11 +33,6 @@ export function parseModule(text: string, opts: ParseOptions = {}): Module {
   return new Module(graph, opsets);
 }
 
-/** Parses text holding one graph (or a module, whose graph is returned). */
-export function parseGraph(text: string, opts: ParseOptions = {}): Graph {
-  return parseModule(text, opts).graph;
-}
-
 /** Labels visible in one graph and (through `parent`) its enclosing graphs. */
 class Scope {
   private readonly vars = new Map<string, { value: Value; pos: Pos }>();

@@ -52,7 +52,7 @@ export function canonicalDist(d: Dist): Dist {
 }
 
 /** Same order (segments and chunks) on the same axes. */
-export function sameTokens(a: TokenOrder | undefined, b: TokenOrder | undefined): boolean {
+function sameTokens(a: TokenOrder | undefined, b: TokenOrder | undefined): boolean {
   if (!a || !b) return a === b;
   const x = tokenAxes(a);
   const y = tokenAxes(b);
@@ -201,11 +201,6 @@ export function naturalToOrdered(segments: readonly number[], chunks: number): I
     if (n >= 0) out[n] = o;
   });
   return out;
-}
-
-/** Per position of the ordered axis: 1 for a real token, 0 for padding. */
-export function validTokenMask(segments: readonly number[], chunks: number): number[] {
-  return Array.from(orderedToNatural(segments, chunks), (n) => (n >= 0 ? 1 : 0));
 }
 
 /**

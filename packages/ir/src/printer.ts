@@ -36,9 +36,9 @@ import { constantHash, hashedBySource, isElided, tensorHash } from './content-ha
 import { normalizedOpsets } from './structural';
 import { formatElement, formatFloatAttr, formatHint, formatName, formatTensorType, quote } from './text-format';
 
-export const DEFAULT_INLINE_LIMIT = 16;
+const DEFAULT_INLINE_LIMIT = 16;
 
-export interface PrintOptions {
+interface PrintOptions {
   /** Print provenance hints (`# name`); default true. Off for name-free diffs. */
   readonly names?: boolean;
   /** Tensor data with at most this many elements prints inline; default 16. */

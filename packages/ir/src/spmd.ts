@@ -22,7 +22,7 @@ import { concatAxis, sliceAxis, splitAxis } from './ops/collective-kernels';
 import type { CollectiveOp } from './ops/op-kinds';
 
 /** The collectives: ops whose results need other ranks' data or this rank's coordinates. */
-export type RankDependentOp = Extract<CollectiveOp, 'all_to_all' | 'all_gather' | 'all_reduce' | 'ppermute' | 'shard_slice'>;
+type RankDependentOp = Extract<CollectiveOp, 'all_to_all' | 'all_gather' | 'all_reduce' | 'ppermute' | 'shard_slice'>;
 
 interface SimCtx {
   readonly node: Node;
@@ -130,7 +130,7 @@ function isRankDependent(op: string): op is RankDependentOp {
   return Object.prototype.hasOwnProperty.call(SIMULATE, op);
 }
 
-export interface SimulateOptions {
+interface SimulateOptions {
   /** Called after each node with every rank's outputs (tracing, volume counting). */
   readonly onNode?: (node: Node, outputs: readonly (readonly Tensor[])[]) => void;
   /**

@@ -48,7 +48,7 @@ export function formatF32(v: number): string {
 }
 
 /** Shortest decimal that reads back as the double `v`. */
-export function formatF64(v: number): string {
+function formatF64(v: number): string {
   return specialFloat(v) ?? decimal(v);
 }
 
@@ -75,7 +75,7 @@ export function formatName(s: string): string {
   return DOTTED_IDENT.test(s) ? s : quote(s);
 }
 
-export function formatDim(d: Dim): string {
+function formatDim(d: Dim): string {
   return typeof d === 'number' ? String(d) : IDENT.test(d) ? d : quote(d);
 }
 
@@ -85,7 +85,7 @@ export function formatDim(d: Dim): string {
  * (`@tokens(2,3:[...]/c)` when it covers more axes: a 2-D mask), then
  * `@partial(reduce,meshAxis)` for a local reduction that awaits its all_reduce.
  */
-export function formatPlacement(p: Placement | undefined): string {
+function formatPlacement(p: Placement | undefined): string {
   if (!p) return '';
   const shard = (axis: number, meshAxis: string): string => `@shard(${axis},${IDENT.test(meshAxis) ? meshAxis : quote(meshAxis)})`;
   let s = p.kind === 'replicated' ? '@replicated' : shard(p.axis, p.meshAxis) + (p.also ?? []).map((a) => shard(a.axis, a.meshAxis)).join('');

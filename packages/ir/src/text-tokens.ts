@@ -8,7 +8,7 @@
  */
 import { IrError } from './errors';
 
-export type TokenKind = 'value' | 'ident' | 'int' | 'float' | 'string' | 'elided' | 'punct' | 'eof';
+type TokenKind = 'value' | 'ident' | 'int' | 'float' | 'string' | 'elided' | 'punct' | 'eof';
 
 export interface Token {
   readonly kind: TokenKind;
@@ -22,7 +22,7 @@ export interface Token {
   readonly f64: boolean;
 }
 
-export interface Lexed {
+interface Lexed {
   readonly tokens: readonly Token[];
   /** Trailing comment text per line (without '#'), trimmed. */
   readonly hints: ReadonlyMap<number, string>;

@@ -24,7 +24,7 @@ import { DEFAULT_PLACEMENT_RULES } from './verify-placement';
 import type { PlacementRule } from './verify-placement';
 import { carriesPlacements, spmdPlacementRule } from './verify-spmd-rule';
 
-export type VerifyCode =
+type VerifyCode =
   | 'redefined' // a value defined twice
   | 'not-topological' // a value used before the node that defines it
   | 'undefined-value' // a dangling input: defined nowhere visible
@@ -35,7 +35,7 @@ export type VerifyCode =
   | 'constant-type' // a constant value's type differs from its data's
   | 'placement';
 
-export interface Diagnostic {
+interface Diagnostic {
   readonly code: VerifyCode;
   /** Full message: where (graph path, node index, op and name), what, expected versus got. */
   readonly message: string;
@@ -66,7 +66,7 @@ export function diagnoseGraph(g: Graph, opts: VerifyOptions = {}): Diagnostic[] 
   return new Verifier(opts).run(g, opts.opset ?? 18);
 }
 
-export function formatDiagnostics(ds: readonly Diagnostic[]): string {
+function formatDiagnostics(ds: readonly Diagnostic[]): string {
   return ds.map((d) => `  - [${d.code}] ${d.message}`).join('\n');
 }
 
@@ -81,7 +81,7 @@ export function verifyModule(m: Module, opts: VerifyOptions = {}): void {
   throwIfAny(diagnoseModule(m, opts));
 }
 
-export function verifyGraph(g: Graph, opts: VerifyOptions = {}): void {
+function verifyGraph(g: Graph, opts: VerifyOptions = {}): void {
   throwIfAny(diagnoseGraph(g, opts));
 }
 

@@ -14,7 +14,7 @@ import { Atom, LayoutTrace, rebuild, rebuildCost, reshapeDims, scaleOf, traceLay
 import { mulDims, productOfDims } from './fold-symbolic-dims';
 
 /** Which matmul operand: 'rows' is [...batch, S, H] (q and v), 'cols' is [...batch, H, S] (k^T). */
-export type OperandRole = 'rows' | 'cols';
+type OperandRole = 'rows' | 'cols';
 
 export interface OperandPlan {
   readonly trace: LayoutTrace | undefined;

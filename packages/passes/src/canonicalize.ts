@@ -25,7 +25,7 @@ import { foldReshapeChains } from './fold-reshape-chains';
 import { eliminateCommonSubexpressions } from './eliminate-common-subexpressions';
 import { eliminateDeadCode } from './eliminate-dead-code';
 
-export const CANONICALIZE_PASSES: readonly Pass[] = [
+const CANONICALIZE_PASSES: readonly Pass[] = [
   foldConstants, // first: shape arithmetic becomes constants, which the rules below read
   foldSymbolicShapesPass, // shape arithmetic over symbolic dims: size vectors become constants, Reshapes get shared symbols
   splitSampleNormScales, // per-sample norm scales (opset-23 exports) become a Mul the fusions and sharding rules know

@@ -17,7 +17,7 @@ function words(t: Tensor): Int32Array {
  * FNV-1a over the tensor's 32-bit storage words. The multiply by the FNV prime is spelled as
  * shifts: Math.imul is ~100x slower under jest's vm sandbox, and this loop sees every weight.
  */
-export function hashTensor(t: Tensor): number {
+function hashTensor(t: Tensor): number {
   const w = words(t);
   let h = 0x811c9dc5 | 0;
   for (let i = 0; i < w.length; i++) {

@@ -6,7 +6,8 @@
  *   runSimulated(module, mesh, inputs)    -> model outputs (all ranks in one process; @paradit/ir)
  *   collectiveSummary(module)             -> [{op, count, bytesPerRank}] per forward (one step)
  */
-import { DEFAULT_PLACEMENT_RULES, Module, Tensor, byteSize, formatMesh, numel, runSimulated, simulateRanks, verifySharded, worldSize } from '@paradit/ir';
+import { DEFAULT_PLACEMENT_RULES, Module, Tensor, byteSize, numel, runSimulated, simulateRanks, verifySharded, worldSize } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import type { Mesh, Node } from '@paradit/ir';
 import type { Pass } from './pass';
 import { createPassContext } from './pass';
@@ -28,7 +29,7 @@ export function contextParallelPipeline(): Pass[] {
   ];
 }
 
-export interface CompileForMeshOptions {
+interface CompileForMeshOptions {
   /** The module already went through the default pipeline (fusion): skip it. */
   readonly prepared?: boolean;
   /** Verify the IR (with the SPMD placement rule) around every pass (default true). */
@@ -48,7 +49,7 @@ export function compileForMesh(m: Module, mesh: Mesh, opts: CompileForMeshOption
   return runPipeline(m, passes, ctx);
 }
 
-export interface CollectiveStat {
+interface CollectiveStat {
   readonly op: string;
   readonly count: number;
   /** Bytes each rank receives for these collectives in one forward pass (one denoising step). */
@@ -60,7 +61,7 @@ export interface CollectiveStat {
  * bytes: all_gather (n-1)b; all_to_all (n-1)/n b (it keeps its own part); ppermute b;
  * all_reduce 2(n-1)/n b (ring reduce-scatter + all-gather). Local ops move nothing.
  */
-export function bytesReceived(n: Node): number {
+function bytesReceived(n: Node): number {
   const x = n.inputs[0];
   if (!x) return 0;
   const shape = x.shape.map((d) => (typeof d === 'number' ? d : NaN));
@@ -80,7 +81,7 @@ export function bytesReceived(n: Node): number {
   }
 }
 
-const COMMUNICATING = ['all_gather', 'all_reduce', 'all_to_all', 'ppermute'];
+const COMMUNICATING = opsWith('communicating');
 
 /** Count and per-rank received bytes of each communicating collective, by op name. */
 export function collectiveSummary(m: Module): CollectiveStat[] {
@@ -88,7 +89,7 @@ export function collectiveSummary(m: Module): CollectiveStat[] {
   const visit = (nodes: readonly Node[]): void => {
     for (const n of nodes) {
       for (const sg of n.subgraphs()) visit(sg.nodes);
-      if (!COMMUNICATING.includes(n.op)) continue;
+      if (!COMMUNICATING.has(n.op)) continue;
       const s = stats.get(n.op) ?? { count: 0, bytes: 0 };
       s.count++;
       s.bytes += bytesReceived(n);
@@ -107,10 +108,6 @@ export function simulatedExecutor(mesh: Mesh, opts: CompileForMeshOptions = {}):
 /** The fields `paradit inspect --ulysses U --ring R --cfg C --json` adds, for an already compiled module. */
 export function meshInspection(compiled: Module, mesh: Mesh): { world: number; mesh: { cfg: number; ring: number; ulysses: number }; collectives: CollectiveStat[] } {
   return { world: worldSize(mesh), mesh: { cfg: mesh.cfg, ring: mesh.ring, ulysses: mesh.ulysses }, collectives: collectiveSummary(compiled) };
-}
-
-export function describeMesh(mesh: Mesh): string {
-  return formatMesh(mesh);
 }
 
 export { runSimulated, simulateRanks };

@@ -16,7 +16,7 @@ import { fuseModulation } from './fuse-modulation';
 import { fuseLinear } from './fuse-linear';
 
 /** The fusion passes, in the order the default pipeline runs them. */
-export const FUSION_PASSES: readonly Pass[] = [
+const FUSION_PASSES: readonly Pass[] = [
   fuseAttention, // first: its scale/mask chain (Mul, Add, Where) must not be claimed by the pointwise fusions
   fuseNorms, // next: absorbs constant affine Mul/Add before modulation looks at Add(Mul(..), ..)
   fuseRope, // before fuse-modulation: x*cos + rot(x)*sin has the shape of a gated residual

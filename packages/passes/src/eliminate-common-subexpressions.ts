@@ -23,16 +23,16 @@
  *              %3 = Mul(%1, %1) : f32[3]
  */
 import { Graph, Module, Node, Tensor, Value, formatType } from '@paradit/ir';
-import type { OpKind } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import type { Pass } from './pass';
 import { editGraph, hasSubgraphs } from './graph-edit';
 import { attrsKey, constantKey, sameBytes } from './const-key';
 import { sameShape } from './rewrite';
 
 /** Binary ops whose result is bit-identical with the operands swapped. */
-const COMMUTATIVE: ReadonlySet<OpKind> = new Set<OpKind>(['Add', 'Mul', 'Equal', 'And', 'Or', 'Xor', 'BitwiseAnd', 'BitwiseOr', 'BitwiseXor']);
+const COMMUTATIVE: ReadonlySet<string> = opsWith('commutative');
 
-export interface CsePlan {
+interface CsePlan {
   /** Duplicate constant -> the constant kept. */
   readonly constants: ReadonlyMap<Value, Value>;
   /** Duplicate node -> the node kept (same outputs, in order). */
@@ -47,7 +47,7 @@ export function planCommonSubexpressions(g: Graph, maxContentElements: number): 
   return { constants, nodes };
 }
 
-export function applyCsePlan(g: Graph, plan: CsePlan): Graph {
+function applyCsePlan(g: Graph, plan: CsePlan): Graph {
   if (plan.constants.size === 0 && plan.nodes.size === 0) return g;
   const subst = new Map<Value, Value>(plan.constants);
   for (const [dup, kept] of plan.nodes) dup.outputs.forEach((o, i) => subst.set(o, kept.outputs[i]!));

@@ -34,7 +34,7 @@ const OPTIONAL_TRAILING_OUTPUTS: Partial<Record<OpKind, number>> = {
   Attention: 1,
 };
 
-export interface DcePlan {
+interface DcePlan {
   readonly dead: ReadonlySet<Node>;
   /** Live nodes with fewer outputs (or trimmed subgraphs): original -> replacement. */
   readonly trimmed: ReadonlyMap<Node, Node>;

@@ -34,7 +34,7 @@ import { editGraph, hasSubgraphs } from './graph-edit';
 import { VIEW_OPS, staticShapeOf } from './rewrite';
 import { refineTypes } from './refine-types';
 
-export interface FoldEntry {
+interface FoldEntry {
   readonly node: Node;
   /** How the outputs were found: from the input's type, by running the op, or as a view of a constant. */
   readonly how: 'shape' | 'evaluated' | 'view';
@@ -42,7 +42,7 @@ export interface FoldEntry {
   readonly values: readonly Value[];
 }
 
-export interface FoldPlan {
+interface FoldPlan {
   readonly entries: readonly FoldEntry[];
 }
 

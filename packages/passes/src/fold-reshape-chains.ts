@@ -33,6 +33,6 @@ const viewOfView: RewriteRule = (n, view) => {
   return shape ? rewriteTo((b) => b.reshape(x, shape)) : undefined;
 };
 
-export const FOLD_RESHAPE_RULES: readonly RewriteRule[] = [viewOfView];
+const FOLD_RESHAPE_RULES: readonly RewriteRule[] = [viewOfView];
 
 export const foldReshapeChains = rewritePass('fold-reshape-chains', 'collapses chains of Reshape/Squeeze/Unsqueeze/Flatten into one Reshape', FOLD_RESHAPE_RULES);

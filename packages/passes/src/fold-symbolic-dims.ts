@@ -62,7 +62,7 @@ export interface Monomial {
 
 const SIZE = /^[0-9]+$/;
 
-export function toMonomial(d: Dim): Monomial {
+function toMonomial(d: Dim): Monomial {
   if (typeof d === 'number') return { size: d, symbols: [] };
   if (d.includes('+')) return { size: 1, symbols: [d] };
   let size = 1;
@@ -75,7 +75,7 @@ export function toMonomial(d: Dim): Monomial {
 }
 
 /** The canonical name of a product: the size itself, the lone symbol, or "a*b*4". */
-export function fromMonomial(m: Monomial): Dim | undefined {
+function fromMonomial(m: Monomial): Dim | undefined {
   if (m.symbols.length === 0) return m.size;
   if (m.size === 0) return 0;
   // A sum multiplied by anything but 1 has no name here ("a+b*2" would read as a + 2b).

@@ -45,7 +45,7 @@ interface DimVector {
   readonly scalar: boolean;
 }
 
-export interface SymbolicShapeEntry {
+interface SymbolicShapeEntry {
   readonly node: Node;
   /**
    * 'constant': the output became a constant; 'reshape'/'sum': the Reshape (Expand, ConstantOfShape),

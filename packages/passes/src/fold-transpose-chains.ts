@@ -57,7 +57,7 @@ const unitAxesTranspose: RewriteRule = (n) => {
   return shape ? rewriteTo((b) => b.reshape(x, shape)) : undefined;
 };
 
-export const FOLD_TRANSPOSE_RULES: readonly RewriteRule[] = [transposeOfTranspose, unitAxesTranspose];
+const FOLD_TRANSPOSE_RULES: readonly RewriteRule[] = [transposeOfTranspose, unitAxesTranspose];
 
 export const foldTransposeChains = rewritePass(
   'fold-transpose-chains',

@@ -90,6 +90,6 @@ const narrowCastActivation: RewriteRule = (n, view) => {
   return fuseTo(n, (b) => b.op(act.op, [x], act.attrs));
 };
 
-export const fuseActivationsRules: readonly RewriteRule[] = [fromOnnxGelu, decomposedSilu, decomposedGelu, narrowCastActivation];
+const fuseActivationsRules: readonly RewriteRule[] = [fromOnnxGelu, decomposedSilu, decomposedGelu, narrowCastActivation];
 
 export const fuseActivations = rewritePass('fuse-activations', 'Fuses GELU (erf and tanh forms, ONNX Gelu) and SiLU into gelu / silu', fuseActivationsRules);

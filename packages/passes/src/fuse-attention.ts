@@ -250,7 +250,7 @@ const fuseSoftmaxAttention: RewriteRule = (n, view) => {
   });
 };
 
-export const fuseAttentionRules: readonly RewriteRule[] = [fuseSoftmaxAttention, fromOnnxAttention];
+const fuseAttentionRules: readonly RewriteRule[] = [fuseSoftmaxAttention, fromOnnxAttention];
 
 export const fuseAttention = rewritePass(
   'fuse-attention',

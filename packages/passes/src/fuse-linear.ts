@@ -78,6 +78,6 @@ const gemmToLinear: RewriteRule = (n) => {
   return fuseTo(n, (b) => b.op('linear', [x, w, c ? asVector(b, c) : undefined], { transB: intAttr(transB ? 1 : 0) }));
 };
 
-export const fuseLinearRules: readonly RewriteRule[] = [gemmToLinear, matmulToLinear, absorbLinearBias];
+const fuseLinearRules: readonly RewriteRule[] = [gemmToLinear, matmulToLinear, absorbLinearBias];
 
 export const fuseLinear = rewritePass('fuse-linear', 'Fuses MatMul by a constant weight (+ bias Add) and Gemm into linear ops', fuseLinearRules);

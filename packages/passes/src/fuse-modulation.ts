@@ -80,6 +80,6 @@ const fuseGatedResidual: RewriteRule = (n, view) => {
   return undefined;
 };
 
-export const fuseModulationRules: readonly RewriteRule[] = [fuseModulate, fuseGatedResidual];
+const fuseModulationRules: readonly RewriteRule[] = [fuseModulate, fuseGatedResidual];
 
 export const fuseModulation = rewritePass('fuse-modulation', 'Fuses AdaLN modulation x*(1+scale)+shift and gated residuals x+gate*y', fuseModulationRules);

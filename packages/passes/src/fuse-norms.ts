@@ -181,7 +181,7 @@ function widens(from: string, to: string): boolean {
   return (WIDTH[to] ?? 0) > (WIDTH[from] ?? 0);
 }
 
-export const fuseNormsRules: readonly RewriteRule[] = [
+const fuseNormsRules: readonly RewriteRule[] = [
   fromOnnxRmsNorm,
   fromOnnxLayerNorm,
   decomposedNorm,

@@ -227,6 +227,6 @@ const narrowCastRope: RewriteRule = (n, view) => {
   return fuseTo(n, (b) => b.op('rope', [x, ...rope.inputs.slice(1)], rope.attrs));
 };
 
-export const fuseRopeRules: readonly RewriteRule[] = [ropeFromRotation, ropeFromHalfPairs, ropeFromInterleavedPairs, ropeFromScatter, narrowCastRope];
+const fuseRopeRules: readonly RewriteRule[] = [ropeFromRotation, ropeFromHalfPairs, ropeFromInterleavedPairs, ropeFromScatter, narrowCastRope];
 
 export const fuseRope = rewritePass('fuse-rope', 'Fuses rotary position embeddings (rotate-half and interleaved spellings) into rope ops', fuseRopeRules);

@@ -35,7 +35,7 @@ export function fuseTo(n: Node, build: (b: RewriteBuilder) => Value | readonly V
 }
 
 /** Relative tolerance for comparing a constant of dtype `d` with an exact target (2 ulps). */
-export function dtypeTolerance(d: DType): number {
+function dtypeTolerance(d: DType): number {
   switch (d) {
     case 'f64':
       return 1e-12;

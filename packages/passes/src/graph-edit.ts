@@ -6,7 +6,7 @@
  */
 import { AttrValue, Attrs, Graph, Node, Value } from '@paradit/ir';
 
-export interface GraphEdit {
+interface GraphEdit {
   /** Reads of a key read its value instead (chains a -> b -> c resolve to c). */
   readonly subst?: ReadonlyMap<Value, Value>;
   /** Nodes to leave out (the caller guarantees nothing live reads their outputs). */
@@ -99,11 +99,6 @@ export function mapSubgraphAttrs(attrs: Attrs, f: (g: Graph) => Graph): Attrs {
 export function hasSubgraphs(n: Node): boolean {
   for (const a of Object.values(n.attrs)) if (a.kind === 'graph' || a.kind === 'graphs') return true;
   return false;
-}
-
-/** The same node with new inputs (same outputs, attributes and name). */
-export function withInputs(n: Node, inputs: readonly (Value | null)[]): Node {
-  return new Node(n.op, inputs, n.outputs, n.attrs, n.name);
 }
 
 /**

@@ -21,6 +21,7 @@
  * dim out of a symbol, an unresolved fresh symbol) gives no trace.
  */
 import { GraphBuilder, Node, Value } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import type { Dim } from '@paradit/ir';
 import type { GraphView, RewriteBuilder } from './rewrite';
 import { intsAttr, sameShape } from './rewrite';
@@ -52,9 +53,9 @@ export interface LayoutTrace {
   readonly scaleOps: number;
 }
 
-const LAYOUT_OPS = new Set(['Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Flatten']);
+const LAYOUT_OPS = opsWith('reshape', 'transpose');
 /** Ops that may repeat data along size-1 axes (traced as repeat atoms). */
-const REPEAT_OPS = new Set(['Expand', 'Tile']);
+const REPEAT_OPS = opsWith('repeat');
 
 /** The scalar factor a node multiplies its data operand by, when it is Mul/Div by a splat constant. */
 export function scaleOf(view: GraphView, n: Node): { readonly data: Value; readonly factor: number } | undefined {

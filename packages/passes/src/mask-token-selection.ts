@@ -40,6 +40,7 @@
  *   %o = Concat(%a[:, :, :S], compact(%a[:, :, S:], %m)) {axis: 2} with %a = MatMul(%p, %v)
  */
 import { GraphBuilder, IrError, Module, Node, Tensor, Value, isStaticShape } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import type { Dim, OpKind } from '@paradit/ir';
 import type { Pass } from './pass';
 import { editNode, hasSubgraphs } from './graph-edit';
@@ -56,14 +57,7 @@ function fail(message: string, node?: Node): never {
 }
 
 /** Ops that treat the rows of every axis independently (output dims follow input dims). */
-const ROWWISE = new Set<OpKind>([
-  'Abs', 'Neg', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Sin', 'Cos', 'Tanh', 'Sigmoid', 'Relu', 'Erf',
-  'Floor', 'Ceil', 'Round', 'Sign', 'Not', 'IsNaN', 'IsInf', 'Softplus', 'Gelu', 'Mish', 'Clip',
-  'LeakyRelu', 'HardSigmoid', 'HardSwish', 'Elu', 'Selu', 'Celu', 'Add', 'Sub', 'Mul', 'Div',
-  'Pow', 'Mod', 'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor',
-  'Max', 'Min', 'Sum', 'Mean', 'Where', 'Cast', 'CastLike', 'Identity', 'Dropout',
-  'Transpose', 'Reshape', 'Squeeze', 'Unsqueeze', 'Flatten', 'Expand',
-]);
+const ROWWISE = opsWith('rowwise');
 
 /** Where each op reads shapes (count-dependent values may flow there). */
 const SHAPE_INPUTS: Partial<Record<OpKind, readonly number[]>> = {
@@ -72,11 +66,7 @@ const SHAPE_INPUTS: Partial<Record<OpKind, readonly number[]>> = {
 };
 
 /** Ops computing on small shape vectors: count-dependent inputs give count-dependent outputs. */
-const SHAPE_MATH = new Set<OpKind>([
-  'Shape', 'Size', 'Gather', 'Concat', 'Slice', 'Squeeze', 'Unsqueeze', 'Reshape', 'Cast', 'Add', 'Sub',
-  'Mul', 'Div', 'Max', 'Min', 'Neg', 'Abs', 'Equal', 'Where', 'Identity', 'Range', 'ConstantOfShape', 'Expand', 'Mod',
-  'Transpose', 'Flatten', 'Tile', 'Floor', 'Ceil', 'Less', 'Greater', 'Not', 'And', 'Or',
-]);
+const SHAPE_MATH = opsWith('shapeMath');
 
 const SMALL = 4096;
 

@@ -58,7 +58,7 @@ export const DEFAULT_PASS_OPTIONS: PassOptions = Object.freeze({
 });
 
 /** Debugging and measurement hooks; all optional, all passed in by the caller. */
-export interface Instruments {
+interface Instruments {
   /** Checks the module before the first pass and after every pass that changed it; throws on invalid IR. */
   readonly verify?: (m: Module) => void;
   /** Collects the wall time (and change flag) of every pass run. */

@@ -12,7 +12,7 @@ import type { GraphView } from './rewrite';
 import { near, scalarConst } from './fusion-match';
 
 /** Monomial "i,j" = x^i * t^j -> coefficient. */
-export type Poly = Map<string, number>;
+type Poly = Map<string, number>;
 
 const MAX_DEGREE = 4;
 const MAX_DEPTH = 10;

@@ -154,7 +154,7 @@ const castLikeToCast: RewriteRule = (n) => {
   return rewriteTo((b) => b.op('Cast', [n.inputs[0]!], { to: { kind: 'int', value: to } }));
 };
 
-export const REMOVE_NOOP_RULES: readonly RewriteRule[] = [
+const REMOVE_NOOP_RULES: readonly RewriteRule[] = [
   identity,
   castToSameType,
   castLikeToCast,

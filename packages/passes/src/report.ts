@@ -4,7 +4,7 @@
  * and their passes' time. Rewrite counts per rule go in as counters.
  */
 
-export interface PassTiming {
+interface PassTiming {
   /** Pass path: names of the enclosing pipeline passes and the pass, joined by '/'. */
   readonly path: string;
   readonly runs: number;

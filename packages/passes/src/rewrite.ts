@@ -16,6 +16,7 @@
  *     };
  */
 import { Attrs, Dim, GraphBuilder, Node, OpKind, Tensor, Value } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import type { AddOptions } from '@paradit/ir';
 
 /** What a rule sees of the graph it rewrites (always the current state, mid-rewrite included). */
@@ -117,7 +118,7 @@ export function staticShapeOf(v: Value): number[] | undefined {
 }
 
 /** Ops whose output holds the input's elements in the same row-major order (only the shape changes). */
-export const VIEW_OPS: ReadonlySet<OpKind> = new Set<OpKind>(['Reshape', 'Squeeze', 'Unsqueeze', 'Flatten']);
+export const VIEW_OPS: ReadonlySet<string> = opsWith('reshape');
 
 export function isView(n: Node | undefined): n is Node {
   return n !== undefined && VIEW_OPS.has(n.op);

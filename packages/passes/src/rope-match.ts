@@ -139,7 +139,7 @@ export function halfOf(view: GraphView, v: Value): { readonly x: Value; readonly
 }
 
 /** Where an element of a rotation pair comes from. */
-export interface PairElement {
+interface PairElement {
   /** 'pairs': base is xp [..., H/2, 2]; 'strided': base is x [..., H] read with stride 2. */
   readonly kind: 'pairs' | 'strided';
   readonly base: Value;

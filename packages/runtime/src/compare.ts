@@ -4,7 +4,7 @@
  */
 import type { DType, Tensor } from '@paradit/ir';
 
-export interface Comparison {
+interface Comparison {
   readonly maxAbs: number;
   /** Infinity when any element is NaN in one tensor but not the other (so no test can pass a NaN output). */
   readonly relL2: number;

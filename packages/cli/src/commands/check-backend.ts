@@ -35,9 +35,9 @@ export type PlanBackend = 'cpu' | 'cuda';
  * (checks it against the world and the other ranks, injects the load fault), returns what openPlan
  * needs to run this rank only (launched.ts).
  */
-export type LaunchedOpen = (plan: Plan) => Promise<Pick<OpenPlanOptions, 'dist' | 'nccl'>>;
+type LaunchedOpen = (plan: Plan) => Promise<Pick<OpenPlanOptions, 'dist' | 'nccl'>>;
 
-export interface PlanCheckOptions {
+interface PlanCheckOptions {
   /** A launched rank: run this rank only (its outputs are the same as rank 0's). */
   readonly launched?: LaunchedOpen;
   /** Called before each step (the launched rank's step faults). */
@@ -55,7 +55,7 @@ export interface PlanCheckOptions {
   readonly log?: (line: string) => void;
 }
 
-export interface PlanCheckReport extends CheckReport {
+interface PlanCheckReport extends CheckReport {
   readonly backend: PlanBackend;
   readonly dtype: PlanPrecision;
   /** The plan's mesh ({1,1,1}: one rank). */
@@ -88,7 +88,7 @@ const NO_GPU_REASONS: readonly [RegExp, string][] = [
   [/CUDA_ERROR_NOT_INITIALIZED|CUDA_ERROR_INSUFFICIENT_DRIVER|CUDA_ERROR_SYSTEM_DRIVER_MISMATCH/, 'the CUDA driver could not be initialized'],
 ];
 
-export function noGpuReason(e: unknown): string | undefined {
+function noGpuReason(e: unknown): string | undefined {
   const msg = e instanceof Error ? e.message : String(e);
   return NO_GPU_REASONS.find(([p]) => p.test(msg))?.[1];
 }
@@ -112,7 +112,7 @@ export function requireGpu(what: string): void {
 }
 
 /** Opens a plan on `backend`; a missing GPU, driver or koffi becomes a one-paragraph exit-2 error. */
-export async function openPlanOn(planDir: string, backend: PlanBackend, what: string, launched?: Pick<OpenPlanOptions, 'dist' | 'nccl'>): Promise<OpenedPlan> {
+async function openPlanOn(planDir: string, backend: PlanBackend, what: string, launched?: Pick<OpenPlanOptions, 'dist' | 'nccl'>): Promise<OpenedPlan> {
   try {
     return await openPlan(planDir, { backend, verifyWeights: false, ...launched });
   } catch (e) {
@@ -197,7 +197,7 @@ export function planCheckHeader(r: PlanCheckReport): string {
 
 export { parsePrecision };
 
-export interface PlanStepOptions {
+interface PlanStepOptions {
   /** A launched rank: run this rank only. */
   readonly launched?: LaunchedOpen;
   readonly backend: PlanBackend;
@@ -210,7 +210,7 @@ export interface PlanStepOptions {
   readonly mesh?: Mesh;
 }
 
-export interface PlanStep {
+interface PlanStep {
   /** The plan as a StepExecutor, with the gate's block counts (for the loop's skipped-work report). */
   readonly executor: StepExecutor;
   readonly device?: string;

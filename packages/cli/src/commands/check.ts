@@ -40,7 +40,7 @@ export interface CheckReport {
   readonly seconds: number;
 }
 
-export interface CheckOptions {
+interface CheckOptions {
   /** Overrides the dtype-based relative-L2 tolerance. */
   readonly tolerance?: number;
   /** Runs the model on one data set's inputs (defaults to the reference interpreter). */

@@ -33,7 +33,7 @@ interface CompileFlags {
 
 const mib = fmtBytes;
 
-export function formatCompile(out: string, r: CompileResult): string {
+function formatCompile(out: string, r: CompileResult): string {
   const s = r.plan.stats;
   const t = r.seconds;
   const lines = [

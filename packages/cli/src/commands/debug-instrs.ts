@@ -20,7 +20,7 @@ import { Tensor, interpret, parseModule } from '@paradit/ir';
 import { CpuPlanBackend, compareTensors, decodeTensor, loadCudaRuntime, loadPlan } from '@paradit/runtime';
 import type { Instr, LoadedPlan, Plan } from '@paradit/runtime';
 
-export interface InstrDiff {
+interface InstrDiff {
   /** First and last top-level instruction of the fragment. */
   readonly index: number;
   readonly last: number;
@@ -33,7 +33,7 @@ export interface InstrDiff {
   readonly note?: string;
 }
 
-export interface InstrDebugReport {
+interface InstrDebugReport {
   readonly dtype: string;
   readonly threshold: number;
   readonly instrs: InstrDiff[];
@@ -51,7 +51,7 @@ export interface PrefixRunner {
 const prefixPlan = (plan: Plan, n: number): Plan => ({ ...plan, program: plan.program.slice(0, n) });
 
 /** The GPU: one CudaBackend per prefix (eager, untuned); a base backend keeps the CUDA context. */
-export function cudaPrefixRunner(loaded: LoadedPlan, inputs: ReadonlyMap<string, Tensor>): PrefixRunner {
+function cudaPrefixRunner(loaded: LoadedPlan, inputs: ReadonlyMap<string, Tensor>): PrefixRunner {
   const { CudaBackend } = loadCudaRuntime();
   const opts = { graphs: false, tuneGemms: false, verifyWeights: false } as const;
   const base = new CudaBackend({ ...loaded, plan: prefixPlan(loaded.plan, 0) }, opts);
@@ -83,7 +83,7 @@ export function cpuPrefixRunner(loaded: LoadedPlan, inputs: ReadonlyMap<string, 
 }
 
 /** Local error threshold: fp32 kernels agree with the interpreter to ~1e-6; bf16 rounding is ~4e-3. */
-export function instrThreshold(dtype: string): number {
+function instrThreshold(dtype: string): number {
   return dtype === 'f32' ? 1e-4 : 2e-2;
 }
 
@@ -102,7 +102,7 @@ export function fragments(program: readonly Instr[]): [number, number][] {
   return out;
 }
 
-export interface Checkpoint {
+interface Checkpoint {
   /** The fragment [start, end) (see `fragments`). */
   readonly start: number;
   readonly end: number;

@@ -87,7 +87,7 @@ function modelInputs(dir: string, m: Module, randomSeed: number | undefined): Ma
   return new Map(m.graph.inputs.map((v, i) => [v.name, inputs[i]!]));
 }
 
-export interface DenoiseReport {
+interface DenoiseReport {
   readonly steps: { index: number; sigma: number; cached: boolean; diff: number | null }[];
   readonly computed: number;
   readonly cachedSteps: number;

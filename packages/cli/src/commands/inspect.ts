@@ -9,13 +9,13 @@ import { compileDenoiseStep } from '@paradit/passes';
 import { fbcacheSignature } from '@paradit/runtime';
 import { planSummary } from '@paradit/codegen-cuda';
 
-export interface ValueSummary {
+interface ValueSummary {
   readonly name: string;
   readonly dtype: string;
   readonly shape: (number | string)[];
 }
 
-export interface ModelSummary {
+interface ModelSummary {
   readonly model: string;
   readonly irVersion: number;
   readonly opset: number;
@@ -36,7 +36,7 @@ function summarizeValue(v: Value): ValueSummary {
 }
 
 /** Counts nodes and ops (subgraphs included) and parameters (constants, each counted once). */
-export function summarize(m: Module, source: string): ModelSummary {
+function summarize(m: Module, source: string): ModelSummary {
   const opCounts: Record<string, number> = {};
   const consts = new Set<Value>();
   let nodeCount = 0;
@@ -81,7 +81,7 @@ export function fmtBytes(b: number): string {
   return `${b} B`;
 }
 
-export function formatSummary(s: ModelSummary): string {
+function formatSummary(s: ModelSummary): string {
   const lines: string[] = [];
   const v = (x: ValueSummary): string => `  ${x.name}: ${x.dtype}[${x.shape.join(',')}]`;
   lines.push(`model ${s.model} (IR ${s.irVersion}, opset ${s.opset}, from ${s.producer || 'unknown producer'})`);
@@ -181,14 +181,14 @@ interface CollectiveLine {
 }
 
 /** `collectives on mesh ...: 24 all_to_all (114.0 KiB per rank), ...` */
-export function formatCollectives(mesh: { ulysses: number; ring: number; cfg: number }, cs: readonly CollectiveLine[]): string {
+function formatCollectives(mesh: { ulysses: number; ring: number; cfg: number }, cs: readonly CollectiveLine[]): string {
   const world = mesh.ulysses * mesh.ring * mesh.cfg;
   const items = cs.map((c) => `${c.count} ${c.op} (${fmtBytes(c.bytesPerRank)} per rank)`).join(', ') || 'none';
   return `collectives on mesh ulysses ${mesh.ulysses} x ring ${mesh.ring} x cfg ${mesh.cfg} (${world} ranks): ${items}`;
 }
 
 /** The plan stats of `inspect --target` as a few readable lines (the --json form keeps every field). */
-export function formatPlanStats(what: string, p: Readonly<Record<string, number | string>>): string[] {
+function formatPlanStats(what: string, p: Readonly<Record<string, number | string>>): string[] {
   const n = (k: string): number => Number(p[k] ?? 0);
   const lines = [
     `plan (${what}):`,

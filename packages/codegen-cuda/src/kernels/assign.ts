@@ -24,7 +24,7 @@ export type Group =
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** Row values of `plan` are read only where the row kernel holds them. */
-export function rowUseOk(e: Expr, plan: RowPlan): boolean {
+function rowUseOk(e: Expr, plan: RowPlan): boolean {
   let ok = true;
   const walk = (x: Expr, free: boolean): void => {
     if (!ok) return;

@@ -33,7 +33,7 @@ import {
 
 export type { AttentionDtype, AttentionMaskKind, AttentionSpec, AttentionTuning } from './attention/shape';
 
-export type Dim3Tuple = [number, number, number];
+type Dim3Tuple = [number, number, number];
 
 /** Strides in elements of a [batch, heads, seq, headDim] view (headDim contiguous). */
 export interface SeqStrides {
@@ -43,7 +43,7 @@ export interface SeqStrides {
 }
 
 /** Strides in elements of the mask's [batch, heads, sq, skv] view; 0 broadcasts. */
-export interface MaskStrides {
+interface MaskStrides {
   readonly b: number;
   readonly h: number;
   readonly q: number;
@@ -65,13 +65,13 @@ export interface AttentionLaunch {
   readonly mask?: MaskStrides;
 }
 
-export type AttentionPtrName = 'q' | 'k' | 'v' | 'o' | 'mask' | 'lse';
+type AttentionPtrName = 'q' | 'k' | 'v' | 'o' | 'mask' | 'lse';
 
-export type AttentionArg =
+type AttentionArg =
   | { readonly kind: 'ptr'; readonly name: AttentionPtrName }
   | { readonly kind: 'i32' | 'i64' | 'f32'; readonly v: number };
 
-export interface AttentionKernel {
+interface AttentionKernel {
   /** extern "C" __global__ name. */
   readonly entry: string;
   /** Self-contained CUDA C++ (includes cuda_bf16.h and cuda_fp16.h only); nvcc and NVRTC. */

@@ -61,7 +61,7 @@ export class Params {
   }
 }
 
-export type RowLane = (plan: RowPlan, slot: number, lane: number) => string;
+type RowLane = (plan: RowPlan, slot: number, lane: number) => string;
 
 export class Evaluator {
   private readonly scopes: Map<string, string[]>[] = [new Map()];

@@ -31,24 +31,24 @@ export interface LeafExpr extends Base {
   readonly strides: readonly number[];
   readonly offset: number;
 }
-export interface ConstExpr extends Base {
+interface ConstExpr extends Base {
   readonly kind: 'const';
   readonly v: number;
 }
-export interface MapExpr extends Base {
+interface MapExpr extends Base {
   readonly kind: 'map';
   readonly op: ScalarOp;
   readonly args: readonly Expr[];
 }
 /** Concat: piece i covers [starts[i], starts[i] + pieces[i].shape[axis]) of `axis`. */
-export interface SelectExpr extends Base {
+interface SelectExpr extends Base {
   readonly kind: 'select';
   readonly axis: number;
   readonly starts: readonly number[];
   readonly pieces: readonly Expr[];
 }
 /** rope over the last axis (H); cos/sin have x's shape with last dim C = H or H/2. */
-export interface RopeExpr extends Base {
+interface RopeExpr extends Base {
   readonly kind: 'rope';
   readonly style: 'rotate_half' | 'interleaved';
   readonly x: Expr;
@@ -56,14 +56,14 @@ export interface RopeExpr extends Base {
   readonly sin: Expr;
 }
 /** Gather along `axis` by an index expression of shape idxShape (dims axis..axis+q of this shape). */
-export interface GatherExpr extends Base {
+interface GatherExpr extends Base {
   readonly kind: 'gather';
   readonly x: Expr;
   readonly idx: Expr;
   readonly axis: number;
 }
 /** The output of a row kernel, read at the kernel's own positions only. */
-export interface RowExpr extends Base {
+interface RowExpr extends Base {
   readonly kind: 'row';
   readonly plan: RowPlan;
 }

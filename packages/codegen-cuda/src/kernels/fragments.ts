@@ -6,13 +6,11 @@
  * generator and benchmarks; the real lowering makes its own cut.
  */
 import type { Value } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import { Graph } from '@paradit/ir';
 import type { Node } from '@paradit/ir';
 
-export const ELSEWHERE: ReadonlySet<string> = new Set([
-  'linear', 'MatMul', 'Gemm', 'Einsum', 'Conv', 'ConvTranspose', 'attention', 'Attention', 'attention_lse', 'lse_merge',
-  'all_to_all', 'all_gather', 'all_reduce', 'ppermute', 'shard_slice', 'to_token_order', 'from_token_order', 'If',
-]);
+export const ELSEWHERE: ReadonlySet<string> = opsWith('ownKernel');
 
 /**
  * Topological order that takes a ready ELSEWHERE node (GEMM, attention...) before any other ready

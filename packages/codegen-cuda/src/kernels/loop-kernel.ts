@@ -11,9 +11,9 @@ import { Evaluator, Params } from './eval';
 import { computeType, literal, toStorage } from './c-types';
 import { SourceBuilder } from './source-builder';
 
-export const LOOP_BLOCK = 128;
+const LOOP_BLOCK = 128;
 
-export interface LoopLaunch {
+interface LoopLaunch {
   readonly source: string;
   readonly grid: number;
   readonly block: number;
@@ -131,12 +131,12 @@ function emitLoopSoftmax(name: string, plan: LoopPlan): LoopLaunch {
   return loopLaunch(name, b, params, outN, ev);
 }
 
-export const WIDE_BLOCK = 1024;
+const WIDE_BLOCK = 1024;
 /** Blocks the wide reduction aims to keep busy (two per SM of an H100). */
 const WIDE_TARGET_BLOCKS = 264;
 
 /** Blocks per row of a wide reduction: enough to fill the GPU, each with >= 4 chunks per thread. */
-export function wideSplit(rows: number, chunks: number): number {
+function wideSplit(rows: number, chunks: number): number {
   return Math.max(1, Math.min(Math.ceil(WIDE_TARGET_BLOCKS / rows), Math.floor(chunks / (WIDE_BLOCK * 4))));
 }
 

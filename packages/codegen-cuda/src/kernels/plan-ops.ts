@@ -22,7 +22,7 @@ export function constInts(node: Node, i: number, what: string): number[] | undef
 }
 
 /** The attribute form (old opsets) when the node carries the attribute, else input i. */
-export function attrOrInput(node: Node, name: string, i: number): number[] | undefined {
+function attrOrInput(node: Node, name: string, i: number): number[] | undefined {
   const a = attrs(node).optInts(name);
   if (a) return [...a];
   return constInts(node, i, name);
@@ -35,7 +35,7 @@ export function normAxis(node: Node, axis: number, rank: number): number {
 }
 
 /** Clamped start of a slice along a dim of size d (ONNX rules; the length comes from the type). */
-export function sliceStart(start: number, step: number, d: number): number {
+function sliceStart(start: number, step: number, d: number): number {
   const s = start < 0 ? start + d : start;
   return step > 0 ? Math.min(Math.max(s, 0), d) : Math.min(Math.max(s, 0), d - 1);
 }

@@ -7,6 +7,7 @@
  * pointwise kernels (see assign.ts).
  */
 import type { Graph, Node, Value } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import { isStaticShape } from '@paradit/ir';
 import type { Expr } from './expr';
 import { contiguousStrides, freshId, isContiguousLeaf, leaf, withNodes } from './expr';
@@ -56,14 +57,14 @@ export interface LoopPlan {
   readonly wide?: boolean;
 }
 
-export interface Alias {
+interface Alias {
   readonly value: Value;
   readonly of: Value;
   readonly byteOffset: number;
   readonly nodes: readonly Node[];
 }
 
-const VIEW_OPS = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity']);
+const VIEW_OPS = opsWith('reshape', 'alias');
 const REDUCE_OPS: Readonly<Record<string, RowOp>> = {
   ReduceSum: 'sum', ReduceMean: 'mean', ReduceMax: 'max', ReduceMin: 'min', ReduceSumSquare: 'sumsq',
   ReduceL1: 'l1', ReduceL2: 'l2', ReduceProd: 'prod',

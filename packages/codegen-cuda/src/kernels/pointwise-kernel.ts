@@ -14,9 +14,9 @@ import type { Chunk } from './eval';
 import { byteSizeOf } from './c-types';
 import { SourceBuilder } from './source-builder';
 
-export const POINTWISE_BLOCK = 256;
+const POINTWISE_BLOCK = 256;
 
-export interface PointwiseLaunch {
+interface PointwiseLaunch {
   readonly source: string;
   readonly grid: number;
   readonly block: number;
@@ -26,7 +26,7 @@ export interface PointwiseLaunch {
 }
 
 /** Drops unit dims and merges dims that all leaves and the contiguous output walk alike. */
-export function simplifyDomain(exprs: readonly Expr[], stores: readonly (readonly number[])[] = [contiguousStrides(exprs[0]!.shape)]): { shape: number[]; exprs: Expr[]; stores: number[][] } {
+function simplifyDomain(exprs: readonly Expr[], stores: readonly (readonly number[])[] = [contiguousStrides(exprs[0]!.shape)]): { shape: number[]; exprs: Expr[]; stores: number[][] } {
   const shape = exprs[0]!.shape;
   let plain = true;
   const strideSets: (readonly number[])[] = [...stores];
@@ -60,7 +60,7 @@ export function simplifyDomain(exprs: readonly Expr[], stores: readonly (readonl
 }
 
 /** Largest V (<= 16 bytes of the narrowest output) that every select and rope allows. */
-export function chooseVector(shape: readonly number[], sinks: readonly Sink[], exprs: readonly Expr[]): number {
+function chooseVector(shape: readonly number[], sinks: readonly Sink[], exprs: readonly Expr[]): number {
   if (shape.length === 0) return 1;
   const last = shape.length - 1;
   const minBytes = Math.min(...sinks.map((s) => byteSizeOf(s.value.dtype)));

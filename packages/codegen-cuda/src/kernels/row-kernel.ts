@@ -15,7 +15,7 @@ import type { Chunk } from './eval';
 import { computeType, roundTo, toStorage } from './c-types';
 import { SourceBuilder } from './source-builder';
 
-export interface RowLaunch {
+interface RowLaunch {
   readonly source: string;
   readonly grid: number;
   readonly block: number;

@@ -11,10 +11,10 @@ export type RowOp =
   | 'rms_norm' | 'layer_norm' | 'softmax' | 'log_softmax'
   | 'sum' | 'mean' | 'max' | 'min' | 'sumsq' | 'l1' | 'l2' | 'prod';
 
-export const REDUCING: ReadonlySet<RowOp> = new Set(['sum', 'mean', 'max', 'min', 'sumsq', 'l1', 'l2', 'prod']);
+const REDUCING: ReadonlySet<RowOp> = new Set(['sum', 'mean', 'max', 'min', 'sumsq', 'l1', 'l2', 'prod']);
 
 /** Most registers a thread may hold for one row (K * V floats). */
-export const MAX_ROW_REGS = 64;
+const MAX_ROW_REGS = 64;
 
 export class RowPlan {
   readonly id = freshId();
@@ -64,7 +64,7 @@ export class RowPlan {
 const pow2ceil = (n: number): number => (n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n)));
 
 /** Threads per row: about 2 chunks per thread for short rows (head-dim norms), 3-4 for long ones. */
-export function chooseThreads(C: number): number {
+function chooseThreads(C: number): number {
   if (C <= 64) return Math.min(32, pow2ceil(Math.ceil(C / 2)));
   return Math.min(1024, Math.max(32, pow2ceil(Math.ceil(C / 4))));
 }

@@ -4,7 +4,7 @@
  * runs in float (double for f64); the emitter rounds the result to the output dtype afterwards.
  * `scalarOpFor` returns undefined for ops that are not pointwise.
  */
-import type { DType, Node } from '@paradit/ir';
+import type { DType, ElementwiseOp, Node } from '@paradit/ir';
 import { AttrReader, isFloat } from '@paradit/ir';
 import { computeType, isFloatCompute, literal } from './c-types';
 import { CodegenError } from './codegen-error';
@@ -65,7 +65,13 @@ function clipBounds(c: OpCtx): [string | undefined, string | undefined] {
   return [undefined, undefined];
 }
 
-const TABLE: Readonly<Record<string, Make>> = {
+/** Ops that may have a scalar form: every ONNX elementwise op (so a new one must state its CUDA form) and ParaDiT's pointwise ops. */
+type PointwiseOp = ElementwiseOp | 'gelu' | 'silu' | 'modulate' | 'gated_residual';
+
+const TABLE: { readonly [K in PointwiseOp]: Make | undefined } = {
+  // Pass their input through: Identity is a view and Dropout a pass-through in kernels/plan.ts.
+  Identity: undefined,
+  Dropout: undefined,
   Abs: un('abs', (_c, x) => `(${x} < 0 ? -${x} : ${x})`),
   Neg: un('neg', (_c, x) => `(-${x})`),
   Exp: fl('exp', (c, x) => `${c.f('exp')}(${x})`),
@@ -174,7 +180,7 @@ const TABLE: Readonly<Record<string, Make>> = {
 
 /** The scalar op of a pointwise node, or undefined when the op is not pointwise. */
 export function scalarOpFor(node: Node, ins: readonly DType[], out: DType): ScalarOp | undefined {
-  const make = TABLE[node.op];
+  const make = Object.prototype.hasOwnProperty.call(TABLE, node.op) ? TABLE[node.op as PointwiseOp] : undefined;
   if (!make) return undefined;
   const fail = (why: string): never => {
     throw CodegenError.at(node, why);

@@ -32,7 +32,7 @@ export interface ScatterPlan {
   readonly reduction: ScatterReduction;
 }
 
-export const SCATTER_BLOCK = 128;
+const SCATTER_BLOCK = 128;
 
 function combine(r: ScatterReduction, o: string, v: string, float: boolean): string {
   switch (r) {

@@ -67,7 +67,7 @@ const bsnh = (x: Value): SeqStrides => {
   return { b: S * N * H, h: H, s: N * H };
 };
 
-export interface AttentionFoldContext {
+interface AttentionFoldContext {
   /** The producer of a value in this graph. */
   producer(v: Value): Node | undefined;
   /** All readers of v in this graph; undefined when v escapes (graph output, captured, ...). */
@@ -89,7 +89,7 @@ export function foldableInputTransposes(attn: readonly Node[], ctx: AttentionFol
   return out;
 }
 
-export interface AttentionLowering {
+interface AttentionLowering {
   readonly kernel: EmittedKernel;
   /** Nodes folded into the kernel besides the attention node (its output transpose). */
   readonly alsoCovers: readonly Node[];

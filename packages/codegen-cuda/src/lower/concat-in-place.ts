@@ -29,14 +29,14 @@ import type { SeqStrides } from '../kernels/attention';
 import type { LAlias, LGemm, RefSpec } from './program';
 
 /** What the lowering needs from the graph (lower-graph.ts's context). */
-export interface ConcatPlaceContext {
+interface ConcatPlaceContext {
   soleReader(v: Value): Node | undefined;
   producer(v: Value): Node | undefined;
   readersIfLocal(v: Value): readonly Node[] | undefined;
 }
 
 /** Where a flash attention writes its output instead of its own buffer. */
-export interface AttentionInto {
+interface AttentionInto {
   /** The pointer argument: the Concat value, or a view of it at the piece's first column. */
   readonly value: Value;
   readonly strides: SeqStrides;
@@ -46,7 +46,7 @@ export interface AttentionInto {
   readonly ref: (base: RefSpec) => RefSpec;
 }
 
-export interface ConcatPlacement {
+interface ConcatPlacement {
   /** GEMM nodes whose lowering is replaced (output view into the Concat, covers, ref). */
   readonly gemms: ReadonlyMap<Node, LGemm>;
   /** Flash attention nodes that write into a Concat. */

@@ -9,7 +9,7 @@ import type { EmitFragment, FragmentLowering } from '../kernel-types';
 import { emitFragment } from '../kernels';
 import { emitFragmentStub } from './stub-emitter';
 
-export interface Emitters {
+interface Emitters {
   readonly emitFragment: EmitFragment;
   /** undefined: attention goes through emitFragment as a one-node fragment. */
   readonly emitAttention?: (node: Node, namePrefix: string) => FragmentLowering;

@@ -20,7 +20,7 @@ function view(value: Value, rows: number, cols: number, batchStride = 0): LMatri
   return { value, elemOffset: 0, rows, cols, ld: cols, batchStride };
 }
 
-export interface GemmContext {
+interface GemmContext {
   /** The one node reading `v` in this graph when v is not otherwise used (not an output, not captured). */
   soleReader(v: Value): Node | undefined;
   /** The node defining `v` in this graph. */

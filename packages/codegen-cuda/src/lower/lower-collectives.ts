@@ -20,6 +20,7 @@
  *           %o = Reshape(%t) : bf16[1,12,2S,128]
  */
 import { Graph, IrError, Module, Node, Tensor, Value, capturedValues, dtypeToOnnx, naturalToOrdered, orderedToNatural } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import type { AttrValue, GraphBuilder } from '@paradit/ir';
 import { rebuildModule } from './rebuild';
 import type { ReplayCtx } from './rebuild';
@@ -90,11 +91,8 @@ const isIdentity = (p: readonly number[]): boolean => p.every((a, i) => a === i)
 const unitPrefix = (shape: readonly number[], k: number): boolean => shape.slice(0, k).every((d) => d === 1);
 
 /** Ops whose kernels are not fused-kernel fragments (a layout change before or after them is a copy). */
-const NOT_FUSED = new Set([
-  'linear', 'MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'Einsum', 'attention', 'attention_lse', 'If',
-  'all_to_all', 'all_gather', 'all_reduce', 'ppermute', 'shard_slice', 'Transpose', 'Reshape', 'Identity', 'Squeeze', 'Unsqueeze', 'Flatten',
-]);
-export const isFusedKernelOp = (op: string): boolean => !NOT_FUSED.has(op);
+const NOT_FUSED = opsWith('contraction', 'control', 'communicating', 'rankSlice', 'reshape', 'alias', 'transpose');
+const isFusedKernelOp = (op: string): boolean => !NOT_FUSED.has(op);
 
 /**
  * Copy kernels a layout P costs around an all_to_all. The exchange buffer holds the chunks in
@@ -293,8 +291,8 @@ export function lowerCollectives(m: Module): Module {
   return rebuilt.withGraph(sinkCollectives(rebuilt.graph));
 }
 
-const COMMUNICATING = new Set(['all_to_all', 'all_gather', 'all_reduce', 'ppermute']);
-const LAYOUT = new Set(['Transpose', 'Reshape', 'Identity', 'Squeeze', 'Unsqueeze', 'Flatten']);
+const COMMUNICATING = opsWith('communicating');
+const LAYOUT = opsWith('reshape', 'alias', 'transpose');
 
 /**
  * Moves each communicating node (with the layout changes that unpack its result) down to just

@@ -10,6 +10,7 @@
  * the value is a view, an input or a constant).
  */
 import { Graph, IrError, Module, Node, Value, byteSize, capturedValues, isMeshAxis, numel } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import type { MeshAxis } from '@paradit/ir';
 import type { EmitFragment, FragmentLowering } from '../kernel-types';
 import { matchGemm } from './gemm';
@@ -238,7 +239,7 @@ class Lowerer {
 
 }
 
-const PLAN_COLLECTIVES = new Set(['all_to_all', 'all_gather', 'all_reduce', 'ppermute', 'shard_slice']);
+const PLAN_COLLECTIVES = opsWith('communicating', 'rankSlice');
 
 function isPlanCollective(op: string): boolean {
   return PLAN_COLLECTIVES.has(op);

@@ -47,7 +47,7 @@ export interface LKernel {
   readonly ref: RefSpec;
 }
 
-export interface LCopy {
+interface LCopy {
   readonly op: 'copy';
   readonly src: Value;
   readonly dst: Value;

@@ -28,7 +28,7 @@ import { H100_NVLINK, collectiveSeconds, instrSeconds } from './cost-model';
 import type { CostRates } from './cost-model';
 
 /** One collective on the simulated timeline (for inspect and docs/perf-notes.md). */
-export interface CommEvent {
+interface CommEvent {
   readonly instr: LCollective;
   readonly seconds: number;
   /** Seconds of it during which the compute stream was busy (overlapped). */
@@ -44,7 +44,7 @@ export interface ScheduleReport {
   readonly spans: readonly { readonly instr: LInstr; readonly start: number; readonly end: number; readonly stream: 0 | 1 }[];
 }
 
-export interface Scheduled {
+interface Scheduled {
   readonly program: LInstr[];
   readonly events: number;
   readonly report: ScheduleReport;

@@ -5,10 +5,11 @@
  * (kernels/index.ts) exists; plans made with it cannot run on a GPU.
  */
 import type { Graph, Node, Value } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import type { EmitFragment, EmittedAlias, EmittedKernel, FragmentLowering } from '../kernel-types';
 
 /** Ops whose output is the input's bytes under another shape. */
-const VIEW_OPS: ReadonlySet<string> = new Set(['Reshape', 'Squeeze', 'Unsqueeze', 'Flatten', 'Identity']);
+const VIEW_OPS: ReadonlySet<string> = opsWith('reshape', 'alias');
 
 export function isViewNode(n: Node): boolean {
   const x = n.inputs[0];

@@ -11,7 +11,7 @@ import { IrError } from '../errors';
 import type { StringEntryP, TensorP } from './proto';
 
 /** Where one tensor's bytes are. `length` is undefined when the model leaves it implicit. */
-export interface ExternalRef {
+interface ExternalRef {
   /** The `location` value as written in the model (relative to the model's folder). */
   readonly location: string;
   /** Absolute path of the data file. */

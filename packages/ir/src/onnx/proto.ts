@@ -16,13 +16,13 @@ import { onnx } from 'onnx-proto';
 import { IrError } from '../errors';
 
 /** The parts of a `long` Long that conversion needs. */
-export interface LongLike {
+interface LongLike {
   readonly low: number;
   readonly high: number;
   readonly unsigned: boolean;
 }
 
-export type Int64 = number | LongLike;
+type Int64 = number | LongLike;
 
 export interface StringEntryP {
   key?: string | null;
@@ -35,7 +35,7 @@ export interface DimP {
   denotation?: string | null;
 }
 
-export interface TensorTypeP {
+interface TensorTypeP {
   elemType?: number | null;
   shape?: { dim?: DimP[] | null } | null;
 }
@@ -112,7 +112,7 @@ export interface GraphP {
   valueInfo?: ValueInfoP[] | null;
 }
 
-export interface OpsetP {
+interface OpsetP {
   domain?: string | null;
   version?: Int64 | null;
 }

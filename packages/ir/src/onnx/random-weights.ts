@@ -65,7 +65,7 @@ function jenkins32(a: number): number {
 }
 
 /** Fills `out` with the values x_i of the header's formula for a (53-bit) seed. */
-export function fillUniform(out: Float32Array, seed: number, bound: number): void {
+function fillUniform(out: Float32Array, seed: number, bound: number): void {
   const lo = seed | 0;
   const hi = Math.floor(seed / TWO_32) | 0;
   // c * scale is exact in double; the Float32Array store rounds it once, like f32(...).

@@ -21,7 +21,7 @@ export function nodeName(n: NodeP, index: number, prefix: string): string {
 }
 
 /** True when ParaDiT has a rule for this (domain, op). */
-export function isSupportedOp(domain: string | null | undefined, op: string): boolean {
+function isSupportedOp(domain: string | null | undefined, op: string): boolean {
   if (isDefaultDomain(domain)) return isOpKind(op) && /^[A-Z]/.test(op);
   if (domain === PARADIT_DOMAIN) return isOpKind(op) && !/^[A-Z]/.test(op);
   return false;

@@ -173,7 +173,7 @@ function decodeTypedField(dtype: DType, tp: TensorP, n: number, what: string): T
   return out;
 }
 
-export interface TensorReadOptions {
+interface TensorReadOptions {
   /** Folder that external data locations are relative to (the model's folder). */
   readonly baseDir?: string;
   /** Names the tensor in messages; defaults to "tensor '<name>'". */

@@ -22,7 +22,7 @@ function typeKind(t: TypeP): string {
 }
 
 /** A dimension as the model declares it: a size, a symbol, or undefined (neither). */
-export function declaredDim(d: DimP): Dim | undefined {
+function declaredDim(d: DimP): Dim | undefined {
   if (d.dimValue !== null && d.dimValue !== undefined) {
     const v = int64ToNumber(d.dimValue);
     return v >= 0 ? v : undefined;

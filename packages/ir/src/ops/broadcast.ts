@@ -29,7 +29,7 @@ export type Binary = (x: number, y: number) => number;
 export type Ternary = (x: number, y: number, z: number) => number;
 
 /** Merged output dims and, per operand, the element stride of each merged dim (0 = broadcast). */
-export interface StridePlan {
+interface StridePlan {
   readonly dims: readonly number[];
   readonly strides: readonly (readonly number[])[];
 }
@@ -51,7 +51,7 @@ function alignedStrides(shape: readonly number[], rank: number): number[] {
  * `strides[k][d]` along dim d. Size-1 dims are dropped; dim d folds into the previous kept dim p
  * when `stride[p] == stride[d] * dims[d]` holds for every operand.
  */
-export function mergeDims(dims: readonly number[], strides: readonly (readonly number[])[]): StridePlan {
+function mergeDims(dims: readonly number[], strides: readonly (readonly number[])[]): StridePlan {
   const outDims: number[] = [];
   const outStrides: number[][] = strides.map(() => []);
   for (let d = 0; d < dims.length; d++) {
@@ -74,7 +74,7 @@ export function mergeDims(dims: readonly number[], strides: readonly (readonly n
 }
 
 /** Plans the broadcast of operands of the given shapes to `outShape`. */
-export function planBroadcast(outShape: readonly number[], shapes: readonly (readonly number[])[]): StridePlan {
+function planBroadcast(outShape: readonly number[], shapes: readonly (readonly number[])[]): StridePlan {
   return mergeDims(outShape, shapes.map((s) => alignedStrides(s, outShape.length)));
 }
 
@@ -84,7 +84,7 @@ export function planBroadcast(outShape: readonly number[], shapes: readonly (rea
  * with an odometer over the outer dims. A class rather than a callback, so that the hot loops
  * stay in their own (monomorphic) functions and read only locals.
  */
-export class RowCursor {
+class RowCursor {
   readonly offs: Float64Array;
   /** Elements per row. */
   readonly len: number;
@@ -170,11 +170,6 @@ export const MIN_ROW: BinaryRow = (out, o, a, ia, sa, b, ib, sb, len) => {
     out[o + j] = x < y || x !== x ? x : y;
   }
 };
-
-/** out = f(a, b) with numpy broadcasting; `out` has numel(outShape) elements. */
-export function mapBinary(a: Operand, b: Operand, outShape: readonly number[], out: TensorData, f: Binary): void {
-  mapBinaryRows(a, b, outShape, out, rowOf(f));
-}
 
 /** out = row-op(a, b) with numpy broadcasting, one `row` call per contiguous output run. */
 export function mapBinaryRows(a: Operand, b: Operand, outShape: readonly number[], out: TensorData, row: BinaryRow): void {

@@ -5,13 +5,13 @@
  */
 import { Tensor, allocData } from '../tensor';
 
-export interface AxisView {
+interface AxisView {
   readonly outer: number;
   readonly n: number;
   readonly inner: number;
 }
 
-export function axisView(shape: readonly number[], axis: number): AxisView {
+function axisView(shape: readonly number[], axis: number): AxisView {
   let outer = 1;
   let inner = 1;
   for (let i = 0; i < axis; i++) outer *= shape[i]!;

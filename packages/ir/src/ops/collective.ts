@@ -23,7 +23,7 @@ import { attentionLseRule, lseMergeRule } from './collective-attention';
 const MESH_AXIS_NAMES = ['cfg', 'ring', 'ulysses', 'sp'];
 
 /** Reads and checks meshAxis and groupSize. */
-export function readGroup(ctx: RuleCtx): { meshAxis: string; groupSize: number } {
+function readGroup(ctx: RuleCtx): { meshAxis: string; groupSize: number } {
   const meshAxis = ctx.attr.string('meshAxis');
   if (!MESH_AXIS_NAMES.includes(meshAxis)) ctx.fail(`attribute 'meshAxis' must be one of ${MESH_AXIS_NAMES.join(', ')}, got '${meshAxis}'`);
   const groupSize = ctx.attr.int('groupSize');
@@ -193,9 +193,6 @@ export const collectiveRules: { readonly [K in CollectiveOp]: OpRule } = {
   attention_lse: attentionLseRule,
   lse_merge: lseMergeRule,
 };
-
-/** Ops that move data between ranks (communication volume is counted for these). */
-export const COMMUNICATING_OPS: ReadonlySet<string> = new Set(['all_to_all', 'all_gather', 'all_reduce', 'ppermute']);
 
 export function isCollectiveOp(op: string): op is CollectiveOp {
   return Object.prototype.hasOwnProperty.call(collectiveRules, op);

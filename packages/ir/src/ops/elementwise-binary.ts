@@ -13,7 +13,7 @@ import type { Binary } from './broadcast';
 import { ADD_ROW, DIV_ROW, MUL_ROW, SUB_ROW, rowOf } from './broadcast';
 import { binaryRule, broadcastType, checkArity, checkClass, checkDtype, flagAttr, runBinary } from './elementwise-common';
 
-export type BinaryOp = Extract<
+type BinaryOp = Extract<
   ElementwiseOp,
   | 'Add' | 'Sub' | 'Mul' | 'Div' | 'Pow' | 'Mod'
   | 'Equal' | 'Less' | 'LessOrEqual' | 'Greater' | 'GreaterOrEqual' | 'And' | 'Or' | 'Xor'

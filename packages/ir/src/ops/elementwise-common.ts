@@ -27,7 +27,7 @@ const CLASS_TEXT: { readonly [K in DtypeClass]: string } = {
   any: 'any type',
 };
 
-export function inClass(d: DType, cls: DtypeClass): boolean {
+function inClass(d: DType, cls: DtypeClass): boolean {
   switch (cls) {
     case 'float':
       return isFloat(d);
@@ -79,7 +79,7 @@ export function broadcastType(ctx: RuleCtx, types: readonly TensorType[], dtype:
 /** A whole-array loop out[i] = f(x[i]), written out per hot op so that f is inlined. */
 export type UnaryLoop = (x: TensorData, out: TensorData) => void;
 
-export interface UnaryOptions {
+interface UnaryOptions {
   /** Output dtype: the input's (default) or bool (predicates). */
   readonly out?: 'same' | 'bool';
   /** A hand-written loop (hot ops), used instead of mapping the scalar function. */
@@ -109,7 +109,7 @@ export function unaryRule(doc: string, cls: DtypeClass, make: (ctx: RuleCtx, d: 
   };
 }
 
-export interface BinaryOptions {
+interface BinaryOptions {
   /** Output dtype: input 0's (default) or bool (comparisons). */
   readonly out?: 'same' | 'bool';
   /** Accepted dtypes of input 1 when they may differ from input 0's (Pow's exponent). */

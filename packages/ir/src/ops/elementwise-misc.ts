@@ -15,7 +15,7 @@ import type { BinaryRow } from './broadcast';
 import { ADD_ROW, MAX_ROW, MIN_ROW, broadcastInto, mapBinaryRows, mapTernary, mapUnary } from './broadcast';
 import { DtypeClass, broadcastType, checkArity, checkClass, checkDtype, flagAttr, runShape } from './elementwise-common';
 
-export type MiscOp = Extract<ElementwiseOp, 'Max' | 'Min' | 'Sum' | 'Mean' | 'Where' | 'Clip' | 'Cast' | 'CastLike' | 'Identity' | 'Dropout'>;
+type MiscOp = Extract<ElementwiseOp, 'Max' | 'Min' | 'Sum' | 'Mean' | 'Where' | 'Clip' | 'Cast' | 'CastLike' | 'Identity' | 'Dropout'>;
 
 /** Max/Min/Sum/Mean over any number of inputs, all of one dtype, broadcast together. */
 function variadicRule(doc: string, cls: DtypeClass, combine: BinaryRow, mean = false): OpRule {
@@ -133,7 +133,7 @@ const FP8: ReadonlySet<DType> = new Set(['f8e4m3fn', 'f8e4m3fnuz', 'f8e5m2', 'f8
  * unless `saturate` is 0), floats become integers by truncation then wrap-around, anything
  * nonzero (NaN included, as in C and numpy) becomes true.
  */
-export function castTensor(x: Tensor, to: DType, saturate: boolean): Tensor {
+function castTensor(x: Tensor, to: DType, saturate: boolean): Tensor {
   if (x.dtype === to) return x;
   const n = x.size;
   const out = allocData(to, n);

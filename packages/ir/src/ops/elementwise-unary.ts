@@ -10,7 +10,7 @@ import type { OpRule, RuleCtx } from './rule';
 import type { UnaryLoop } from './elementwise-common';
 import { finiteAttr, flagAttr, unaryRule } from './elementwise-common';
 
-export type UnaryOp = Extract<
+type UnaryOp = Extract<
   ElementwiseOp,
   | 'Abs' | 'Neg' | 'Exp' | 'Log' | 'Sqrt' | 'Reciprocal' | 'Sin' | 'Cos' | 'Tan' | 'Tanh'
   | 'Asin' | 'Acos' | 'Atan' | 'Sinh' | 'Cosh' | 'Asinh' | 'Acosh' | 'Atanh'
@@ -57,7 +57,7 @@ export function erf(x: number): number {
 }
 
 /** Round half to even (numpy.round, ONNX Round). */
-export function roundHalfEven(x: number): number {
+function roundHalfEven(x: number): number {
   const f = Math.floor(x);
   const d = x - f;
   const r = d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;

@@ -227,7 +227,7 @@ function attentionRun(ctx: RunCtx): Tensor[] {
           if (qkOut && mode === 3) qkOut[qkRow + j] = p;
           if (p === 0) continue;
           const vOff = vBase + j * Hv;
-          for (let d = 0; d < Hv; d++) acc[d] += p * v[vOff + d]!;
+          for (let d = 0; d < Hv; d++) acc[d] = acc[d]! + p * v[vOff + d]!;
         }
         const yOff = s.rank === 4 ? ((b * Nq + h) * Sq + i) * Hv : ((b * Sq + i) * Nq + h) * Hv;
         for (let d = 0; d < Hv; d++) y[yOff + d] = acc[d]!;

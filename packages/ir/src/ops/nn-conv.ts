@@ -264,7 +264,7 @@ function convTRun(ctx: RunCtx) {
                   const src = r * cols + rr * Wd;
                   for (let iw = 0; iw < Wd; iw++) {
                     const ow = tabW[kw * Wd + iw]!;
-                    if (ow >= 0) acc[dst + ow] += col[src + iw]!;
+                    if (ow >= 0) acc[dst + ow] = acc[dst + ow]! + col[src + iw]!;
                   }
                 }
               }

@@ -53,10 +53,10 @@ export function gemm(
         for (let j = 0; j < nn; j++) {
           const x = b[b0 + j]!;
           const y = b[b1 + j]!;
-          acc[j] += p0 * x + q0 * y;
-          acc[nn + j] += p1 * x + q1 * y;
-          acc[2 * nn + j] += p2 * x + q2 * y;
-          acc[3 * nn + j] += p3 * x + q3 * y;
+          acc[j] = acc[j]! + p0 * x + q0 * y;
+          acc[nn + j] = acc[nn + j]! + p1 * x + q1 * y;
+          acc[2 * nn + j] = acc[2 * nn + j]! + p2 * x + q2 * y;
+          acc[3 * nn + j] = acc[3 * nn + j]! + p3 * x + q3 * y;
         }
       }
       if (k < K) {
@@ -64,10 +64,10 @@ export function gemm(
         const b0 = bOff + k * ldb + j0;
         for (let j = 0; j < nn; j++) {
           const x = b[b0 + j]!;
-          acc[j] += p0 * x;
-          acc[nn + j] += p1 * x;
-          acc[2 * nn + j] += p2 * x;
-          acc[3 * nn + j] += p3 * x;
+          acc[j] = acc[j]! + p0 * x;
+          acc[nn + j] = acc[nn + j]! + p1 * x;
+          acc[2 * nn + j] = acc[2 * nn + j]! + p2 * x;
+          acc[3 * nn + j] = acc[3 * nn + j]! + p3 * x;
         }
       }
       storeAcc(acc, c, cOff + i * ldc + j0, ldc, 4, nn);
@@ -78,7 +78,7 @@ export function gemm(
       for (let k = 0; k < K; k++) {
         const p0 = a[r0 + k]!;
         const b0 = bOff + k * ldb + j0;
-        for (let j = 0; j < nn; j++) acc[j] += p0 * b[b0 + j]!;
+        for (let j = 0; j < nn; j++) acc[j] = acc[j]! + p0 * b[b0 + j]!;
       }
       storeAcc(acc, c, cOff + i * ldc + j0, ldc, 1, nn);
     }

@@ -142,7 +142,7 @@ const Gemm: OpRule = {
     if (C && beta !== 0) {
       const cs = broadcastStrides(C.shape, [m, n]);
       for (let i = 0; i < m; i++) {
-        for (let j = 0; j < n; j++) out[i * n + j] += beta * C.data[i * cs[0]! + j * cs[1]!]!;
+        for (let j = 0; j < n; j++) out[i * n + j] = out[i * n + j]! + beta * C.data[i * cs[0]! + j * cs[1]!]!;
       }
     }
     return [finish(A.dtype, [m, n], out)];

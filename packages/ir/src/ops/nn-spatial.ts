@@ -53,7 +53,7 @@ export function readWindow(ctx: RuleCtx, n: number, kernelFromWeights?: readonly
   return { kernel, strides, dilations, pads, autoPad };
 }
 
-export interface Resolved {
+interface Resolved {
   readonly out: Dim[];
   readonly padB: number[];
   readonly padE: number[];

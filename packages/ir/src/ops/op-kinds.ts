@@ -40,7 +40,7 @@ export type ShapeOp =
 /** ops/control.ts: control flow with subgraphs. */
 export type ControlOp = 'If';
 
-export type OnnxOp = ElementwiseOp | ReduceOp | NnOp | ShapeOp | ControlOp;
+type OnnxOp = ElementwiseOp | ReduceOp | NnOp | ShapeOp | ControlOp;
 
 /** ops/paradit.ts: ParaDiT's DiT-level ops, created by passes (never imported from ONNX). */
 export type ParaditOp =

@@ -24,8 +24,8 @@ import { need, tensorType } from './rule';
 import { alloc, broadcastStrides, finish, fmt } from './nn-kernels';
 import { dimsAgree } from './paradit-attention';
 
-export type RopeStyle = 'rotate_half' | 'interleaved';
-export type RopeLayout = 'BNSH' | 'BSNH';
+type RopeStyle = 'rotate_half' | 'interleaved';
+type RopeLayout = 'BNSH' | 'BSNH';
 
 function readStyle(ctx: RuleCtx): RopeStyle {
   const s = ctx.attr.string('style');
@@ -40,7 +40,7 @@ function readLayout(ctx: RuleCtx): RopeLayout {
 }
 
 /** The table's shape as a rank-4 shape aligned with x's axes (size 1 where it broadcasts). */
-export function ropeTableShape<D extends Dim>(shape: readonly D[], layout: RopeLayout): (D | 1)[] | undefined {
+function ropeTableShape<D extends Dim>(shape: readonly D[], layout: RopeLayout): (D | 1)[] | undefined {
   const c = shape[shape.length - 1]!;
   if (shape.length === 2) return layout === 'BNSH' ? [1, 1, shape[0]!, c] : [1, shape[0]!, 1, c];
   if (shape.length === 3) return layout === 'BNSH' ? [shape[0]!, 1, shape[1]!, c] : [shape[0]!, shape[1]!, 1, c];

@@ -197,9 +197,4 @@ export function sameDtype(ctx: RuleCtx, types: readonly (TensorType | undefined)
   return d;
 }
 
-export function staticShape(ctx: RuleCtx, shape: readonly Dim[], what = 'operand'): number[] {
-  for (const d of shape) if (typeof d !== 'number') ctx.fail(`${what} has symbolic dimension '${d}' where a static size is needed`);
-  return shape as number[];
-}
-
 export { tensorType };

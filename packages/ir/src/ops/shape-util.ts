@@ -41,7 +41,7 @@ export function freshDim(ctx: RuleCtx, tag: string | number): string {
 }
 
 /** Product of dims as a static factor times a list of symbols. */
-export interface DimProduct {
+interface DimProduct {
   readonly factor: number;
   readonly symbols: readonly string[];
 }

@@ -17,7 +17,7 @@
 import type { Tensor } from '../tensor';
 import type { AttrReader } from '../ops/rule';
 import type { Dist } from '../placement';
-import { REPLICATED, addTokenAxis, dropTokenAxis, orderOn, shardOf, tokenAxes, tokensAt, withShard, withTokens, naturalLength } from '../placement';
+import { REPLICATED, addTokenAxis, dropTokenAxis, orderOn, shardOf, tokenAxes, tokensAt, withShard, withTokens } from '../placement';
 import type { TokenOrder } from '../graph';
 
 export type Shape = readonly number[];
@@ -143,13 +143,6 @@ export function plainOn(d: Dist, axis: number): Dist {
   return withPlace(d, axis, {});
 }
 
-export function formatPlace(p: AxisPlace): string {
-  const parts: string[] = [];
-  if (p.meshAxis) parts.push(`sharded over '${p.meshAxis}'`);
-  if (p.tokens) parts.push(`token order [${p.tokens.segments.join(',')}]/${p.tokens.chunks}`);
-  return parts.length ? parts.join(', ') : 'replicated';
-}
-
 /**
  * The token order of a placed axis of global size `length`: the stored one, or for a split axis
  * stored without one (a trivial order is never stored) one segment in as many chunks as ranks.
@@ -163,13 +156,4 @@ export function tokensOn(v: ShardView, p: AxisPlace, axis: number, length: numbe
 export function oneChunkPerRank(v: ShardView, p: AxisPlace, axis = 0, length = 0): boolean {
   const t = tokensOn(v, p, axis, length);
   return t !== undefined && p.meshAxis !== undefined && v.sizeOf(p.meshAxis) === t.chunks;
-}
-
-/** Natural-length check used by rules that must see a token axis whole. */
-export function tokenLength(p: AxisPlace): number | undefined {
-  return p.tokens ? naturalLength(p.tokens) : undefined;
-}
-
-export function isStatic(v: ShardView): boolean {
-  return v.inShapes.every((s) => s === undefined || s.every((d) => Number.isInteger(d))) && v.outShapes.every((s) => s.every((d) => Number.isInteger(d)));
 }

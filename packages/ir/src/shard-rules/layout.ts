@@ -30,7 +30,7 @@ export const transposeRule: ShardRule = {
 type AxisMap = { kind: 'intact' | 'merge' | 'split'; axis: number } | undefined;
 
 /** Where input axis `a` of a reshape goes: kept whole, outermost of a merge, or outermost of a split. */
-export function reshapeAxis(inS: readonly number[], outS: readonly number[], a: number): AxisMap {
+function reshapeAxis(inS: readonly number[], outS: readonly number[], a: number): AxisMap {
   const before = prod(inS.slice(0, a));
   let acc = 1;
   const candidates: number[] = [];

@@ -3,12 +3,13 @@
  * and bounded ancestor queries. Built once per analysis; never mutates the graph.
  */
 import type { Graph, Node, Value } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 
 /**
  * Ops that read only their input's type. Data flow through them is no dependence: a mask of ones
  * sized with Shape(stream) is not computed from the stream.
  */
-export const METADATA_OPS: ReadonlySet<string> = new Set(['Shape', 'Size']);
+export const METADATA_OPS: ReadonlySet<string> = opsWith('metadata');
 
 export class GraphView {
   readonly position = new Map<Node, number>();

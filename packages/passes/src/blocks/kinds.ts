@@ -43,7 +43,7 @@ export interface BlockGroup {
   readonly blocks: number[];
 }
 
-export type AttentionRole = 'joint' | 'self' | 'cross';
+type AttentionRole = 'joint' | 'self' | 'cross';
 
 /**
  * The query and key operands of an attention node. For an unfused one (a Softmax) they are the
@@ -64,7 +64,7 @@ function queryAndKey(view: GraphView, n: Node): [Value | undefined, Value | unde
 }
 
 /** Which of the block's streams an attention's queries and keys are computed from. */
-export function attentionRole(view: GraphView, n: Node, streams: readonly Value[]): AttentionRole {
+function attentionRole(view: GraphView, n: Node, streams: readonly Value[]): AttentionRole {
   const [q, k] = queryAndKey(view, n);
   const from = (v: Value | undefined): number => (v ? streams.filter((s) => view.dependsOn(v, s)).length : 0);
   const qs = from(q);
@@ -76,7 +76,7 @@ export function attentionRole(view: GraphView, n: Node, streams: readonly Value[
 const STREAM_WORDS = ['', 'single', 'double', 'triple'];
 
 /** A descriptive kind for a block (without the -vN suffix). */
-export function describeBlock(view: GraphView, b: NamedBlock): string {
+function describeBlock(view: GraphView, b: NamedBlock): string {
   const n = b.streamInputs.length;
   let name = `${STREAM_WORDS[n] ?? String(n)}-stream`;
   const roles = b.attention.map((a) => attentionRole(view, a, b.streamInputs));
@@ -93,7 +93,7 @@ export function describeBlock(view: GraphView, b: NamedBlock): string {
  * True when `b` equals `a` restricted to the ancestors (inside `a`) of some of `a`'s stream
  * outputs: `a` with outputs pruned as dead code.
  */
-export function isPrunedCopy(a: NamedBlock, b: NamedBlock): boolean {
+function isPrunedCopy(a: NamedBlock, b: NamedBlock): boolean {
   const k = b.streamOutputs.length;
   const outs = a.streamOutputs;
   if (k === 0 || k >= outs.length || outs.length > 8 || b.nodes.length >= a.nodes.length) return false;

@@ -8,18 +8,19 @@
  * image and the text stream, a feed-forward run on concatenated streams) form one unit.
  */
 import type { Node, Value } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import { GraphView } from './graph-view';
 
 /** Ops that do the heavy work inside a block. */
-const HEAVY = new Set(['MatMul', 'Gemm', 'Conv', 'Einsum', 'linear', 'attention', 'Attention']);
-const ATTENTION = new Set(['attention', 'Attention']);
-const MLP_ACTIVATIONS = new Set(['gelu', 'Gelu', 'silu']);
+const HEAVY = opsWith('heavy');
+const ATTENTION = opsWith('attention');
+const MLP_ACTIVATIONS = opsWith('mlpActivation');
 
 export function isAttentionNode(n: Node): boolean {
   return ATTENTION.has(n.op) || n.op === 'Softmax';
 }
 
-export interface ResidualOp {
+interface ResidualOp {
   readonly node: Node;
   /** The stream value the branch is added back onto. */
   readonly skip: Value;

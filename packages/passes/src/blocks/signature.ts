@@ -38,7 +38,7 @@ function typeText(v: Value, symbols: Map<string, string>): string {
 }
 
 /** FNV-1a over a string, as 8 hex digits twice (two seeds) to make collisions unlikely. */
-export function hashText(s: string): string {
+function hashText(s: string): string {
   let h1 = 0x811c9dc5;
   let h2 = 0x01000193 ^ 0x5bd1e995;
   for (let i = 0; i < s.length; i++) {

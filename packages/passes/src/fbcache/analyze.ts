@@ -16,16 +16,14 @@
  *   image_1) of the first block's outputs: exactly ParaAttention's per-stream residuals.
  */
 import { Graph, IrError, Node } from '@paradit/ir';
+import { opsWith } from '@paradit/ir';
 import type { Value } from '@paradit/ir';
 import { discoverBlocks } from '../blocks/discover';
 import { GraphView } from '../blocks/graph-view';
 import { findResidualOps } from '../blocks/residual';
 
 /** Ops a skip path may pass through: they move data and never compute on it. */
-const DATA_MOVEMENT = new Set([
-  'Concat', 'Split', 'Slice', 'Reshape', 'Transpose', 'Identity', 'Squeeze', 'Unsqueeze', 'Flatten',
-  'to_token_order', 'from_token_order', 'all_gather', 'all_to_all', 'shard_slice',
-]);
+const DATA_MOVEMENT = opsWith('movesData');
 
 export interface CachePlan {
   readonly totalBlocks: number;

@@ -58,7 +58,7 @@ export class NodeMaker {
   }
 }
 
-export interface GateInputs {
+interface GateInputs {
   readonly mainIn: Value;
   readonly mainOut: Value;
   readonly rRef: Value;
@@ -71,7 +71,7 @@ export interface GateInputs {
   readonly sizeOf: (meshAxis: string) => number;
 }
 
-export interface Gate {
+interface Gate {
   readonly r1: Value;
   /** f32 scalar */
   readonly diff: Value;

@@ -16,7 +16,7 @@ export interface GatheredKeySite {
 }
 
 /** The input of the all_gather {meshAxis, axis: 2} that produced `x`, if that is how x was made. */
-export function gatherInput(producers: ReadonlyMap<Value, Node>, x: Value | null, meshAxis: string): Value | undefined {
+function gatherInput(producers: ReadonlyMap<Value, Node>, x: Value | null, meshAxis: string): Value | undefined {
   const g = x ? producers.get(x) : undefined;
   if (!g || g.op !== 'all_gather') return undefined;
   const a = g.attrs;

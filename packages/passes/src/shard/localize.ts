@@ -144,7 +144,7 @@ const shapeOf: Localizer = (c) => {
 };
 
 /** attention / attention_lse: keys in a token order with padding get a mask excluding the padding. */
-export const attentionMask: Localizer = (c) => {
+const attentionMask: Localizer = (c) => {
   const t = c.need[1]!.tokens;
   if (!t || !hasPadding(t) || c.need[1]!.shards.some((s) => s.axis === 2)) return keep(c);
   const ins = [...c.inputs];
@@ -158,7 +158,7 @@ export const attentionMask: Localizer = (c) => {
  * `mask` (placed `d`, key axis 3 in token order `t` or broadcast) combined with a constant that
  * masks out t's padding positions; without a mask, the constant itself.
  */
-export function withKeyPadding(b: GraphBuilder, mask: Value | undefined, d: Dist, t: TokenOrder, name: string, record: (v: Value, d: Dist) => void): Value {
+function withKeyPadding(b: GraphBuilder, mask: Value | undefined, d: Dist, t: TokenOrder, name: string, record: (v: Value, d: Dist) => void): Value {
   const tokens = { ...t, axis: 3 };
   const pad = validTokens(b, [1, 1, 1], tokens, name, record);
   if (!mask) return pad;
@@ -194,7 +194,7 @@ export function validTokens(b: GraphBuilder, lead: readonly number[], t: TokenOr
 
 const reduce: Localizer = (c) => lowerReduce(c) ?? keep(c);
 
-export const LOCALIZE: Partial<Record<OpKind, Localizer>> = {
+const LOCALIZE: Partial<Record<OpKind, Localizer>> = {
   ReduceSum: reduce,
   ReduceMax: reduce,
   ReduceMean: reduce,

@@ -43,7 +43,7 @@ export interface ShardPlanData {
   readonly outputs: readonly Dist[];
 }
 
-export interface PlanInput {
+interface PlanInput {
   readonly pass: string;
   readonly graph: Graph;
   readonly opset: number;
@@ -88,12 +88,12 @@ export function planSharding(x: PlanInput): ShardPlanData {
 }
 
 /** Steps where something is placed or moves (the rest of the graph runs replicated, unchanged). */
-export function interestingSteps(p: ShardPlanData): NodeStep[] {
+function interestingSteps(p: ShardPlanData): NodeStep[] {
   return p.steps.filter((s) => s.have.some((d) => !isReplicated(d)) || s.outs.some((d) => !isReplicated(d)));
 }
 
 /** Steps that need a collective before them (an input's dist differs from what the node needs). */
-export function reshardingSteps(p: ShardPlanData): NodeStep[] {
+function reshardingSteps(p: ShardPlanData): NodeStep[] {
   return p.steps.filter((s) => s.have.some((d, i) => !sameDist(d, s.need[i]!)));
 }
 

@@ -25,7 +25,7 @@ export interface AxisRoot {
   readonly origin: string;
 }
 
-export interface AxisAnalysis {
+interface AxisAnalysis {
   /** Attention sites whose queries were traced (fused `attention` or decomposed Softmax). */
   readonly sites: readonly Node[];
   readonly roots: readonly AxisRoot[];

@@ -33,7 +33,7 @@ export interface CommDevice {
   launch(l: Launch, stream: Ptr, ctx: InstrContext): void;
 }
 
-export interface NcclCommunicatorOptions {
+interface NcclCommunicatorOptions {
   readonly env: LaunchEnv;
   readonly watch: RankWatch;
   readonly mesh: Mesh;

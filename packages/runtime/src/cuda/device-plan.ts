@@ -18,7 +18,7 @@ import { generatedWeightsViolation } from '../plan/generated-weights';
 import { checkPlanTarget } from './target';
 import { uploadWeights } from './weights';
 
-export interface DevicePlanOptions {
+interface DevicePlanOptions {
   readonly device?: number;
   /** Ignore the plan's cubin and compile module.cu with NVRTC. */
   readonly forceNvrtc?: boolean;
@@ -157,7 +157,7 @@ export class DevicePlan {
 export function walkOps(list: Plan['program'], f: (op: string) => boolean): boolean {
   return list.some((i) => f(i.op) || (i.op === 'branch' && (walkOps(i.then, f) || walkOps(i.else, f))));
 }
-export function usesKernels(p: Plan['program']): boolean {
+function usesKernels(p: Plan['program']): boolean {
   return walkOps(p, (op) => op === 'kernel');
 }
 export function hasBranch(p: Plan['program']): boolean {

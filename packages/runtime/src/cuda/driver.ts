@@ -9,19 +9,18 @@ import { CudaError, InstrContext, driverHint, formatCudaError } from './errors';
 import { Library, NativeFn, Ptr, openLibrary, optionalFunc, toPtr } from './ffi';
 
 /** CUdevice_attribute values used here. */
-export const CU_DEVICE_ATTRIBUTE = {
+const CU_DEVICE_ATTRIBUTE = {
   MULTIPROCESSOR_COUNT: 16,
   COMPUTE_CAPABILITY_MAJOR: 75,
   COMPUTE_CAPABILITY_MINOR: 76,
   MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: 97,
 } as const;
 export const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
-export const CU_STREAM_CAPTURE_MODE = { GLOBAL: 0, THREAD_LOCAL: 1, RELAXED: 2 } as const;
 export const CU_STREAM_SET_CAPTURE_DEPENDENCIES = 1;
 export const CU_GRAPH_NODE_TYPE_CONDITIONAL = 13;
 export const CU_GRAPH_COND_TYPE_IF = 0;
-export const CU_EVENT_DISABLE_TIMING = 2;
-export const CUDA_ERROR_NOT_READY = 600;
+const CU_EVENT_DISABLE_TIMING = 2;
+const CUDA_ERROR_NOT_READY = 600;
 
 const REQUIRED = [
   'int cuInit(uint flags)',

@@ -17,7 +17,7 @@ export interface InstrContext {
   readonly origin: readonly string[];
 }
 
-export type CudaLibraryName = 'driver' | 'nvrtc' | 'cublasLt' | 'nccl';
+type CudaLibraryName = 'driver' | 'nvrtc' | 'cublasLt' | 'nccl';
 
 export class CudaError extends Error {
   constructor(
@@ -50,7 +50,7 @@ export function formatCudaError(call: string, statusName: string, detail: string
 }
 
 /** cuBLAS status codes (cublas_api.h); cuBLASLt returns the same enum. */
-export const CUBLAS_STATUS_NAMES: Readonly<Record<number, string>> = {
+const CUBLAS_STATUS_NAMES: Readonly<Record<number, string>> = {
   0: 'CUBLAS_STATUS_SUCCESS',
   1: 'CUBLAS_STATUS_NOT_INITIALIZED',
   3: 'CUBLAS_STATUS_ALLOC_FAILED',

@@ -10,7 +10,7 @@ import { groupsOf } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
 import type { CollectiveInstr } from '../plan/schema';
 
-export interface PeerCopy {
+interface PeerCopy {
   /** The rank whose stream runs the copy (the receiver). */
   readonly dstRank: number;
   readonly into: 'recv' | 'scratch';

@@ -26,7 +26,7 @@ import { helperGrid, launchOn, packLaunch } from './launch';
 export const FILL_KERNEL_NAME = 'paradit_fill_uniform';
 
 /** Dtype codes of the kernel's `from` and `to` arguments. */
-export const FILL_DTYPE_CODES: Readonly<Record<GeneratedWeight['dtype'], number>> = { f32: 0, bf16: 1, f16: 2 };
+const FILL_DTYPE_CODES: Readonly<Record<GeneratedWeight['dtype'], number>> = { f32: 0, bf16: 1, f16: 2 };
 
 export const FILL_KERNEL_SOURCE = String.raw`
 #ifndef PARADIT_FILL_HOST
@@ -139,7 +139,7 @@ export function fillKernelArgs(g: GeneratedWeight): { n: number; lo: number; hi:
   return { n: g.count, lo: g.seed % 2 ** 32 | 0, hi: Math.floor(g.seed / 2 ** 32) | 0, fanIn: g.fanIn, from: FILL_DTYPE_CODES[g.from], to: FILL_DTYPE_CODES[g.dtype] };
 }
 
-export interface FillEnv {
+interface FillEnv {
   readonly d: Driver;
   /** The fill kernel (compiled on first use). */
   readonly fn: () => Ptr;

@@ -35,9 +35,9 @@ export interface GemmSpec {
 }
 
 /** cuBLASLt constants (cublasLt.h / library_types.h). */
-export const CUDA_R = { f32: 0, f16: 2, bf16: 14 } as const;
+const CUDA_R = { f32: 0, f16: 2, bf16: 14 } as const;
 export const CUBLAS_COMPUTE_32F = 68;
-export const CUBLAS_OP = { N: 0, T: 1 } as const;
+const CUBLAS_OP = { N: 0, T: 1 } as const;
 export const CUBLASLT_EPILOGUE = { DEFAULT: 1, BIAS: 4, GELU: 32, GELU_BIAS: 36 } as const;
 
 export interface LtLayout {

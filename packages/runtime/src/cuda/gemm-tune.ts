@@ -18,9 +18,9 @@ export const MIN_TUNE_FLOPS = 2e9;
  * algorithm's time moves by several percent between runs (clocks under load), so a smaller margin
  * mostly chases noise (seen 2026-11-26: 'tuned' choices of candidate 0 timing 5-13% apart).
  */
-export const TUNE_MARGIN = 0.03;
+const TUNE_MARGIN = 0.03;
 
-export interface TuneOptions {
+interface TuneOptions {
   readonly reps?: number;
   readonly minFlops?: number;
 }

@@ -15,7 +15,7 @@ import { NativeBlock, Ptr, koffi, toPtr } from './ffi';
 const NODE_PARAMS_BYTES = 256;
 const UNION = 16;
 
-export const CAPTURE_MODE_RELAXED = 2;
+const CAPTURE_MODE_RELAXED = 2;
 
 export function conditionalNodesSupported(d: Driver): boolean {
   return ['cuStreamBeginCaptureToGraph', 'cuStreamGetCaptureInfo_v3', 'cuStreamUpdateCaptureDependencies_v2', 'cuGraphAddNode_v2', 'cuGraphConditionalHandleCreate'].every((n) =>

@@ -63,10 +63,10 @@ export function formatNcclVersion(code: number): string {
 /** ncclAvg exists from NCCL 2.10; before, a mean is a sum then a scale kernel. */
 export const ncclHasAvg = (code: number): boolean => code >= ncclVersionCode(2, 10, 0);
 
-export const NCCL_API_MAGIC = 0xcafebeef;
-export const NCCL_CONFIG_UNDEF_INT = -2147483648;
+const NCCL_API_MAGIC = 0xcafebeef;
+const NCCL_CONFIG_UNDEF_INT = -2147483648;
 /** The layout version our config struct follows (the one that added cgaClusterSize .. netName). */
-export const NCCL_CONFIG_VERSION = ncclVersionCode(2, 17, 0);
+const NCCL_CONFIG_VERSION = ncclVersionCode(2, 17, 0);
 /** sizeof the 2.17 ncclConfig_t: size_t size; unsigned magic, version; int blocking, cga, minCTAs, maxCTAs; const char* netName. */
 export const NCCL_CONFIG_BYTES = 40;
 

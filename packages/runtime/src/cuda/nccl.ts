@@ -44,7 +44,7 @@ function nameOf(decl: string): string {
 }
 
 /** Where libnccl is looked for: $NCCL_LIBRARY first, then the usual names. */
-export function ncclLibraryCandidates(env: Readonly<Record<string, string | undefined>> = process.env): string[] {
+function ncclLibraryCandidates(env: Readonly<Record<string, string | undefined>> = process.env): string[] {
   return [env['NCCL_LIBRARY'], '/usr/lib/x86_64-linux-gnu/libnccl.so.2', 'libnccl.so.2', 'libnccl.so'].filter((x): x is string => !!x);
 }
 

@@ -6,7 +6,7 @@
 import { CudaError, formatCudaError } from './errors';
 import { Library, NativeFn, Ptr, openLibrary, toPtr, toolkitLibraryCandidates } from './ffi';
 
-export interface NvrtcResult {
+interface NvrtcResult {
   readonly cubin: Uint8Array;
   readonly log: string;
   readonly options: readonly string[];
@@ -25,7 +25,7 @@ export function nvrtcOptions(arch: string, extra: readonly string[], includeDir 
   return opts;
 }
 
-export function defaultIncludeDir(): string {
+function defaultIncludeDir(): string {
   return `${process.env.CUDA_HOME ?? process.env.CUDA_PATH ?? '/usr/local/cuda'}/include`;
 }
 

@@ -13,7 +13,7 @@ export type ResolvedArg =
   | { readonly kind: 'i64'; readonly value: bigint }
   | { readonly kind: 'f32'; readonly value: number };
 
-export interface ParamLayout {
+interface ParamLayout {
   /** Byte offset of each argument's value inside the block. */
   readonly valueOffsets: readonly number[];
   /** Byte offset of the `void*[]` array (8-byte aligned). */

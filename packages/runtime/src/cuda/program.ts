@@ -18,13 +18,13 @@ import { Launch, helperGrid, packLaunch } from './launch';
 import { CollectiveMode, PreparedCollective, PreparedShardSlice, prepareCollective, prepareShardSlice } from './prepare-comm';
 
 /** Where an instruction runs: its stream (0 compute, 1 communication), events to wait for first, event to record after. */
-export interface InstrSync {
+interface InstrSync {
   readonly stream: 0 | 1;
   readonly wait: readonly number[];
   readonly record: number | undefined;
 }
 
-export type PreparedOp =
+type PreparedOp =
   | { readonly op: 'kernel'; readonly ctx: InstrContext; readonly launch: Launch }
   | { readonly op: 'gemm'; readonly ctx: InstrContext; readonly gemm: PreparedGemm; readonly post?: Launch }
   | { readonly op: 'copy'; readonly ctx: InstrContext; readonly dst: Ptr; readonly src: Ptr; readonly bytes: number }

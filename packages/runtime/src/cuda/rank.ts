@@ -19,7 +19,7 @@ import { CublasLt, GEMM_WORKSPACE_BYTES, PreparedGemm, cublasLt } from './cublas
 import { PreparedInstr, prepareProgram } from './program';
 import { CollectiveMode, allReduceScratchBytes } from './prepare-comm';
 
-export interface CudaRankOptions {
+interface CudaRankOptions {
   /** This rank's index in the plan's mesh (default 0). */
   readonly rank?: number;
   /** How its collectives run (default 'nccl'; a world of one never reaches one). */

@@ -7,7 +7,7 @@
  */
 import type { ShardSliceInstr } from '../plan/schema';
 
-export interface Copy2D {
+interface Copy2D {
   readonly srcOffset: number;
   readonly srcPitch: number;
   readonly dstPitch: number;

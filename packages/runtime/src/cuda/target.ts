@@ -6,7 +6,7 @@
  */
 import type { Plan } from '../plan/schema';
 
-export interface ParsedArch {
+interface ParsedArch {
   readonly major: number;
   readonly minor: number;
   /** Arch-specific ('a') or family ('f') features that need the exact compute capability. */
@@ -19,7 +19,7 @@ export function parseArch(arch: string): ParsedArch | undefined {
   return { major: Number(m[1]), minor: Number(m[2]), specific: m[3] !== '' };
 }
 
-export interface TargetCheck {
+interface TargetCheck {
   readonly ok: boolean;
   /** Why not, phrased for the user, with the fix. */
   readonly reason?: string;

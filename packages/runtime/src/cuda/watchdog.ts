@@ -10,7 +10,7 @@
  */
 import { RankFailure } from '../distributed/types';
 
-export interface WaitProbes {
+interface WaitProbes {
   /** True when the awaited work finished; throws when it failed. */
   readonly done: () => boolean;
   /** A communicator's asynchronous error, when one has one (NCCL reports peers' failures there too). */
@@ -21,7 +21,7 @@ export interface WaitProbes {
   readonly giveUp?: () => void;
 }
 
-export interface WaitOptions {
+interface WaitOptions {
   /** "rank 0" */
   readonly who: string;
   /** "in NCCL communicator set-up (world 2)", "waiting for the step (instruction 12: all_to_all ...)" */
@@ -38,7 +38,7 @@ export interface WaitOptions {
 let sleeper: Int32Array | undefined;
 
 /** Sleeps this thread for `ms` (fractional) without returning to the event loop. */
-export function sleepMs(ms: number): void {
+function sleepMs(ms: number): void {
   sleeper ??= new Int32Array(new SharedArrayBuffer(4));
   Atomics.wait(sleeper, 0, 0, ms);
 }

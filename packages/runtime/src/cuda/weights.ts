@@ -9,9 +9,9 @@ import { checkWeightsSha256 } from '../plan/load';
 import type { Driver } from './driver';
 import type { Ptr } from './ffi';
 
-export const WEIGHT_CHUNK_BYTES = 64 << 20;
+const WEIGHT_CHUNK_BYTES = 64 << 20;
 
-export interface UploadResult {
+interface UploadResult {
   readonly bytes: number;
   readonly ms: number;
   readonly sha256?: string;

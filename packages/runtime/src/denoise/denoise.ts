@@ -27,7 +27,7 @@ export interface CacheOptions {
   readonly computeLastStep?: boolean;
 }
 
-export interface DenoiseOptions {
+interface DenoiseOptions {
   readonly steps: number;
   /** The model inputs of the first step (test_data_set_0); the latent and timestep get replaced. */
   readonly inputs: ReadonlyMap<string, Tensor>;
@@ -78,7 +78,7 @@ function filled(like: Tensor, x: number): Tensor {
 }
 
 /** x + dt * v in fp32, rounded to x's dtype. */
-export function eulerUpdate(x: Tensor, v: Tensor, dt: number): Tensor {
+function eulerUpdate(x: Tensor, v: Tensor, dt: number): Tensor {
   const d = Math.fround(dt);
   const out = new Float32Array(x.size);
   for (let i = 0; i < x.size; i++) out[i] = Math.fround(x.data[i]! + Math.fround(d * v.data[i]!));

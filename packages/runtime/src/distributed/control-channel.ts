@@ -23,9 +23,9 @@ import { FrameError, FrameReader, PROTOCOL, encodeFrame, packParts, unpackParts 
 import type { Frame, FrameHeaders, FrameType } from './frames';
 
 /** Runs on the hub when every rank arrived at an op: inputs[r] is rank r's bytes; returns each rank's result. */
-export type Combiner = (inputs: readonly Uint8Array[]) => readonly Uint8Array[];
+type Combiner = (inputs: readonly Uint8Array[]) => readonly Uint8Array[];
 
-export interface ControlChannelOptions {
+interface ControlChannelOptions {
   readonly env: LaunchEnv;
   /** Joining, every op, and peer silence are bounded by this. */
   readonly timeoutMs: number;

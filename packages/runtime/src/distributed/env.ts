@@ -21,11 +21,11 @@ import { IrError } from '@paradit/ir';
 import type { LaunchEnv, LauncherName } from './types';
 import { firstNode } from './nodelist';
 
-export type Environment = Readonly<Record<string, string | undefined>>;
+type Environment = Readonly<Record<string, string | undefined>>;
 
 /** Offsets from the base port: never the base itself (torchrun's store). */
-export const NCCL_PORT_OFFSET = 1;
-export const CONTROL_PORT_OFFSET = 2;
+const NCCL_PORT_OFFSET = 1;
+const CONTROL_PORT_OFFSET = 2;
 
 /** Rank and world as one launcher states them, before addresses are derived. */
 interface RankSource {

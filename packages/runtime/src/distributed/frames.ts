@@ -33,7 +33,7 @@ export interface FrameHeaders {
 
 export type FrameType = keyof FrameHeaders;
 
-export const FRAME_CODES: { readonly [K in FrameType]: number } = {
+const FRAME_CODES: { readonly [K in FrameType]: number } = {
   hello: 1,
   welcome: 2,
   refuse: 3,
@@ -49,7 +49,7 @@ const TYPE_OF = new Map<number, FrameType>(Object.entries(FRAME_CODES).map(([k, 
 export type Frame = { [K in FrameType]: { readonly type: K; readonly header: FrameHeaders[K]; readonly body: Uint8Array } }[FrameType];
 
 /** Largest frame accepted (a collective's payload of a tiny CPU model is far below). */
-export const MAX_FRAME_BYTES = 1 << 30;
+const MAX_FRAME_BYTES = 1 << 30;
 
 export function encodeFrame<K extends FrameType>(type: K, header: FrameHeaders[K], body: Uint8Array = new Uint8Array(0)): Buffer {
   const h = Buffer.from(JSON.stringify(header), 'utf8');

@@ -13,7 +13,7 @@ import { exchangeAll } from '../plan/simulated-ranks';
 import type { ControlChannel } from './control-channel';
 
 /** The op key of a collective: ranks must meet at the same instruction. */
-export function collectiveKey(req: CollectiveRequest): string {
+function collectiveKey(req: CollectiveRequest): string {
   return `instruction ${req.where} (${req.instr.collective} over '${req.instr.meshAxis}'${req.instr.origin.length ? ` from ${req.instr.origin[0]}` : ''})`;
 }
 

@@ -2,13 +2,10 @@
  * Tensor <-> device bytes in a plan dtype (little-endian, the layout CUDA kernels read): used by
  * the plan writer for weights.bin and by the backends for inputs, outputs and (CPU) every buffer.
  */
-import { DType, Tensor, f16BitsToF32, f32ToF16Bits, numel } from '@paradit/ir';
+import { Tensor, f16BitsToF32, f32ToF16Bits, numel } from '@paradit/ir';
 import type { PlanDType } from './schema';
 
 export const PLAN_DTYPE_BYTES: { readonly [K in PlanDType]: number } = { f32: 4, f16: 2, bf16: 2, i32: 4, i64: 8, bool: 1, u8: 1, i8: 1, i16: 2, u16: 2, u32: 4, u64: 8 };
-
-/** Plan dtype -> IR dtype (they share names). */
-export const irDtype = (d: PlanDType): DType => d;
 
 /** Writes `t` into `out` (which has exactly numel * size bytes) in plan dtype `d`, converting if needed. */
 export function encodeInto(t: Tensor, d: PlanDType, out: Uint8Array): void {

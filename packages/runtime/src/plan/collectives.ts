@@ -7,7 +7,7 @@
  * Groups come from the plan's mesh (@paradit/ir mesh.ts): a group of axis A is the ranks that agree
  * on every other mesh coordinate, ordered by their index along A.
  */
-import { IrError, Tensor, axisIndex, groupOf } from '@paradit/ir';
+import { IrError, Tensor, axisIndex } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
 import type { CollectiveInstr, MeshAxisName, PlanDType, ShardSliceInstr } from './schema';
 import { PLAN_DTYPE_BYTES, decodeTensor, encodeInto } from './bytes';
@@ -21,11 +21,6 @@ export interface CollectiveRequest {
   readonly recv: Uint8Array;
   /** Element type of send and recv (reductions need it). */
   readonly dtype: PlanDType;
-}
-
-/** The ranks of `rank`'s group along `axis`, in member order. */
-export function groupRanksOf(mesh: Mesh, axis: MeshAxisName, rank: number): number[] {
-  return groupOf(mesh, axis, rank);
 }
 
 /** The rank's index along `axis` (its member index in its group). */

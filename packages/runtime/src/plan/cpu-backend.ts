@@ -32,7 +32,7 @@ export interface CpuBackendOptions {
   readonly onInstr?: (instr: Instr, seconds: number) => void;
 }
 
-export interface CpuRankOptions extends CpuBackendOptions {
+interface CpuRankOptions extends CpuBackendOptions {
   /** This process's rank in the plan's mesh (default 0). */
   readonly rank?: number;
   /** Required when the plan's mesh has more than one rank. */

@@ -25,7 +25,7 @@ function recipeShape(g: GeneratedWeight): number[] {
 }
 
 /** Writes the recipe's bytes into `out` (exactly count * size(dtype) bytes). */
-export function fillGeneratedWeight(g: GeneratedWeight, out: Uint8Array): void {
+function fillGeneratedWeight(g: GeneratedWeight, out: Uint8Array): void {
   const src = randomTensor(g.from, recipeShape(g), g.seed);
   // The plan writer's conversion: to float32 storage, rounded once to the plan dtype.
   const t = g.from === g.dtype ? src : Tensor.normalized(g.dtype, src.shape, Float32Array.from(src.data));

@@ -16,7 +16,7 @@ import { generatedWeightsViolation } from './generated-weights';
 import { checkBuffers, checkFiles, checkInstructions } from './validate';
 import type { Refuse } from './validate';
 
-export interface LoadPlanOptions {
+interface LoadPlanOptions {
   /** Hash weights.bin and compare with plan.json (default true; off for speed). */
   readonly verifyWeights?: boolean;
   /** The backend that will run it: 'cpu' runs any plan through its refs; 'cuda' needs a cuda plan. */
@@ -39,7 +39,7 @@ const refuse = (dir: string, why: string, fix: string): never => {
   throw new IrError('E_INPUT', `cannot load plan ${dir}: ${why}; ${fix}`);
 };
 
-export function sha256OfFile(file: string): string {
+function sha256OfFile(file: string): string {
   const h = crypto.createHash('sha256');
   const fd = fs.openSync(file, 'r');
   const buf = Buffer.alloc(8 << 20);
@@ -72,7 +72,7 @@ function readJson(dir: string): unknown {
 }
 
 /** Format, version and schema; version is checked first so a newer plan gets the version message. */
-export function parsePlanJson(dir: string, raw: unknown): Plan {
+function parsePlanJson(dir: string, raw: unknown): Plan {
   const head = (raw ?? {}) as { format?: unknown; version?: unknown };
   if (head.format !== PLAN_FORMAT) refuse(dir, `plan.json has format ${JSON.stringify(head.format)}, expected '${PLAN_FORMAT}'`, 'this is not a ParaDiT plan; ' + RECOMPILE);
   if (head.version !== PLAN_VERSION) {
@@ -126,7 +126,7 @@ function checkStructure(dir: string, plan: Plan): void {
   if (bad) refuse(dir, `its streams and events break the plan's rules: ${bad}`, RECOMPILE);
 }
 
-export function checkTarget(dir: string, plan: Plan, opts: LoadPlanOptions): void {
+function checkTarget(dir: string, plan: Plan, opts: LoadPlanOptions): void {
   if (opts.backend === 'cuda') {
     if (plan.target.backend !== 'cuda') refuse(dir, `the plan targets the ${plan.target.backend} backend, not cuda`, 'recompile it with --target cuda');
     if (opts.arch && plan.target.arch !== opts.arch) {

@@ -14,7 +14,7 @@ import type { LoadedPlan } from './load';
 import type { DistOptions, LaunchEnv } from '../distributed/types';
 import type { Plan } from './schema';
 
-export type PlanBackendName = 'cpu' | 'cuda';
+type PlanBackendName = 'cpu' | 'cuda';
 
 export interface OpenPlanOptions extends CpuBackendOptions {
   readonly backend?: PlanBackendName;

@@ -30,13 +30,13 @@ import { z } from 'zod';
 export const PLAN_FORMAT = 'paradit-plan';
 export const PLAN_VERSION = 3;
 
-export const planDType = z.enum(['f32', 'f16', 'bf16', 'i32', 'i64', 'bool', 'u8', 'i8', 'i16', 'u16', 'u32', 'u64']);
+const planDType = z.enum(['f32', 'f16', 'bf16', 'i32', 'i64', 'bool', 'u8', 'i8', 'i16', 'u16', 'u32', 'u64']);
 export type PlanDType = z.infer<typeof planDType>;
 
 export const space = z.enum(['weights', 'io', 'arena', 'state']);
 export type Space = z.infer<typeof space>;
 
-export const bufferDecl = z.object({
+const bufferDecl = z.object({
   id: z.number().int().nonnegative(),
   /** IR value name (for messages and inspection). */
   name: z.string(),
@@ -50,14 +50,14 @@ export const bufferDecl = z.object({
 export type BufferDecl = z.infer<typeof bufferDecl>;
 
 /** The IR fragment an instruction computes (the CPU backend's definition of the instruction). */
-export const refFragment = z.object({
+const refFragment = z.object({
   text: z.string(),
   inputs: z.array(z.number().int()),
   outputs: z.array(z.number().int()),
 });
 export type RefFragment = z.infer<typeof refFragment>;
 
-export const kernelArg = z.union([
+const kernelArg = z.union([
   z.object({ buf: z.number().int() }),
   z.object({ i32: z.number().int() }),
   z.object({ i64: z.number().int() }),
@@ -86,7 +86,7 @@ const common = {
   record: z.number().int().nonnegative().optional(),
 };
 
-export const meshAxisName = z.enum(['cfg', 'ring', 'ulysses', 'sp']);
+const meshAxisName = z.enum(['cfg', 'ring', 'ulysses', 'sp']);
 export type MeshAxisName = z.infer<typeof meshAxisName>;
 
 /**
@@ -100,7 +100,7 @@ export type MeshAxisName = z.infer<typeof meshAxisName>;
  *   send_recv   member i sends send to member (i+shift) mod groupSize and receives recv from
  *               member (i-shift) mod groupSize (ring attention's K/V hand-off)
  */
-export const collectiveInstr = z.object({
+const collectiveInstr = z.object({
   op: z.literal('collective'),
   collective: z.enum(['all_to_all', 'all_gather', 'all_reduce', 'send_recv']),
   meshAxis: meshAxisName,
@@ -119,7 +119,7 @@ export type CollectiveInstr = z.infer<typeof collectiveInstr>;
  * (bytes p*partBytes .. (p+1)*partBytes) into `dst` (rows x partBytes, contiguous). `index` is the
  * rank's index along meshAxis, known only at run time: one plan serves every rank.
  */
-export const shardSliceInstr = z.object({
+const shardSliceInstr = z.object({
   op: z.literal('shard_slice'),
   meshAxis: meshAxisName,
   groupSize: z.number().int().positive(),
@@ -132,7 +132,7 @@ export const shardSliceInstr = z.object({
 });
 export type ShardSliceInstr = z.infer<typeof shardSliceInstr>;
 
-export const kernelInstr = z.object({
+const kernelInstr = z.object({
   op: z.literal('kernel'),
   /** Entry point (extern "C" __global__ name) in kernels/module.cu. */
   kernel: z.string(),
@@ -145,7 +145,7 @@ export const kernelInstr = z.object({
 });
 
 /** Matrix operand of a gemm: a row-major [rows, cols] view with leading dimension `ld` (elements). */
-export const matrixView = z.object({
+const matrixView = z.object({
   buf: z.number().int(),
   /** Element offset from the buffer's start. */
   elemOffset: z.number().int().nonnegative().default(0),
@@ -161,7 +161,7 @@ export type MatrixView = z.infer<typeof matrixView>;
  * out[b] = epilogue(alpha * opA(a[b]) @ opB(b[b]) + bias) (+ residual when given); fp32 accumulation.
  * opX transposes the row-major view when transX is true. Shapes: opA [m,k], opB [k,n], out [m,n].
  */
-export const gemmInstr = z.object({
+const gemmInstr = z.object({
   op: z.literal('gemm'),
   m: z.number().int().positive(),
   n: z.number().int().positive(),
@@ -179,7 +179,7 @@ export const gemmInstr = z.object({
   ...common,
 });
 
-export const copyInstr = z.object({
+const copyInstr = z.object({
   op: z.literal('copy'),
   src: z.number().int(),
   dst: z.number().int(),
@@ -195,7 +195,7 @@ export type Instr =
   | BranchInstr;
 
 /** Runs `then` when the bool/u8 scalar `cond` (a device buffer) is true, else `else`. */
-export interface BranchInstr {
+interface BranchInstr {
   op: 'branch';
   cond: number;
   then: Instr[];
@@ -231,7 +231,7 @@ export const instr: z.ZodType<Instr, z.ZodTypeDef, unknown> = z.lazy(() =>
  * in `dtype` (the buffer's plan dtype). The buffer lies at or after byte `weights.bytes` of the
  * weights space (outside the file); the bytes there that no generated buffer covers are zero.
  */
-export const generatedWeight = z.object({
+const generatedWeight = z.object({
   buf: z.number().int().nonnegative(),
   generator: z.literal('uniform-jenkins32'),
   /** The 53-bit tensor seed (tensorSeed(user seed, initializer name)). */
@@ -244,14 +244,14 @@ export const generatedWeight = z.object({
 });
 export type GeneratedWeight = z.infer<typeof generatedWeight>;
 
-export const ioDecl = z.object({ name: z.string(), buf: z.number().int() });
+const ioDecl = z.object({ name: z.string(), buf: z.number().int() });
 
 /**
  * State that persists across the steps of one generation (First Block Cache). The program itself
  * updates state buffers (the lowering emits the copies); the runtime only zeroes the state space
  * on `resetState`.
  */
-export const stateDecl = z.object({
+const stateDecl = z.object({
   name: z.string(),
   buf: z.number().int(),
   /** What it is, e.g. "fbcache.r_ref", "fbcache.residual[0]", "fbcache.valid". */

@@ -122,7 +122,7 @@ export function checkInstructions(plan: Plan, byId: Map<number, BufferDecl>, ref
   }
 }
 
-export function sha256Of(bytes: Uint8Array | string): string {
+function sha256Of(bytes: Uint8Array | string): string {
   return crypto.createHash('sha256').update(bytes).digest('hex');
 }
 

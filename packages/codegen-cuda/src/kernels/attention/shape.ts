@@ -62,7 +62,7 @@ const BARRIER_BYTES = 8 * 16;
 /** Slack to round the dynamic shared-memory base up to the 1024-byte swizzle atom. */
 const ALIGN_SLACK = 1024;
 
-export function maskElemType(mask: AttentionMaskKind): string | undefined {
+function maskElemType(mask: AttentionMaskKind): string | undefined {
   switch (mask) {
     case 'none':
       return undefined;
@@ -77,7 +77,7 @@ export function maskElemType(mask: AttentionMaskKind): string | undefined {
   }
 }
 
-export function entryName(spec: AttentionSpec): string {
+function entryName(spec: AttentionSpec): string {
   const dv = spec.headDimV ?? spec.headDim;
   const parts = ['paradit_attn_fwd', spec.dtype, `d${spec.headDim}`];
   if (dv !== spec.headDim) parts.push(`dv${dv}`);
