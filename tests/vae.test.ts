@@ -6,7 +6,8 @@
  * attention after the default pipeline), the reference interpreter reproduces PyTorch's fp32
  * `vae.decode(z).sample` (relative L2 <= 1e-4), and a compiled plan run on the CPU backend does too
  * (fp32 plan within 1e-5, bf16 plan within 5e-2: the `check --backend` tolerances). A latent
- * perturbed in one row is a mismatch (the comparison can fail).
+ * perturbed in one row is a mismatch (the comparison can fail). The rows-parallel plan's halo,
+ * all-reduce and gather volumes per rank equal a hand count (docs/vae.md).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { Module, Tensor, interpret, loadModel } from '@paradit/ir';
 import { createPassContext, defaultPipeline, runPipeline } from '@paradit/passes';
 import { compareTensors, listTestDataSets, readTestDataSet } from '@paradit/runtime';
 import { checkModelDirOnPlan } from '../packages/cli/src/commands/check-backend';
+import { planRowsParallel } from '../packages/passes/src/rows-parallel/halo-plan';
 
 const ROOT = path.join(__dirname, 'vae');
 const FOLDERS = ['flux_vae_tiny_dynamo', 'flux_vae_tiny_ts'];
@@ -92,5 +94,33 @@ describe.each(FOLDERS)('%s', (folder) => {
     expect(r.checks).toHaveLength(1);
     expect(r.checks[0]!.relL2).toBeLessThan(tol);
     expect(r.ok).toBe(true);
+  });
+});
+
+/**
+ * Hand count, f32, one image. Every conv is 3x3 pad 1 stride 1: one halo row per neighbour of
+ * B*Cin*width*4 bytes: conv_in 16*8*4 = 512; the 8 convs at 8x8 with 32 channels (4 mid, 4 in
+ * up_blocks.0) 1024 each; the 6 at 16x16 (upsampler, 4 in up_blocks.1, conv_out) 2048 each. An edge
+ * rank receives one side: 512 + 8*1024 + 6*2048 = 20992; an interior rank twice that. GroupNorm:
+ * 14 norms x (sum, sum of squares) x 8 groups x 4 bytes = 896 per rank. Mid-block attention (1
+ * head, 64 tokens, head dim 32): K and V of the other ranks' tokens, (W-1)/W * 64 * (32+32) * 4.
+ */
+describe.each(FOLDERS)('%s rows-parallel plan', (folder) => {
+  test.each([
+    [2, [20992, 20992], 8192],
+    [4, [20992, 41984, 41984, 20992], 12288],
+  ])('degree %i: halo, all-reduce and gather bytes per rank', (world, halo, gather) => {
+    const m = runPipeline(load(folder).raw, defaultPipeline(), createPassContext());
+    const p = planRowsParallel(m, world);
+    expect(p.steps.filter((s) => s.kind === 'conv-halo')).toHaveLength(15);
+    expect(p.steps.filter((s) => s.kind === 'norm-all-reduce')).toHaveLength(14);
+    expect(p.haloBytesByRank).toEqual(halo);
+    expect(p.allReduceBytesByRank).toEqual(new Array(world).fill(896));
+    expect(p.gatherBytesByRank).toEqual(new Array(world).fill(gather));
+  });
+
+  test('degree 16 is refused: 8 latent rows do not split 16 ways', () => {
+    const m = runPipeline(load(folder).raw, defaultPipeline(), createPassContext());
+    expect(() => planRowsParallel(m, 16)).toThrow(/rows-parallel: Conv '[^']+': 8 rows are not divisible by rows-parallel degree 16; use a degree that divides 8/);
   });
 });
