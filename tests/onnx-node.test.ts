@@ -8,7 +8,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { IrError, Module, Tensor, interpret, loadModel, readTensorFile } from '@paradit/ir';
+import { IrError, Module, Tensor, interpret, loadModel } from '@paradit/ir';
+import { listTestDataSets, readTestDataSet } from '@paradit/runtime';
+import type { TestDataSet } from '@paradit/runtime';
 
 const ROOT = '/usr/share/libonnx-testdata/data/node';
 const FILTER = process.env.ONNX_NODE_FILTER ?? '';
@@ -61,19 +63,8 @@ function loadCases(): Case[] {
     });
 }
 
-function readSets(dir: string): { inputs: Tensor[]; outputs: Tensor[] }[] {
-  return fs
-    .readdirSync(dir)
-    .filter((d) => d.startsWith('test_data_set_'))
-    .sort()
-    .map((d) => {
-      const read = (prefix: string): Tensor[] => {
-        const out: Tensor[] = [];
-        for (let k = 0; fs.existsSync(path.join(dir, d, `${prefix}_${k}.pb`)); k++) out.push(readTensorFile(path.join(dir, d, `${prefix}_${k}.pb`)));
-        return out;
-      };
-      return { inputs: read('input'), outputs: read('output') };
-    });
+function readSets(dir: string): TestDataSet[] {
+  return listTestDataSets(dir).map(readTestDataSet);
 }
 
 /** ONNX backend-test closeness: elementwise |a - b| <= atol + rtol |b|, NaN matching NaN. */

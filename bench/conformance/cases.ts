@@ -11,9 +11,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Graph, Module, Value } from '@paradit/ir';
-import { interpret, loadModel, readTensorFile } from '@paradit/ir';
+import { interpret, loadModel } from '@paradit/ir';
 import type { Tensor } from '@paradit/ir';
 import { compileModule } from '@paradit/codegen-cuda';
+import { listTestDataSets, readTestDataSet } from '@paradit/runtime';
+import type { TestDataSet } from '@paradit/runtime';
 import { decodeModel, decodeTensor, encodeModel } from '../../packages/ir/src/onnx/proto';
 
 export const NODE_ROOT = '/usr/share/libonnx-testdata/data/node';
@@ -29,25 +31,9 @@ const SHAPE_SLOTS: Readonly<Record<string, readonly number[]>> = {
 /** Training-mode or random cases the interpreter suite excludes (tests/onnx-node.test.ts). */
 const EXCLUDED = /^test_(dropout_random_old|training_dropout.*|cast_BFLOAT16_to_FLOAT|cast_FLOAT_to_BFLOAT16|castlike_BFLOAT16_to_FLOAT(_expanded)?|castlike_FLOAT_to_BFLOAT16(_expanded)?)$/;
 
-export interface DataSet {
-  readonly dir: string;
-  readonly inputs: Tensor[];
-  readonly outputs: Tensor[];
-}
-
-export function readSets(dir: string): DataSet[] {
-  return fs
-    .readdirSync(dir)
-    .filter((d) => d.startsWith('test_data_set_'))
-    .sort()
-    .map((d) => {
-      const read = (prefix: string): Tensor[] => {
-        const out: Tensor[] = [];
-        for (let k = 0; fs.existsSync(path.join(dir, d, `${prefix}_${k}.pb`)); k++) out.push(readTensorFile(path.join(dir, d, `${prefix}_${k}.pb`)));
-        return out;
-      };
-      return { dir: path.join(dir, d), inputs: read('input'), outputs: read('output') };
-    });
+/** A case's data sets, in order (the runtime's model-zoo reader). */
+function readSets(dir: string): TestDataSet[] {
+  return listTestDataSets(dir).map(readTestDataSet);
 }
 
 /** ONNX backend-test closeness (the interpreter suite's rule). */

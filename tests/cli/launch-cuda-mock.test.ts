@@ -8,48 +8,19 @@
  * one GPU are refused by rank 1 with rank 0 stopping and naming it. Skips with a printed reason
  * without gcc or koffi, or where a real libcuda is loadable (bench/multi-gpu/launch-gpu.sh covers it).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { makeMesh, readTensorFile, writeTensorFile } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
 import { SimulatedPlanRanks, loadPlan } from '@paradit/runtime';
-import { koffi } from '../../packages/runtime/src/cuda/ffi';
 import { distInputs, writeDistPlan } from '../../bench/multi-gpu/dist-plans';
 import { CLI, ensureCli } from './cli-helpers';
 import { REPO_ROOT } from '../fixtures';
+import { buildMockLibs } from '../../packages/runtime/test/fixtures/mock-libs';
 
-const FIXTURES = path.join(REPO_ROOT, 'packages/runtime/test/fixtures');
 
-function setUp(): { dir?: string; env?: NodeJS.ProcessEnv; reason?: string } {
-  let k;
-  try {
-    k = koffi();
-  } catch (e) {
-    return { reason: (e as Error).message };
-  }
-  try {
-    k.load('libcuda.so.1');
-    return { reason: 'a real libcuda.so.1 is loadable here (bench/multi-gpu/launch-gpu.sh runs instead)' };
-  } catch {
-    /* expected without a GPU */
-  }
-  try {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paradit-launch-mock-'));
-    fs.mkdirSync(path.join(dir, 'lib64'));
-    const cuda = path.join(dir, 'libparadit-mock-cuda.so');
-    execFileSync('gcc', ['-shared', '-fPIC', '-O1', '-o', cuda, path.join(FIXTURES, 'mock-cuda.c'), '-lm'], { stdio: 'pipe' });
-    fs.copyFileSync(cuda, path.join(dir, 'lib64/libnvrtc.so.13'));
-    const nccl = path.join(dir, 'libnccl.so.2');
-    execFileSync('gcc', ['-shared', '-fPIC', '-O1', '-o', nccl, path.join(FIXTURES, 'mock-nccl.c')], { stdio: 'pipe' });
-    return { dir, env: { PARADIT_LIBCUDA: cuda, CUDA_HOME: dir, NCCL_LIBRARY: nccl } };
-  } catch (e) {
-    return { reason: `cannot build the mock CUDA libraries with gcc (${(e as Error).message.split('\n')[0]})` };
-  }
-}
-
-const mock = setUp();
+const mock = buildMockLibs('paradit-launch-mock-');
 if (mock.reason) console.log(`launch-cuda-mock tests skipped: ${mock.reason}`);
 const maybe = mock.reason ? describe.skip : describe;
 

@@ -8,48 +8,20 @@
  * everything in call order): the GPU runs of bench/multi-gpu/smoke.ts are. Skips with a printed
  * reason without gcc or koffi, or where a real libcuda is loadable (the GPU tests cover that machine).
  */
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { makeMesh } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
 import { SimulatedPlanRanks, loadPlan } from '../src/index';
-import { koffi } from '../src/cuda/ffi';
 import { diffOutputs, distInputs, writeDistPlan } from '../../../bench/multi-gpu/dist-plans';
 import type { DistDType } from '../../../bench/multi-gpu/dist-plans';
 import { skipReason } from '../../../tests/skip-reason';
+import { buildMockLibs } from './fixtures/mock-libs';
 
 function setUp(): { dir?: string; reason?: string } {
-  let k;
-  try {
-    k = koffi();
-  } catch (e) {
-    return { reason: (e as Error).message };
-  }
-  try {
-    k.load('libcuda.so.1');
-    return { reason: 'a real libcuda.so.1 is loadable here (the GPU tests run instead)' };
-  } catch {
-    /* expected on a machine without a GPU */
-  }
-  try {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paradit-mock-cuda-'));
-    fs.mkdirSync(path.join(dir, 'lib64'));
-    // Not named libcuda.so.1 (no such soname either): later test files of this jest worker must
-    // not find the stand-in when they look for a real driver.
-    const cuda = path.join(dir, 'libparadit-mock-cuda.so');
-    execFileSync('gcc', ['-shared', '-fPIC', '-O1', '-o', cuda, path.join(__dirname, 'fixtures/mock-cuda.c'), '-lm'], { stdio: 'pipe' });
-    fs.copyFileSync(cuda, path.join(dir, 'lib64/libnvrtc.so.13'));
-    const nccl = path.join(dir, 'libnccl.so.2');
-    execFileSync('gcc', ['-shared', '-fPIC', '-O1', '-o', nccl, path.join(__dirname, 'fixtures/mock-nccl.c')], { stdio: 'pipe' });
-    process.env['PARADIT_LIBCUDA'] = cuda;
-    process.env['CUDA_HOME'] = dir;
-    process.env['NCCL_LIBRARY'] = nccl;
-    return { dir };
-  } catch (e) {
-    return { reason: `cannot build the mock CUDA libraries with gcc (${(e as Error).message.split('\n')[0]})` };
-  }
+  const libs = buildMockLibs('paradit-mock-cuda-');
+  if (!libs.env) return libs;
+  Object.assign(process.env, libs.env);
+  return { dir: libs.dir };
 }
 
 const env = setUp();
