@@ -219,19 +219,28 @@ const Gemm: Lower = (node, p) => {
 };
 
 /**
- * Normalization of x over the dims `norm` (mean and variance in double, two passes), then the
- * affine part read through `affine` (scale, bias operand positions).
+ * Two-pass moments of operand 0 over the loop box (`pos` maps the box's loop variables to x's
+ * index): emits the mean and the sum of squared deviations, both in double.
  */
-function normalized(c: IndexCtx, at: readonly string[], xs: readonly number[], norm: readonly number[], eps: number): { mean: string; inv: string } {
-  const box = norm.map((d) => xs[d]!);
+function boxMoments(c: IndexCtx, box: readonly number[], pos: (k: readonly string[]) => string[]): { mean: string; sq: string } {
   const n = box.reduce((a, b) => a * b, 1);
-  const pos = (k: readonly string[]): string[] => at.map((v, d) => (norm.includes(d) ? k[norm.indexOf(d)]! : v));
   const sum = local(c, 'double', '0.0', 'm');
   loops(c, box, (k) => c.emit(`${sum} += (double)${c.read(0, pos(k))};`));
   const mean = c.tmp('mu');
   c.emit(`const double ${mean} = ${sum} / ${n}.0;`);
   const sq = local(c, 'double', '0.0', 'v');
   loops(c, box, (k) => c.emit(`{ const double t = (double)${c.read(0, pos(k))} - ${mean}; ${sq} += t * t; }`));
+  return { mean, sq };
+}
+
+/**
+ * Normalization of x over the dims `norm` (mean and variance in double, two passes), then the
+ * affine part read through `affine` (scale, bias operand positions).
+ */
+function normalized(c: IndexCtx, at: readonly string[], xs: readonly number[], norm: readonly number[], eps: number): { mean: string; inv: string } {
+  const box = norm.map((d) => xs[d]!);
+  const n = box.reduce((a, b) => a * b, 1);
+  const { mean, sq } = boxMoments(c, box, (k) => at.map((v, d) => (norm.includes(d) ? k[norm.indexOf(d)]! : v)));
   const inv = c.tmp('inv');
   c.emit(`const double ${inv} = 1.0 / sqrt(${sq} / ${n}.0 + ${eps});`);
   return { mean, inv };
@@ -293,13 +302,7 @@ const GroupNormalization: Lower = (node, p, opset) => {
   const n = box.reduce((s, d) => s * d, 1);
   const r = rule('group_norm', (c, at) => {
     const g0 = let_(c, `(${at[1]} / ${Cg}) * ${Cg}`);
-    const pos = (k: readonly string[]): string[] => [at[0]!, `(${g0} + ${k[0]})`, ...k.slice(1)];
-    const sum = local(c, 'double', '0.0', 'm');
-    loops(c, box, (k) => c.emit(`${sum} += (double)${c.read(0, pos(k))};`));
-    const mean = c.tmp('mu');
-    c.emit(`const double ${mean} = ${sum} / ${n}.0;`);
-    const sq = local(c, 'double', '0.0', 'v');
-    loops(c, box, (k) => c.emit(`{ const double t = (double)${c.read(0, pos(k))} - ${mean}; ${sq} += t * t; }`));
+    const { mean, sq } = boxMoments(c, box, (k) => [at[0]!, `(${g0} + ${k[0]})`, ...k.slice(1)]);
     const pi = perChannel ? at[1]! : `(${at[1]} / ${Cg})`;
     return `(${computeType(out0(node).dtype)})(((double)${c.read(0, at)} - ${mean}) / sqrt(${sq} / ${n}.0 + ${eps}) * (double)${c.read(1, [pi])} + (double)${c.read(2, [pi])})`;
   });
