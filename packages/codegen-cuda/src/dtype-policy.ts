@@ -25,6 +25,7 @@ import { ConstData, DType, Graph, IrError, Module, Node, Tensor, Value, dtypeToO
 import { opsWith } from '@paradit/ir';
 import { rebuildModule } from './lower/rebuild';
 import type { ReplayCtx } from './lower/rebuild';
+import type { Pass } from '@paradit/passes';
 
 export type PlanPrecision = 'bf16' | 'f16' | 'f32';
 
@@ -207,4 +208,9 @@ function castOutputs(g: Graph, want: readonly DType[], name: string): Graph {
     return o;
   });
   return outs.every((v, i) => v === g.outputs[i]) ? g : new Graph(g.inputs, nodes, outs, g.name);
+}
+
+/** The pass form of `applyDtypePolicy` for `--dtype T`. */
+export function dtypePolicyPass(T: PlanPrecision): Pass {
+  return { name: 'dtype-policy', description: `storage dtypes for --dtype ${T}: contractions in ${T}, statistics in fp32, graph inputs and outputs as declared`, run: (m) => applyDtypePolicy(m, T) };
 }
