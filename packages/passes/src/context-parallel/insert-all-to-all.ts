@@ -25,7 +25,7 @@
  */
 import { IrError, Module, Tensor, Value, axisPlace, distFromPlaces, distOf, isPlainAxis, seqMeshAxis, withPlace } from '@paradit/ir';
 import type { AttrValue, AxisPlace, Dist, Mesh } from '@paradit/ir';
-import type { Pass } from './pass';
+import type { Pass } from '../pass';
 import { meshOf } from './shard/mesh-options';
 import { globalShape, meshSizes } from './shard/view';
 import { PlacedRebuild } from './shard/rebuild';

@@ -25,7 +25,7 @@
  */
 import { Module, Value, axisPlace, dtypeToOnnx, globalShape, withPlace } from '@paradit/ir';
 import type { AttrValue, AxisPlace, Mesh } from '@paradit/ir';
-import type { Pass } from './pass';
+import type { Pass } from '../pass';
 import { meshOf } from './shard/mesh-options';
 import { meshSizes } from './shard/view';
 import { PlacedRebuild } from './shard/rebuild';

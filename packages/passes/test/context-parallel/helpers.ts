@@ -5,7 +5,7 @@
 import { Mesh, Module, verifySharded, verifyModule } from '@paradit/ir';
 import { createPassContext, runPass } from '@paradit/passes';
 import type { Pass } from '@paradit/passes';
-import { withMesh } from '../../packages/passes/src/shard/mesh-options';
+import { withMesh } from '../../src/context-parallel/shard/mesh-options';
 
 /** Runs one pass for `mesh` with the SPMD verifier before and after. */
 export function runFor(pass: Pass, m: Module, mesh: Mesh): Module {
@@ -15,4 +15,4 @@ export function runFor(pass: Pass, m: Module, mesh: Mesh): Module {
   return out;
 }
 
-export { expectIr, relL2 } from '../support/harness';
+export { expectIr, relL2 } from '../../../../tests/support/harness';

@@ -9,11 +9,11 @@
 import { DEFAULT_PLACEMENT_RULES, Module, Tensor, byteSize, numel, runSimulated, simulateRanks, verifySharded, worldSize } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
 import type { Mesh, Node } from '@paradit/ir';
-import type { Pass } from './pass';
-import { createPassContext } from './pass';
-import type { PassReport } from './report';
-import { runPipeline } from './pipeline';
-import { defaultPipeline } from './default-pipeline';
+import type { Pass } from '../pass';
+import { createPassContext } from '../pass';
+import type { PassReport } from '../report';
+import { runPipeline } from '../pipeline';
+import { defaultPipeline } from '../default-pipeline';
 import { splitCfgBatch } from './split-cfg-batch';
 import { shardSequence } from './shard-sequence';
 import { insertAllToAllPass } from './insert-all-to-all';
