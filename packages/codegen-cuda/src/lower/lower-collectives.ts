@@ -21,7 +21,7 @@
  */
 import { Graph, IrError, Module, Node, Tensor, Value, capturedValues, dtypeToOnnx, naturalToOrdered, orderedToNatural } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
-import type { AttrValue, GraphBuilder } from '@paradit/ir';
+import type { AttrValue, GraphBuilder, OpKind } from '@paradit/ir';
 import { rebuildModule } from './rebuild';
 import type { ReplayCtx } from './rebuild';
 
@@ -92,7 +92,7 @@ const unitPrefix = (shape: readonly number[], k: number): boolean => shape.slice
 
 /** Ops whose kernels are not fused-kernel fragments (a layout change before or after them is a copy). */
 const NOT_FUSED = opsWith('contraction', 'control', 'communicating', 'rankSlice', 'reshape', 'alias', 'transpose');
-const isFusedKernelOp = (op: string): boolean => !NOT_FUSED.has(op);
+const isFusedKernelOp = (op: OpKind): boolean => !NOT_FUSED.has(op);
 
 /**
  * Copy kernels a layout P costs around an all_to_all. The exchange buffer holds the chunks in
@@ -280,7 +280,7 @@ function hook(n: Node, ctx: ReplayCtx, nb: (n: Node) => Neighbours): readonly Va
   }
 }
 
-const LOWERED = new Set(['all_to_all', 'all_gather', 'to_token_order', 'from_token_order', 'lse_merge']);
+const LOWERED: ReadonlySet<OpKind> = new Set<OpKind>(['all_to_all', 'all_gather', 'to_token_order', 'from_token_order', 'lse_merge']);
 
 /** The module with its collectives in plan form (see the header); `m` itself when it has none. */
 export function lowerCollectives(m: Module): Module {

@@ -11,7 +11,7 @@
  */
 import { Graph, IrError, Module, Node, Value, byteSize, capturedValues, isMeshAxis, numel } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
-import type { MeshAxis } from '@paradit/ir';
+import type { MeshAxis, OpKind } from '@paradit/ir';
 import type { EmitFragment, FragmentLowering } from '../kernel-types';
 import { matchGemm } from './gemm';
 import { flashSupported, foldableInputTransposes, isAttentionOp, lowerFlashAttention } from './attention';
@@ -241,7 +241,7 @@ class Lowerer {
 
 const PLAN_COLLECTIVES = opsWith('communicating', 'rankSlice');
 
-function isPlanCollective(op: string): boolean {
+function isPlanCollective(op: OpKind): boolean {
   return PLAN_COLLECTIVES.has(op);
 }
 
