@@ -23,7 +23,7 @@
  *   %o2 = attention(%q2, %k2, %v2) {numHeads: 2, kvHeads: 2}           f32[1,2,32,8]@shard(1,ulysses)
  *   %o = all_to_all(%o2) {meshAxis: ulysses, splitAxis: 2, concatAxis: 1, groupSize: 2}  f32[1,4,16,8]@shard(2,ulysses)
  */
-import { IrError, Module, Tensor, Value, axisPlace, distFromPlaces, distOf, isPlainAxis, seqMeshAxis, withPlace } from '@paradit/ir';
+import { IrError, Module, Tensor, Value, attrsOf, axisPlace, distFromPlaces, distOf, isPlainAxis, seqMeshAxis, withPlace } from '@paradit/ir';
 import type { AttrValue, AxisPlace, Dist, Mesh } from '@paradit/ir';
 import type { Pass } from '../pass';
 import { meshOf } from './shard/mesh-options';
@@ -47,8 +47,7 @@ export function findUlyssesSites(m: Module, mesh: Mesh): UlyssesSite[] {
   return findGatheredKeySites(m, S)
     .filter((s) => isPlainAxis(axisPlace(distOf(s.q.type.placement), 1)))
     .map((s) => {
-      const heads = s.node.attrs.numHeads?.kind === 'int' ? s.node.attrs.numHeads.value : (s.q.shape[1] as number);
-      const kvHeads = s.node.attrs.kvHeads?.kind === 'int' ? s.node.attrs.kvHeads.value : heads;
+      const { numHeads: heads, kvHeads } = attrsOf(s.node, 'attention');
       return { ...s, heads, kvHeads };
     });
 }
