@@ -4,7 +4,7 @@
  * axis, an unknown enumerated string, a wrong attribute kind, a missing attribute or the wrong op
  * is refused with a message naming the node and the attribute.
  */
-import { GraphBuilder, Node, Value, attrsOf, collectiveGroupOf, dtypeToOnnx, hasTypedAttrs, isIrError, tensorType } from '../src';
+import { GraphBuilder, Node, Value, attrsFor, attrsOf, collectiveGroupOf, dtypeToOnnx, hasTypedAttrs, isIrError, tensorType } from '../src';
 import type { AttrValue, Attrs } from '../src';
 
 const int = (value: number): AttrValue => ({ kind: 'int', value });
@@ -82,6 +82,26 @@ describe('attrsOf', () => {
 
   test('refuses a node of another op', () => {
     expect(errorOf(() => attrsOf(raw('gelu', {}), 'silu'))).toBe("gelu 'bad_node': expected a silu node, got gelu");
+  });
+
+  test('attrsFor writes what attrsOf reads back; left-out defaults are not written', () => {
+    const a = attrsFor('shard_slice', { meshAxis: 'ring', groupSize: 2, axis: 1 });
+    expect(a).toEqual({ meshAxis: str('ring'), groupSize: int(2), axis: int(1) });
+    expect(attrsOf(built('shard_slice', [[4, 8]], a), 'shard_slice')).toEqual({ meshAxis: 'ring', groupSize: 2, axis: 1, shift: 0 });
+    const t = attrsFor('to_token_order', { axis: 1, segments: [2, 4], chunks: 2, fill: 0.5 });
+    expect(t).toEqual({ axis: int(1), segments: ints([2, 4]), chunks: int(2), fill: float(0.5) });
+    expect(attrsFor('gelu', {})).toEqual({});
+  });
+
+  test('attrsFor is checked by the type: required attributes, mesh axes, enumerated strings', () => {
+    // Compile-time checks (tsc runs over the tests): each line below must be a type error.
+    // @ts-expect-error axis is required
+    const noAxis = (): unknown => attrsFor('shard_slice', { meshAxis: 'ring', groupSize: 2 });
+    // @ts-expect-error 'rows' is not a MeshAxis
+    const badAxis = (): unknown => attrsFor('ppermute', { meshAxis: 'rows', groupSize: 2, shift: 1 });
+    // @ts-expect-error 'min' is not an all_reduce reduction
+    const badReduce = (): unknown => attrsFor('all_reduce', { meshAxis: 'sp', groupSize: 2, reduce: 'min' });
+    expect([noAxis, badAxis, badReduce].every((f) => typeof f === 'function')).toBe(true);
   });
 
   test('hasTypedAttrs: ParaDiT and collective ops only', () => {

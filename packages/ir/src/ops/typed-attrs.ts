@@ -9,7 +9,7 @@
  * The op rules (infer/run) keep reading through their AttrReader, whose errors carry the rule's
  * own context; this module is for code that holds an already-built node.
  */
-import type { AttrValue, Node } from '../graph';
+import type { AttrValue, Attrs, Node } from '../graph';
 import { IrError } from '../errors';
 import { dtypeToOnnx } from '../dtype';
 import type { MeshAxis } from '../mesh';
@@ -62,8 +62,18 @@ interface TypedAttrs {
   readonly lse_merge: NoAttrs;
 }
 
-/** The attributes of a node of op K. */
+/** The attributes of a node of op K (what attrsOf returns: defaults filled in). */
 export type AttrsOf<K extends TypedAttrOp> = TypedAttrs[K];
+
+/** Attributes to create a node of op K with (attrsFor): those with a default may be left out. */
+export type AttrsInit<K extends TypedAttrOp> = { readonly [P in keyof TypedAttrs[K] as P extends DefaultedKey<K> ? never : P]: TypedAttrs[K][P] } & {
+  readonly [P in keyof TypedAttrs[K] as P extends DefaultedKey<K> ? P : never]?: TypedAttrs[K][P];
+};
+
+/** The attributes of op K that have a default in the schema. */
+type DefaultedKey<K extends TypedAttrOp> = {
+  [P in keyof TypedAttrs[K]]: P extends keyof (typeof SCHEMAS)[K] ? ((typeof SCHEMAS)[K][P] extends { readonly default: unknown } ? P : never) : never;
+}[keyof TypedAttrs[K]];
 
 /** How one attribute is stored; the kind is tied to the field's TypeScript type. */
 type Field<T> = [T] extends [MeshAxis]
@@ -86,7 +96,7 @@ const ATTENTION: Schema<AttentionAttrs> = { scale: FLOAT, numHeads: INT, kvHeads
 const TOKEN_ORDER: Schema<TokenOrderAttrs> = { axis: INT, segments: INTS, chunks: INT };
 
 /** Every typed op's attributes; keys must equal TypedAttrOp (checked by the type). */
-const SCHEMAS: { readonly [K in TypedAttrOp]: Schema<TypedAttrs[K]> } = {
+const SCHEMAS = {
   attention: ATTENTION,
   rms_norm: { eps: FLOAT },
   layer_norm: { eps: FLOAT },
@@ -105,7 +115,7 @@ const SCHEMAS: { readonly [K in TypedAttrOp]: Schema<TypedAttrs[K]> } = {
   from_token_order: TOKEN_ORDER,
   attention_lse: { ...ATTENTION, oDtype: { kind: 'int', default: dtypeToOnnx('f32') } },
   lse_merge: {},
-};
+} satisfies { readonly [K in TypedAttrOp]: Schema<TypedAttrs[K]> };
 
 type AnyField = { readonly kind: 'meshAxis' | 'int' | 'float' | 'ints' | 'string'; readonly default?: unknown; readonly oneOf?: readonly string[] };
 
@@ -158,4 +168,22 @@ export function hasTypedAttrs(op: string): op is TypedAttrOp {
 export function collectiveGroupOf(n: Node): GroupAttrs {
   const { meshAxis, groupSize } = GROUP;
   return { meshAxis: readField(n, 'meshAxis', meshAxis, n.attrs['meshAxis']) as MeshAxis, groupSize: readField(n, 'groupSize', groupSize, n.attrs['groupSize']) as number };
+}
+
+/**
+ * The Attrs to create a node of op `op` with, from typed values (mesh axes and enumerated strings
+ * are checked by the type; left-out defaulted attributes are not written).
+ */
+export function attrsFor<K extends TypedAttrOp>(op: K, a: AttrsInit<K>): Attrs {
+  const schema = SCHEMAS[op] as Readonly<Record<string, AnyField>>;
+  const given = a as Readonly<Record<string, unknown>>;
+  const out: Record<string, AttrValue> = {};
+  for (const [name, f] of Object.entries(schema)) {
+    const v = given[name];
+    if (v === undefined) continue;
+    if (f.kind === 'ints') out[name] = { kind: 'ints', value: [...(v as readonly number[])] };
+    else if (f.kind === 'int' || f.kind === 'float') out[name] = { kind: f.kind, value: v as number };
+    else out[name] = { kind: 'string', value: v as string };
+  }
+  return out;
 }
