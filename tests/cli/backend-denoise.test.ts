@@ -13,6 +13,7 @@ import { runDenoise } from '../../packages/cli/src/commands/denoise';
 import { openPlanStep } from '../../packages/cli/src/commands/check-backend';
 import { TINY_DIT, buildTinyDit, tinyDitInputs } from '../models/tiny-dit';
 import { ensureCli, expectUserError, runCli } from './cli-helpers';
+import { relL2 } from '../support/harness';
 
 const HAS_GPU = spawnSync('sh', ['-c', 'command -v nvidia-smi && nvidia-smi -L'], { encoding: 'utf8' }).status === 0;
 const noGpuIt = HAS_GPU ? it.skip : it;
@@ -47,14 +48,7 @@ describe('denoise --backend cpu (a compiled plan)', () => {
     expect([plan.report.totalBlocks, plan.report.skippedBlocks]).toEqual([interp.report.totalBlocks, interp.report.skippedBlocks]);
     expect(plan.report.backend).toEqual({ name: 'cpu', dtype: 'f32' });
     expect(plan.text).toMatch(/f32 plan on cpu/);
-    let num = 0;
-    let den = 0;
-    plan.latents.data.forEach((x, i) => {
-      const r = interp.latents.data[i]!;
-      num += (x - r) ** 2;
-      den += r * r;
-    });
-    expect(Math.sqrt(num / den)).toBeLessThan(1e-4);
+    expect(relL2(plan.latents, interp.latents)).toBeLessThan(1e-4);
   });
 
   it('keeps the cache state inside the plan: the executor exposes no fbcache.state names', async () => {

@@ -15,7 +15,7 @@ import { GraphBuilder, Module, Tensor, interpret, makeMesh, orderedLength, parse
 import type { AttrValue, Value } from '@paradit/ir';
 import { compileForMesh } from '../../packages/passes/src/context-parallel';
 import { randomTensor, rng } from '../models/tiny-dit';
-import { relL2 } from './helpers';
+import { relL2 } from '../support/harness';
 
 interface Case {
   readonly batch: number;

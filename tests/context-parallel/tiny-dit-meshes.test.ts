@@ -10,7 +10,7 @@ import { compileForMesh } from '../../packages/passes/src/context-parallel';
 import { TINY_DIT, buildTinyDit, randomTensor, rng, tinyDitInputs } from '../models/tiny-dit';
 import { CP_DIT, buildCpDit, cpDitInputs } from '../models/tiny-dit-cp';
 import type { CpDitConfig } from '../models/tiny-dit-cp';
-import { relL2 } from './helpers';
+import { relL2 } from '../support/harness';
 
 const TOL = 1e-4;
 /** (U, R, C) from the issue; the cfg ones need a batch of 2. */

@@ -14,7 +14,7 @@ import { CP_DIT, buildCpDit, cpDitInputs } from '../models/tiny-dit-cp';
 import type { CpDitConfig } from '../models/tiny-dit-cp';
 import { TINY_DIT, buildTinyDit, tinyDitInputs } from '../models/tiny-dit';
 import { FIXTURES, HAVE_FIXTURES, NO_FIXTURES_REASON } from '../fixtures';
-import { relL2 } from './helpers';
+import { relL2 } from '../support/harness';
 import { skipReason } from '../skip-reason';
 
 if (!HAVE_FIXTURES) skipReason(__filename, NO_FIXTURES_REASON);

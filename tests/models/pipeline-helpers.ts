@@ -1,10 +1,9 @@
 /** Shared by the cross-package pass tests: ONNX round trip, the default pipeline, op counts, rel L2. */
-import { Module, Tensor, exportModel, importModel } from '@paradit/ir';
+import { Module, exportModel, importModel } from '@paradit/ir';
 import { createPassContext, defaultPipeline, runPipeline } from '@paradit/passes';
-import { compareTensors } from '@paradit/runtime';
 
-/** Relative L2 error of got against ref (Infinity when NaNs do not line up). */
-export const relL2 = (got: Tensor, ref: Tensor): number => compareTensors(got, ref).relL2;
+/** Relative L2 error of got against ref (Infinity when NaNs do not line up): the one harness's. */
+export { relL2 } from '../support/harness';
 /** Export to ONNX bytes and import again (what a user's exported file goes through). */
 export const roundTrip = (m: Module): Module => importModel(exportModel(m));
 /** The default pipeline with the verifier before and after every pass. */

@@ -5,6 +5,7 @@
  * agreement test and the bundled example use them, so nothing here needs ../shared.
  */
 import { GraphBuilder, Module, Tensor, Value, mulberry32 } from '@paradit/ir';
+import { uniformTensor } from '../support/harness';
 
 export interface TinyDitConfig {
   readonly batch: number;
@@ -38,12 +39,8 @@ export const TINY_DIT: TinyDitConfig = {
 /** mulberry32: a tiny seeded PRNG, good enough for test weights. */
 export const rng = mulberry32;
 
-export function randomTensor(shape: number[], rand: () => number, scale = 1): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const v = new Float32Array(n);
-  for (let i = 0; i < n; i++) v[i] = (rand() * 2 - 1) * scale;
-  return new Tensor('f32', shape, v);
-}
+/** f32 values uniform in [-scale, scale) drawn from `rand` (the harness's uniformTensor). */
+export const randomTensor = (shape: number[], rand: () => number, scale = 1): Tensor => uniformTensor(shape, rand, { scale });
 
 const i64 = (xs: number[]): Tensor => Tensor.from('i64', [xs.length], xs);
 const f32s = (x: number): Tensor => Tensor.from('f32', [], [x]);

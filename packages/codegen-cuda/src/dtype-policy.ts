@@ -38,9 +38,9 @@ export function parsePrecision(s: string): PlanPrecision {
 }
 
 /** Ops that read and write T for their float operands (GEMM-like and attention). */
-const LOW_PRECISION: ReadonlySet<string> = opsWith('contraction');
+const LOW_PRECISION = opsWith('contraction');
 /** Ops whose inputs after the first are affine parameters in the normalized tensor's dtype. */
-const NORMS: ReadonlySet<string> = opsWith('statsNorm');
+const NORMS = opsWith('statsNorm');
 
 /** Where a converted constant came from, so the plan writer can stream it without caching. */
 interface ConvertedConst {

@@ -7,11 +7,11 @@
  * read-modify-write the shared buffer), and the memory planner reusing the Concat's bytes between
  * its first writer and its reader (numeric check, poisoned arena).
  */
-import { GraphBuilder, Module, Tensor, interpret } from '@paradit/ir';
+import { GraphBuilder, Module, interpret } from '@paradit/ir';
 import { compileModule } from '@paradit/compiler';
 import type { LGemm, LKernel } from '@paradit/codegen-cuda';
-import { compareTensors } from '@paradit/runtime';
 import { compilePlanDir } from '../../../tests/plan/helpers';
+import { relL2 } from '../../../tests/support/harness';
 import { seededTensor, torchSelfAttention } from './plan-models';
 
 const S = 16;
@@ -36,9 +36,6 @@ function singleBlock(order: 'attn-first' | 'mlp-first', extraReader = false): Mo
   const [y] = b.add('MatMul', [cat!, b.constant(seededTensor([D + F, D], 0.2, 31))], {}, { outputNames: ['y'] });
   return new Module(b.build(extraReader ? [y!, m!] : [y!]), { '': 18 });
 }
-
-/** Relative L2 (Infinity when NaNs differ: unwritten bytes are NaN). */
-const relL2 = (got: Tensor, want: Tensor): number => compareTensors(got, want).relL2;
 
 const concatKernels = (c: ReturnType<typeof compileModule>): LKernel[] =>
   c.lowered.program.filter((i): i is LKernel => i.op === 'kernel' && !i.kernel.entry.startsWith('paradit_attn_fwd') && i.ref.nodes.some((n) => n.op === 'Concat'));

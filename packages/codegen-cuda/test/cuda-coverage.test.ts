@@ -5,13 +5,14 @@
  * against an op that the table claims is covered but that fails to compile.
  */
 import { GraphBuilder, OPS, Tensor } from '@paradit/ir';
+import type { OpKind } from '@paradit/ir';
 import { CUDA_PATHS, coverageError, refusedNodes } from '../src/lower/cuda-coverage';
 import { INDEXED_LOWERINGS } from '../src/kernels/indexed-ops';
 import { scalarOpFor } from '../src/kernels/scalar-ops';
 import { emitFragment } from '../src/kernels';
 import { Module } from '@paradit/ir';
 
-const entries = Object.entries(CUDA_PATHS);
+const entries = Object.entries(CUDA_PATHS) as [OpKind, (typeof CUDA_PATHS)[OpKind]][];
 
 describe('CUDA lowering table', () => {
   test('has exactly the IR ops as keys', () => {

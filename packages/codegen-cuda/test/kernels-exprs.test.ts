@@ -11,7 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { DType, Graph, Value } from '@paradit/ir';
-import { Module, Tensor, interpret, isFloat, loadModel, mulberry32, roundTo, toIntegerDtype } from '@paradit/ir';
+import { Module, Tensor, interpret, isFloat, loadModel, roundTo, toIntegerDtype } from '@paradit/ir';
 import { createPassContext, defaultPipeline, runPipeline } from '@paradit/passes';
 import { erf } from '../../ir/src/ops/elementwise-unary';
 import type { Expr } from '../src/kernels/expr';
@@ -23,6 +23,7 @@ import type { RowPlan } from '../src/kernels/row-plan';
 import { coverageFragments } from '../src/kernels/check-cases';
 import { cutFragments } from '../src/kernels/fragments';
 import { buildTinyDit, TINY_DIT } from '../../../tests/models/tiny-dit';
+import { randomInputs as harnessInputs, relL2 } from '../../../tests/support/harness';
 import { FIXTURES, HAVE_FIXTURES } from '../../../tests/fixtures';
 
 type Fn = (a: number[], e: Extract<Expr, { kind: 'map' }>, ins: DType[]) => number;
@@ -286,16 +287,8 @@ function fold(op: string, x: number[]): number {
 
 const byteSize = (d: DType): number => ({ f32: 4, f16: 2, bf16: 2, f64: 8, i64: 8, i32: 4, bool: 1, u8: 1 } as Record<string, number>)[d] ?? 4;
 
-const rng = mulberry32;
-
-function randomInputs(g: Graph, seed: number): Tensor[] {
-  const rand = rng(seed);
-  return g.inputs.map((v) => {
-    const n = numelOf(v.shape as number[]);
-    const vals = Array.from({ length: n }, () => (v.dtype === 'bool' ? (rand() < 0.5 ? 1 : 0) : isFloat(v.dtype) ? rand() * 2 - 1 : 1 + Math.floor(rand() * 3)));
-    return Tensor.from(v.dtype, v.shape as number[], vals);
-  });
-}
+/** Integers in [1, 4): no zero divisors for Div/Mod. */
+const randomInputs = (g: Graph, seed: number): Tensor[] => harnessInputs(g.inputs, seed, { intMin: 1, intCount: 3 });
 
 const TOL: Partial<Record<DType, number>> = { f32: 1e-5, f64: 1e-9, f16: 1e-2, bf16: 1e-2 };
 
@@ -304,16 +297,7 @@ function check(g: Graph, seed: number, what: string): void {
   const want = interpret(new Module(g, { '': 18 }), inputs);
   const got = new JsRun(g, inputs).outputs();
   g.outputs.forEach((v, k) => {
-    const w = want[k]!.data;
-    const gv = got[k]!;
-    let num = 0;
-    let den = 0;
-    for (let i = 0; i < w.length; i++) {
-      const d = Number.isNaN(w[i]!) && Number.isNaN(gv[i]!) ? 0 : gv[i]! - w[i]!;
-      num += d * d;
-      den += w[i]! * w[i]!;
-    }
-    const rel = Math.sqrt(num) / (Math.sqrt(den) || 1);
+    const rel = relL2(new Tensor('f64', want[k]!.shape, got[k]!), want[k]!); // JsRun computes in doubles
     const tol = TOL[v.dtype] ?? 0;
     if (!(rel <= tol)) throw new Error(`${what}: output ${k} ('${v.name}', ${v.dtype}[${v.shape.join(',')}]) relative L2 ${rel} > ${tol}`);
   });

@@ -29,6 +29,8 @@ export * from './shard-rules/core';
 export { SHARD_RULES } from './shard-rules/table';
 export { AttrReader, makeFail } from './ops/rule';
 export type { RuleCtx } from './ops/rule';
+export { attrsFor, attrsOf, collectiveGroupOf, hasTypedAttrs } from './ops/typed-attrs';
+export type { AttrsInit, AttrsOf, TypedAttrOp } from './ops/typed-attrs';
 // Window geometry of Conv/ConvTranspose/pools, shared with the CUDA lowering (indexed conv and pool kernels).
 export { readWindow, resolveWindow } from './ops/nn-spatial';
 export type { Window } from './ops/nn-spatial';

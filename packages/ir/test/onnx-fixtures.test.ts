@@ -12,6 +12,7 @@ import { exportModel } from '../src/onnx/export';
 import { decodeModel } from '../src/onnx/proto';
 import { declaredTensorType } from '../src/onnx/types';
 import { irErrorOf, tempDir } from './onnx-test-helpers';
+import { relL2 } from '../../../tests/support/harness';
 
 const REPO_ROOT = path.resolve(__dirname, '../../..');
 const FIXTURES = path.resolve(REPO_ROOT, '../shared/fixtures');
@@ -29,16 +30,6 @@ function testData(name: string, prefix: 'input' | 'output'): Tensor[] {
 function declaredOutputs(name: string): string[] {
   const g = decodeModel(fs.readFileSync(path.join(FIXTURES, name, 'model.onnx')), name).graph!;
   return (g.output ?? []).map((vi) => formatType(declaredTensorType(vi)!));
-}
-
-function relL2(a: Tensor, b: Tensor): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.size; i++) {
-    num += (a.data[i]! - b.data[i]!) ** 2;
-    den += b.data[i]! ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
 }
 
 describe('../shared/fixtures import', () => {

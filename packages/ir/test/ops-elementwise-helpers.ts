@@ -2,6 +2,7 @@
 import { GraphBuilder, Module, Tensor, interpret } from '@paradit/ir';
 import type { AttrValue, Attrs, DType, Dim, TensorType } from '@paradit/ir';
 import { mulberry32 } from '../src/prng';
+import { uniformTensor } from '../../../tests/support/harness';
 
 export const int = (value: number): AttrValue => ({ kind: 'int', value });
 export const float = (value: number): AttrValue => ({ kind: 'float', value });
@@ -61,11 +62,8 @@ export function seeded(seed: number): () => number {
   return () => u() * 2 - 1;
 }
 
-export function randomTensor(shape: number[], seed: number): Tensor {
-  const n = shape.reduce((p, d) => p * d, 1);
-  const r = seeded(seed);
-  return f32(shape, Array.from({ length: n }, () => r()));
-}
+/** f32 values in [-1, 1) from mulberry32(seed) (the harness's uniformTensor). */
+export const randomTensor = (shape: number[], seed: number): Tensor => uniformTensor(shape, seed);
 
 /** Row-major multi-index of flat index `i` in `shape`. */
 export function unravel(i: number, shape: readonly number[]): number[] {

@@ -4,7 +4,7 @@
  */
 import { GraphBuilder, Module, Tensor, interpret } from '../src';
 import type { AttrValue, Attrs, DType, Dim, TensorType } from '../src';
-import { mulberry32 } from '../src/prng';
+import { uniformTensor } from '../../../tests/support/harness';
 
 export const int = (value: number): AttrValue => ({ kind: 'int', value });
 export const float = (value: number): AttrValue => ({ kind: 'float', value });
@@ -36,13 +36,7 @@ export function inferOp(op: string, inputs: readonly (TensorType | undefined)[],
 export const tt = (dtype: DType, shape: readonly Dim[]): TensorType => ({ dtype, shape });
 
 /** Deterministic pseudo-random values in [-1, 1) (mulberry32). */
-export function rand(shape: readonly number[], seed = 1, dtype: DType = 'f32'): Tensor {
-  const u = mulberry32(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  const v = new Array<number>(n);
-  for (let i = 0; i < n; i++) v[i] = u() * 2 - 1;
-  return Tensor.from(dtype, shape, v);
-}
+export const rand = (shape: readonly number[], seed = 1, dtype: DType = 'f32'): Tensor => uniformTensor(shape, seed, { dtype });
 
 /** Row-major flat index of `idx` in `shape`. */
 export function at(shape: readonly number[], idx: readonly number[]): number {

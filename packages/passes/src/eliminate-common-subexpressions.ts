@@ -30,7 +30,7 @@ import { attrsKey, constantKey, sameBytes } from './const-key';
 import { sameShape } from './rewrite';
 
 /** Binary ops whose result is bit-identical with the operands swapped. */
-const COMMUTATIVE: ReadonlySet<string> = opsWith('commutative');
+const COMMUTATIVE = opsWith('commutative');
 
 interface CsePlan {
   /** Duplicate constant -> the constant kept. */

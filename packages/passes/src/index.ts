@@ -14,17 +14,8 @@ export * from './remove-noop-ops';
 export * from './fold-reshape-chains';
 export * from './fold-transpose-chains';
 export * from './canonicalize';
+// Context parallelism: pipeline, passes and shard machinery (context-parallel/index.ts lists them).
 export * from './context-parallel';
-export { splitCfgBatch, planSplitCfgBatch } from './split-cfg-batch';
-export { shardSequence, planShardSequence } from './shard-sequence';
-export { insertAllToAll, insertAllToAllPass, findUlyssesSites, checkUlyssesHeads, kvRepeat } from './insert-all-to-all';
-export type { UlyssesSite } from './insert-all-to-all';
-export { insertRingAttention, insertRingAttentionPass, findRingSites } from './insert-ring-attention';
-export type { RingSite } from './insert-ring-attention';
-export { formatShardPlan } from './shard/plan';
-export type { ShardPlanData, NodeStep, RootPlan } from './shard/plan';
-export { hasMeshOptions, meshFromOptions, meshOf, withMesh } from './shard/mesh-options';
-export type { MeshFlags } from './shard/mesh-options';
 export * from './default-pipeline';
 export * from './fuse-attention';
 export * from './fuse-norms';

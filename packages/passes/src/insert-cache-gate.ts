@@ -28,7 +28,7 @@ import type { AttrValue, TensorType } from '@paradit/ir';
 import { FBCACHE_IF_ATTRS, FBCACHE_NAMES, STATE_NEXT_SUFFIX } from '@paradit/ir';
 import type { Pass, PassContext } from './pass';
 import { editNode } from './graph-edit';
-import { meshOf } from './shard/mesh-options';
+import { meshOf } from './context-parallel/shard/mesh-options';
 import { planCacheGate } from './fbcache/analyze';
 import type { CachePlan } from './fbcache/analyze';
 import { NodeMaker, buildGate } from './fbcache/gate';

@@ -118,7 +118,7 @@ export function staticShapeOf(v: Value): number[] | undefined {
 }
 
 /** Ops whose output holds the input's elements in the same row-major order (only the shape changes). */
-export const VIEW_OPS: ReadonlySet<string> = opsWith('reshape');
+export const VIEW_OPS = opsWith('reshape');
 
 export function isView(n: Node | undefined): n is Node {
   return n !== undefined && VIEW_OPS.has(n.op);

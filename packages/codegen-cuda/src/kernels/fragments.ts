@@ -10,7 +10,7 @@ import { opsWith } from '@paradit/ir';
 import { Graph } from '@paradit/ir';
 import type { Node } from '@paradit/ir';
 
-export const ELSEWHERE: ReadonlySet<string> = opsWith('ownKernel');
+export const ELSEWHERE = opsWith('ownKernel');
 
 /**
  * Topological order that takes a ready ELSEWHERE node (GEMM, attention...) before any other ready

@@ -5,7 +5,7 @@
  * Semantics follow the interpreter's rules (packages/ir/src/ops/shape-*.ts) exactly: integer
  * index math only, so GPU and interpreter agree bit for bit.
  */
-import type { Node, Value } from '@paradit/ir';
+import type { Node, OpKind, Value } from '@paradit/ir';
 import type { Expr } from './expr';
 import { freshId } from './expr';
 import type { IndexCtx, PlanAccess } from './indexed';
@@ -205,6 +205,6 @@ const ConstantOfShape: Lower = (node, p) => {
   return [{ kind: 'const', id: freshId(), dtype: out0(node).dtype, shape: os, nodes: [node], v }];
 };
 
-export const GATHER_LOWERINGS: Readonly<Record<string, Lower>> = {
+export const GATHER_LOWERINGS: Readonly<Partial<Record<OpKind, Lower>>> = {
   Tile, Pad, GatherElements, GatherND, DepthToSpace, SpaceToDepth, Trilu, OneHot, EyeLike, Range, ConstantOfShape,
 };

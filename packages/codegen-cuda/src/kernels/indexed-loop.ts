@@ -5,7 +5,7 @@
  * (it is read many times), so the loop reads a buffer. Accumulation is in double like the
  * interpreter (packages/ir/src/ops/reduce-*.ts), ties and orders follow its rules.
  */
-import type { Node, Value } from '@paradit/ir';
+import type { Node, OpKind, Value } from '@paradit/ir';
 import type { Expr } from './expr';
 import type { IndexCtx, PlanAccess } from './indexed';
 import { indexed, let_, rule } from './indexed';
@@ -184,7 +184,7 @@ function logReduce(exp: boolean): Lower {
   };
 }
 
-export const LOOP_LOWERINGS: Readonly<Record<string, Lower>> = {
+export const LOOP_LOWERINGS: Readonly<Partial<Record<OpKind, Lower>>> = {
   ArgMax: argRule(true),
   ArgMin: argRule(false),
   Hardmax,

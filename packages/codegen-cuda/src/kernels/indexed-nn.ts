@@ -7,7 +7,7 @@
  * accumulating in double like the interpreter (packages/ir/src/ops/nn-*.ts). These are
  * correctness paths for shapes DiT exports rarely send here, not fast kernels.
  */
-import type { Node, RuleCtx, Value } from '@paradit/ir';
+import type { Node, OpKind, RuleCtx, Value } from '@paradit/ir';
 import { readWindow, resolveWindow } from '@paradit/ir';
 import type { Expr } from './expr';
 import type { IndexCtx, PlanAccess } from './indexed';
@@ -322,7 +322,7 @@ const BatchNormalization: Lower = (node, p) => {
   return [indexed(node, out0(node), p.shape(out0(node)), r, [p.get(x!), p.get(scale!), p.get(bias!), p.get(mean!), p.get(v!)])];
 };
 
-export const NN_LOWERINGS: Readonly<Record<string, Lower>> = {
+export const NN_LOWERINGS: Readonly<Partial<Record<OpKind, Lower>>> = {
   Conv, ConvTranspose, MaxPool: pool(true), AveragePool: pool(false), GlobalMaxPool: globalPool(true), GlobalAveragePool: globalPool(false),
   Gemm, InstanceNormalization, BatchNormalization, GroupNormalization,
 };

@@ -6,7 +6,7 @@
  * the materialized values (sinks) into kernel plans: epilogues and prologues of row kernels, or
  * pointwise kernels (see assign.ts).
  */
-import type { Graph, Node, Value } from '@paradit/ir';
+import type { Graph, Node, OpKind, Value } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
 import { isStaticShape } from '@paradit/ir';
 import type { Expr } from './expr';
@@ -65,7 +65,8 @@ interface Alias {
 }
 
 const VIEW_OPS = opsWith('reshape', 'alias');
-const REDUCE_OPS: Readonly<Record<string, RowOp>> = {
+/** The ONNX reductions a row kernel computes (the rest of ReduceOp go through other paths). */
+const REDUCE_OPS: Readonly<Partial<Record<OpKind, RowOp>>> = {
   ReduceSum: 'sum', ReduceMean: 'mean', ReduceMax: 'max', ReduceMin: 'min', ReduceSumSquare: 'sumsq',
   ReduceL1: 'l1', ReduceL2: 'l2', ReduceProd: 'prod',
 };

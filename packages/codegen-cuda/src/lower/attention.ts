@@ -13,6 +13,7 @@
  * and decompose-attention.ts turns such nodes into GEMMs and a softmax.
  */
 import type { Node, Value } from '@paradit/ir';
+import { attrsOf } from '@paradit/ir';
 import { emitAttention } from '../kernels/attention';
 import type { AttentionMaskKind, SeqStrides } from '../kernels/attention';
 import type { EmittedArg, EmittedKernel } from '../kernel-types';
@@ -121,7 +122,7 @@ export function lowerFlashAttention(n: Node, folded: ReadonlySet<Node>, ctx: Att
   const oValue = into ? into.value : swap ? swap.outputs[0]! : out;
   const oStrides = into ? into.strides : swap ? bsnh(oValue) : bnsh(out);
   const kind = maskKind(mask ?? null)!;
-  const scale = n.attrs['scale']?.kind === 'float' ? n.attrs['scale'].value : 1 / Math.sqrt(H);
+  const { scale } = n.op === 'attention_lse' ? attrsOf(n, 'attention_lse') : attrsOf(n, 'attention');
   let maskStrides: { b: number; h: number; q: number; k: number } | undefined;
   if (mask) {
     const ms = dims(mask);

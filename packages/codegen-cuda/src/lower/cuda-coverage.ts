@@ -70,8 +70,8 @@ export const CUDA_PATHS: { readonly [K in OpKind]: CudaPath } = {
   to_token_order: V, from_token_order: V, attention_lse: ATT, lse_merge: P,
 };
 
-export function cudaPathOf(op: string): CudaPath | undefined {
-  return (CUDA_PATHS as Readonly<Record<string, CudaPath>>)[op];
+export function cudaPathOf(op: OpKind): CudaPath | undefined {
+  return CUDA_PATHS[op];
 }
 
 function walk(g: Graph, f: (n: Node) => void): void {

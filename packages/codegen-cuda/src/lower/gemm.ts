@@ -11,7 +11,7 @@
  *                                          when the MatMul is its only reader, runs no kernel)
  */
 import type { Node, Value } from '@paradit/ir';
-import { numel } from '@paradit/ir';
+import { attrsOf, numel } from '@paradit/ir';
 import type { LGemm, LMatrix } from './program';
 
 const dims = (v: Value): number[] => v.shape as number[];
@@ -39,10 +39,7 @@ function swappedOperand(v: Value, reader: Node, ctx: GemmContext): Node | undefi
 
 function fold(node: Node, out: Value, ctx: GemmContext): { epilogue: LGemm['epilogue']; out: Value; covers: Node[] } {
   const r = ctx.soleReader(out);
-  if (r && r.op === 'gelu' && r.inputs[0] === out) {
-    const a = r.attrs['approximate'];
-    if (a && a.kind === 'string' && a.value === 'tanh') return { epilogue: 'gelu_tanh', out: r.outputs[0]!, covers: [node, r] };
-  }
+  if (r && r.op === 'gelu' && r.inputs[0] === out && attrsOf(r, 'gelu').approximate === 'tanh') return { epilogue: 'gelu_tanh', out: r.outputs[0]!, covers: [node, r] };
   return { epilogue: 'none', out, covers: [node] };
 }
 
@@ -70,7 +67,7 @@ function linear(node: Node, ctx: GemmContext): LGemm | undefined {
   const [x, w, bias] = node.inputs;
   if (!x || !w || !sameDtype([x, w, bias])) return undefined;
   const xs = dims(x);
-  const transB = node.attrs['transB']?.kind === 'int' && node.attrs['transB'].value === 1;
+  const transB = attrsOf(node, 'linear').transB === 1;
   const K = xs[xs.length - 1]!;
   const M = transB ? dims(w)[0]! : dims(w)[1]!;
   const rows = numel(xs.slice(0, -1));

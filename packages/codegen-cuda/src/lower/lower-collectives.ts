@@ -19,9 +19,9 @@
  *           %t = Transpose(%e) {perm=[1,0,2,3]} : bf16[12,2,S,128]
  *           %o = Reshape(%t) : bf16[1,12,2S,128]
  */
-import { Graph, IrError, Module, Node, Tensor, Value, capturedValues, dtypeToOnnx, naturalToOrdered, orderedToNatural } from '@paradit/ir';
+import { Graph, IrError, Module, Node, Tensor, Value, attrsOf, capturedValues, dtypeToOnnx, naturalToOrdered, orderedToNatural } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
-import type { AttrValue, GraphBuilder } from '@paradit/ir';
+import type { AttrValue, GraphBuilder, OpKind } from '@paradit/ir';
 import { rebuildModule } from './rebuild';
 import type { ReplayCtx } from './rebuild';
 import type { Pass } from '@paradit/passes';
@@ -57,13 +57,6 @@ class Emit {
 /** True when the axes before `axis` all have size 1 (the axis is outermost in memory). */
 const outermost = (shape: readonly number[], axis: number): boolean => shape.slice(0, axis).every((d) => d === 1);
 
-function attrInt(n: Node, k: string, dflt?: number): number {
-  const a = n.attrs[k];
-  if (a?.kind === 'int') return a.value;
-  if (dflt !== undefined) return dflt;
-  throw new IrError('E_OP', `${n.label}: missing attribute '${k}'`, n.name);
-}
-
 /** What the layout choice of an all_to_all knows about its neighbours (old-graph nodes). */
 interface Neighbours {
   /** x comes from a fused-kernel op (read only here): any layout change folds into that kernel. */
@@ -93,7 +86,7 @@ const unitPrefix = (shape: readonly number[], k: number): boolean => shape.slice
 
 /** Ops whose kernels are not fused-kernel fragments (a layout change before or after them is a copy). */
 const NOT_FUSED = opsWith('contraction', 'control', 'communicating', 'rankSlice', 'reshape', 'alias', 'transpose');
-const isFusedKernelOp = (op: string): boolean => !NOT_FUSED.has(op);
+const isFusedKernelOp = (op: OpKind): boolean => !NOT_FUSED.has(op);
 
 /**
  * Copy kernels a layout P costs around an all_to_all. The exchange buffer holds the chunks in
@@ -124,9 +117,10 @@ function layoutCost(P: readonly number[], D: readonly number[], O: readonly numb
 function allToAll(n: Node, e: Emit, x: Value, nb: Neighbours): Value[] {
   const D = dims(x);
   const r = D.length;
-  const s = normAxis(attrInt(n, 'splitAxis'), r);
-  const c = normAxis(attrInt(n, 'concatAxis'), r);
-  const g = attrInt(n, 'groupSize');
+  const at = attrsOf(n, 'all_to_all');
+  const s = normAxis(at.splitAxis, r);
+  const c = normAxis(at.concatAxis, r);
+  const g = at.groupSize;
   const out = n.outputs[0]!;
   if (s === c && outermost(D, s)) return [e.b.add('all_to_all', [x], n.attrs, { name: n.name, outputNames: [out.name] })[0]!];
   const E = [...D];
@@ -161,8 +155,9 @@ function allToAll(n: Node, e: Emit, x: Value, nb: Neighbours): Value[] {
 function allGather(n: Node, e: Emit, x: Value): Value[] {
   const D = dims(x);
   const r = D.length;
-  const a = normAxis(attrInt(n, 'axis'), r);
-  const g = attrInt(n, 'groupSize');
+  const at = attrsOf(n, 'all_gather');
+  const a = normAxis(at.axis, r);
+  const g = at.groupSize;
   const out = n.outputs[0]!;
   if (outermost(D, a)) return [e.b.add('all_gather', [x], { ...n.attrs, axis: int(a) }, { name: n.name, outputNames: [out.name] })[0]!];
   // Gather whole operands along a new axis 0, then move it before axis a and merge.
@@ -174,9 +169,8 @@ function allGather(n: Node, e: Emit, x: Value): Value[] {
 }
 
 function segmentsOf(n: Node): { axis: number; segments: number[]; chunks: number } {
-  const seg = n.attrs['segments'];
-  if (seg?.kind !== 'ints') throw new IrError('E_OP', `${n.label}: missing attribute 'segments'`, n.name);
-  return { axis: normAxis(attrInt(n, 'axis'), n.inputs[0]!.shape.length), segments: [...seg.value], chunks: attrInt(n, 'chunks') };
+  const at = n.op === 'to_token_order' ? attrsOf(n, 'to_token_order') : attrsOf(n, 'from_token_order');
+  return { axis: normAxis(at.axis, n.inputs[0]!.shape.length), segments: [...at.segments], chunks: at.chunks };
 }
 
 function gatherAxis(n: Node, e: Emit, x: Value, idx: Int32Array, axis: number): Value {
@@ -190,8 +184,7 @@ function toTokenOrder(n: Node, e: Emit, x: Value): Value[] {
   if (!idx.includes(-1)) return [gatherAxis(n, e, x, idx, axis)];
   // Padding positions read a fill row appended after the natural tokens.
   const D = dims(x);
-  const fillAttr = n.attrs['fill'];
-  const fill = fillAttr?.kind === 'float' ? fillAttr.value : 0;
+  const { fill } = attrsOf(n, 'to_token_order');
   const rowShape = D.map((d, k) => (k === axis ? 1 : d));
   const value = e.b.constant(Tensor.from(x.dtype, [], [fill]));
   const row = e.add('Expand', [value, e.b.constant(Tensor.from('i64', [rowShape.length], rowShape))]);
@@ -281,7 +274,7 @@ function hook(n: Node, ctx: ReplayCtx, nb: (n: Node) => Neighbours): readonly Va
   }
 }
 
-const LOWERED = new Set(['all_to_all', 'all_gather', 'to_token_order', 'from_token_order', 'lse_merge']);
+const LOWERED: ReadonlySet<OpKind> = new Set<OpKind>(['all_to_all', 'all_gather', 'to_token_order', 'from_token_order', 'lse_merge']);
 
 /** The module with its collectives in plan form (see the header); `m` itself when it has none. */
 export function lowerCollectives(m: Module): Module {

@@ -9,9 +9,9 @@
  * the end of the program; other outputs are io buffers (written in place, or filled by a copy when
  * the value is a view, an input or a constant).
  */
-import { Graph, IrError, Module, Node, Value, byteSize, capturedValues, isMeshAxis, numel } from '@paradit/ir';
+import { Graph, IrError, Module, Node, Value, attrsOf, byteSize, capturedValues, numel } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
-import type { MeshAxis } from '@paradit/ir';
+import type { OpKind } from '@paradit/ir';
 import type { EmitFragment, FragmentLowering } from '../kernel-types';
 import { matchGemm } from './gemm';
 import { flashSupported, foldableInputTransposes, isAttentionOp, lowerFlashAttention } from './attention';
@@ -241,21 +241,8 @@ class Lowerer {
 
 const PLAN_COLLECTIVES = opsWith('communicating', 'rankSlice');
 
-function isPlanCollective(op: string): boolean {
+function isPlanCollective(op: OpKind): boolean {
   return PLAN_COLLECTIVES.has(op);
-}
-
-function attrOf(n: Node, key: string): number {
-  const a = n.attrs[key];
-  if (a?.kind !== 'int') throw new IrError('E_OP', `${n.label}: missing integer attribute '${key}'`, n.name);
-  return a.value;
-}
-
-function meshAxisOf(n: Node): MeshAxis {
-  const a = n.attrs['meshAxis'];
-  const s = a?.kind === 'string' ? a.value : '';
-  if (!isMeshAxis(s)) throw new IrError('E_OP', `${n.label}: attribute 'meshAxis' must be cfg, ring, ulysses or sp, got '${s}'`, n.name);
-  return s;
 }
 
 /**
@@ -266,33 +253,33 @@ function meshAxisOf(n: Node): MeshAxis {
 function lowerCollective(n: Node): LCollective | LShardSlice {
   const x = n.inputs[0]!;
   const y = n.outputs[0]!;
-  const meshAxis = meshAxisOf(n);
-  const groupSize = attrOf(n, 'groupSize');
   const shape = x.shape as number[];
   const outer = (axis: number): boolean => shape.slice(0, axis).every((d) => d === 1);
   switch (n.op) {
     case 'all_to_all': {
-      const split = attrOf(n, 'splitAxis');
-      if (split !== attrOf(n, 'concatAxis') || !outer(split)) throw new Error(`${n.label}: all_to_all is not in contiguous form (run lower-collectives first)`);
+      const { meshAxis, groupSize, splitAxis, concatAxis } = attrsOf(n, 'all_to_all');
+      if (splitAxis !== concatAxis || !outer(splitAxis)) throw new Error(`${n.label}: all_to_all is not in contiguous form (run lower-collectives first)`);
       return { op: 'collective', collective: 'all_to_all', meshAxis, groupSize, send: x, recv: y, node: n };
     }
-    case 'all_gather':
-      if (!outer(attrOf(n, 'axis'))) throw new Error(`${n.label}: all_gather is not along its outermost axis (run lower-collectives first)`);
+    case 'all_gather': {
+      const { meshAxis, groupSize, axis } = attrsOf(n, 'all_gather');
+      if (!outer(axis)) throw new Error(`${n.label}: all_gather is not along its outermost axis (run lower-collectives first)`);
       return { op: 'collective', collective: 'all_gather', meshAxis, groupSize, send: x, recv: y, node: n };
+    }
     case 'all_reduce': {
-      const r = n.attrs['reduce'];
-      const reduce = r?.kind === 'string' && (r.value === 'sum' || r.value === 'mean' || r.value === 'max') ? r.value : 'sum';
+      const { meshAxis, groupSize, reduce } = attrsOf(n, 'all_reduce');
       return { op: 'collective', collective: 'all_reduce', meshAxis, groupSize, send: x, recv: y, reduce, node: n };
     }
-    case 'ppermute':
-      return { op: 'collective', collective: 'send_recv', meshAxis, groupSize, send: x, recv: y, shift: attrOf(n, 'shift'), node: n };
+    case 'ppermute': {
+      const { meshAxis, groupSize, shift } = attrsOf(n, 'ppermute');
+      return { op: 'collective', collective: 'send_recv', meshAxis, groupSize, send: x, recv: y, shift, node: n };
+    }
     case 'shard_slice': {
-      const axis = attrOf(n, 'axis');
+      const { meshAxis, groupSize, axis, shift } = attrsOf(n, 'shard_slice');
       const a = axis < 0 ? axis + shape.length : axis;
       const rows = shape.slice(0, a).reduce((p, d) => p * d, 1);
       const partBytes = (y.shape as number[]).slice(a).reduce((p, d) => p * d, 1) * byteSize(y.dtype);
-      const shiftAttr = n.attrs['shift'];
-      return { op: 'shard_slice', meshAxis, groupSize, shift: shiftAttr?.kind === 'int' ? shiftAttr.value : 0, src: x, dst: y, rows, partBytes, node: n };
+      return { op: 'shard_slice', meshAxis, groupSize, shift, src: x, dst: y, rows, partBytes, node: n };
     }
     default:
       throw new Error(`${n.label}: not a plan collective`);

@@ -9,7 +9,7 @@ import { opsWith } from '@paradit/ir';
 import type { EmitFragment, EmittedAlias, EmittedKernel, FragmentLowering } from '../kernel-types';
 
 /** Ops whose output is the input's bytes under another shape. */
-const VIEW_OPS: ReadonlySet<string> = opsWith('reshape', 'alias');
+const VIEW_OPS = opsWith('reshape', 'alias');
 
 export function isViewNode(n: Node): boolean {
   const x = n.inputs[0];

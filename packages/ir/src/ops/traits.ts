@@ -213,8 +213,8 @@ export function hasTrait(op: string, t: OpTrait): boolean {
 }
 
 /** The ops with at least one of `traits`, as a set to test `node.op` against. */
-export function opsWith(...traits: readonly OpTrait[]): ReadonlySet<string> {
-  const out = new Set<string>();
+export function opsWith(...traits: readonly OpTrait[]): ReadonlySet<OpKind> {
+  const out = new Set<OpKind>();
   for (const [op, ts] of Object.entries(OP_TRAITS) as [OpKind, readonly OpTrait[]][]) if (ts.some((t) => traits.includes(t))) out.add(op);
   return out;
 }

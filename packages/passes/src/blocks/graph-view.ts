@@ -9,7 +9,7 @@ import { opsWith } from '@paradit/ir';
  * Ops that read only their input's type. Data flow through them is no dependence: a mask of ones
  * sized with Shape(stream) is not computed from the stream.
  */
-export const METADATA_OPS: ReadonlySet<string> = opsWith('metadata');
+export const METADATA_OPS = opsWith('metadata');
 
 export class GraphView {
   readonly position = new Map<Node, number>();

@@ -12,7 +12,7 @@ import type { PassReport } from '../report';
 import { runPipeline } from '../pipeline';
 import { defaultPipeline } from '../default-pipeline';
 import { contextParallelPipeline } from '../context-parallel';
-import { withMesh } from '../shard/mesh-options';
+import { withMesh } from '../context-parallel/shard/mesh-options';
 import { hasCacheGate, insertCacheGatePass } from '../insert-cache-gate';
 
 /**

@@ -23,9 +23,9 @@
  *   %o2 = attention(%q2, %k2, %v2) {numHeads: 2, kvHeads: 2}           f32[1,2,32,8]@shard(1,ulysses)
  *   %o = all_to_all(%o2) {meshAxis: ulysses, splitAxis: 2, concatAxis: 1, groupSize: 2}  f32[1,4,16,8]@shard(2,ulysses)
  */
-import { IrError, Module, Tensor, Value, axisPlace, distFromPlaces, distOf, isPlainAxis, seqMeshAxis, withPlace } from '@paradit/ir';
+import { IrError, Module, Tensor, Value, attrsFor, attrsOf, axisPlace, distFromPlaces, distOf, isPlainAxis, seqMeshAxis, withPlace } from '@paradit/ir';
 import type { AttrValue, AxisPlace, Dist, Mesh } from '@paradit/ir';
-import type { Pass } from './pass';
+import type { Pass } from '../pass';
 import { meshOf } from './shard/mesh-options';
 import { globalShape, meshSizes } from './shard/view';
 import { PlacedRebuild } from './shard/rebuild';
@@ -37,7 +37,6 @@ export interface UlyssesSite extends GatheredKeySite {
   readonly kvHeads: number;
 }
 
-const str = (value: string): AttrValue => ({ kind: 'string', value });
 const int = (value: number): AttrValue => ({ kind: 'int', value });
 
 /** Attention nodes in the gather-keys form over the sequence mesh axis, with heads not yet split. */
@@ -47,8 +46,7 @@ export function findUlyssesSites(m: Module, mesh: Mesh): UlyssesSite[] {
   return findGatheredKeySites(m, S)
     .filter((s) => isPlainAxis(axisPlace(distOf(s.q.type.placement), 1)))
     .map((s) => {
-      const heads = s.node.attrs.numHeads?.kind === 'int' ? s.node.attrs.numHeads.value : (s.q.shape[1] as number);
-      const kvHeads = s.node.attrs.kvHeads?.kind === 'int' ? s.node.attrs.kvHeads.value : heads;
+      const { numHeads: heads, kvHeads } = attrsOf(s.node, 'attention');
       return { ...s, heads, kvHeads };
     });
 }
@@ -102,7 +100,7 @@ export function insertAllToAll(m: Module, mesh: Mesh): Module {
   const sizeOf = meshSizes(mesh);
   const r = new PlacedRebuild(m, sizeOf);
   const a2a = (x: Value, split: number, concat: number, name: string, to: Dist): Value =>
-    r.add('all_to_all', [x], { meshAxis: str('ulysses'), splitAxis: int(split), concatAxis: int(concat), groupSize: int(U) }, name, [to])[0]!;
+    r.add('all_to_all', [x], attrsFor('all_to_all', { meshAxis: 'ulysses', splitAxis: split, concatAxis: concat, groupSize: U }), name, [to])[0]!;
   for (const n of m.graph.nodes) {
     if (dead.has(n)) continue;
     const s = byNode.get(n);

@@ -7,7 +7,7 @@
  */
 import { Graph, GraphBuilder, Module, Node, Value, distOf } from '@paradit/ir';
 import type { AttrValue, Dist } from '@paradit/ir';
-import { resolveValue, substituteNode } from '../graph-edit';
+import { resolveValue, substituteNode } from '../../graph-edit';
 import { stampPlacements } from './apply';
 import { makeConverter } from './convert';
 import type { Converter } from './convert';

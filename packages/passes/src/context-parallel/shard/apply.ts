@@ -8,7 +8,7 @@
 import { Graph, GraphBuilder, IrError, Module, Node, Value, capturedValues, distOf, formatDist, localShape, placementOf, tensorType } from '@paradit/ir';
 import type { Dist } from '@paradit/ir';
 import { REPLICATED } from '@paradit/ir';
-import { editGraph, mapSubgraphAttrs } from '../graph-edit';
+import { editGraph, mapSubgraphAttrs } from '../../graph-edit';
 import type { ShardPlanData } from './plan';
 import { makeConverter } from './convert';
 import { localizeNode } from './localize';

@@ -9,11 +9,12 @@
 import { DEFAULT_PLACEMENT_RULES, Module, Tensor, byteSize, numel, runSimulated, simulateRanks, verifySharded, worldSize } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
 import type { Mesh, Node } from '@paradit/ir';
-import type { Pass } from './pass';
-import { createPassContext } from './pass';
-import type { PassReport } from './report';
-import { runPipeline } from './pipeline';
-import { defaultPipeline } from './default-pipeline';
+import { collectiveGroupOf } from '@paradit/ir';
+import type { Pass } from '../pass';
+import { createPassContext } from '../pass';
+import type { PassReport } from '../report';
+import { runPipeline } from '../pipeline';
+import { defaultPipeline } from '../default-pipeline';
 import { splitCfgBatch } from './split-cfg-batch';
 import { shardSequence } from './shard-sequence';
 import { insertAllToAllPass } from './insert-all-to-all';
@@ -66,7 +67,7 @@ function bytesReceived(n: Node): number {
   if (!x) return 0;
   const shape = x.shape.map((d) => (typeof d === 'number' ? d : NaN));
   const b = numel(shape) * byteSize(x.dtype);
-  const g = n.attrs.groupSize?.kind === 'int' ? n.attrs.groupSize.value : 1;
+  const g = collectiveGroupOf(n).groupSize;
   switch (n.op) {
     case 'all_gather':
       return (g - 1) * b;

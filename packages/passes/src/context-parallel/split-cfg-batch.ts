@@ -19,7 +19,7 @@
  */
 import { IrError, Module } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
-import type { Pass } from './pass';
+import type { Pass } from '../pass';
 import { findAxisRoots } from './shard/token-axes';
 import { planSharding } from './shard/plan';
 import type { ShardPlanData } from './shard/plan';

@@ -3,10 +3,10 @@
  * numeric check on simulated ranks.
  */
 import { IrError, Tensor, interpret, makeMesh, parseModule, runSimulated } from '@paradit/ir';
-import { planShardSequence, shardSequence } from '../../packages/passes/src/shard-sequence';
-import { formatShardPlan } from '../../packages/passes/src/shard/plan';
+import { planShardSequence, shardSequence } from '../../src/context-parallel/shard-sequence';
+import { formatShardPlan } from '../../src/context-parallel/shard/plan';
 import { expectIr, relL2, runFor } from './helpers';
-import { randomTensor, rng } from '../models/tiny-dit';
+import { randomTensor, rng } from '../../../../tests/models/tiny-dit';
 
 // One head over 4 tokens: the token axis comes from the input, through a Reshape, into attention.
 const SELF = `

@@ -5,7 +5,7 @@
  * denoise alike.
  */
 import { IrError, Mesh, makeMesh } from '@paradit/ir';
-import type { PassContext, PassOptions } from '../pass';
+import type { PassContext, PassOptions } from '../../pass';
 
 /** The degrees as given on a command line (commander strings) or by a caller (numbers). */
 export interface MeshFlags {

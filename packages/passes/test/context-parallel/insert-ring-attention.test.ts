@@ -3,10 +3,10 @@
  * and numerics (masks, padding, bf16) on simulated ranks.
  */
 import { Tensor, interpret, makeMesh, parseModule, runSimulated } from '@paradit/ir';
-import { shardSequence } from '../../packages/passes/src/shard-sequence';
-import { insertRingAttention, insertRingAttentionPass } from '../../packages/passes/src/insert-ring-attention';
+import { shardSequence } from '../../src/context-parallel/shard-sequence';
+import { insertRingAttention, insertRingAttentionPass } from '../../src/context-parallel/insert-ring-attention';
 import { expectIr, relL2, runFor } from './helpers';
-import { randomTensor, rng } from '../models/tiny-dit';
+import { randomTensor, rng } from '../../../../tests/models/tiny-dit';
 
 // The output of shard-sequence on ring = 2 for two heads over 4 tokens with a key mask.
 const GATHERED = `

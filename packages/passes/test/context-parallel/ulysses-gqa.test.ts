@@ -6,11 +6,11 @@
  * kvHeads < U, and against a repetition that pairs a query head with the wrong kv head.
  */
 import { IrError, interpret, makeMesh, parseModule, runSimulated } from '@paradit/ir';
-import { shardSequence } from '../../packages/passes/src/shard-sequence';
-import { insertAllToAll, insertAllToAllPass, kvRepeat } from '../../packages/passes/src/insert-all-to-all';
-import { insertRingAttentionPass } from '../../packages/passes/src/insert-ring-attention';
+import { shardSequence } from '../../src/context-parallel/shard-sequence';
+import { insertAllToAll, insertAllToAllPass, kvRepeat } from '../../src/context-parallel/insert-all-to-all';
+import { insertRingAttentionPass } from '../../src/context-parallel/insert-ring-attention';
 import { expectIr, relL2, runFor } from './helpers';
-import { randomTensor, rng } from '../models/tiny-dit';
+import { randomTensor, rng } from '../../../../tests/models/tiny-dit';
 
 // 2 query heads over 1 kv head on 4 tokens, after shard-sequence on ulysses = 2.
 const GATHERED = `

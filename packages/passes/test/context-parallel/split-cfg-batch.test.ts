@@ -3,11 +3,11 @@
  * sequence split inside each cfg group.
  */
 import { IrError, interpret, makeMesh, parseModule, runSimulated } from '@paradit/ir';
-import { planSplitCfgBatch, splitCfgBatch } from '../../packages/passes/src/split-cfg-batch';
-import { shardSequence } from '../../packages/passes/src/shard-sequence';
-import { insertRingAttentionPass } from '../../packages/passes/src/insert-ring-attention';
+import { planSplitCfgBatch, splitCfgBatch } from '../../src/context-parallel/split-cfg-batch';
+import { shardSequence } from '../../src/context-parallel/shard-sequence';
+import { insertRingAttentionPass } from '../../src/context-parallel/insert-ring-attention';
 import { expectIr, relL2, runFor } from './helpers';
-import { randomTensor, rng } from '../models/tiny-dit';
+import { randomTensor, rng } from '../../../../tests/models/tiny-dit';
 
 // An [uncond; cond] batch of 2 with a per-sample conditioning vector and a shared weight.
 const CFG = `

@@ -23,7 +23,7 @@
  */
 import { IrError, Module, formatMesh, seqDegree, seqMeshAxis } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
-import type { Pass } from './pass';
+import type { Pass } from '../pass';
 import { findAxisRoots } from './shard/token-axes';
 import { planSharding } from './shard/plan';
 import type { ShardPlanData } from './shard/plan';

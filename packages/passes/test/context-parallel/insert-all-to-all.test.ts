@@ -3,11 +3,11 @@
  * and numerics on simulated ranks (plain and hybrid with ring).
  */
 import { IrError, Tensor, interpret, makeMesh, parseModule, runSimulated } from '@paradit/ir';
-import { shardSequence } from '../../packages/passes/src/shard-sequence';
-import { insertAllToAll, insertAllToAllPass } from '../../packages/passes/src/insert-all-to-all';
-import { insertRingAttentionPass } from '../../packages/passes/src/insert-ring-attention';
+import { shardSequence } from '../../src/context-parallel/shard-sequence';
+import { insertAllToAll, insertAllToAllPass } from '../../src/context-parallel/insert-all-to-all';
+import { insertRingAttentionPass } from '../../src/context-parallel/insert-ring-attention';
 import { expectIr, relL2, runFor } from './helpers';
-import { randomTensor, rng } from '../models/tiny-dit';
+import { randomTensor, rng } from '../../../../tests/models/tiny-dit';
 
 // Two heads over 4 tokens with a key mask: the output of shard-sequence on ulysses = 2.
 const GATHERED = `

@@ -23,16 +23,15 @@
  *   %o1, %l1 = attention_lse(%q, %k1, %v1, %m1) {...}
  *   %o, %l = lse_merge(%o0, %l0, %o1, %l1)                          f32[1,4,8,8]@shard(2,ring)
  */
-import { Module, Value, axisPlace, dtypeToOnnx, globalShape, withPlace } from '@paradit/ir';
+import { Module, Value, attrsFor, axisPlace, dtypeToOnnx, globalShape, withPlace } from '@paradit/ir';
 import type { AttrValue, AxisPlace, Mesh } from '@paradit/ir';
-import type { Pass } from './pass';
+import type { Pass } from '../pass';
 import { meshOf } from './shard/mesh-options';
 import { meshSizes } from './shard/view';
 import { PlacedRebuild } from './shard/rebuild';
 import { attentionOutDist, deadKeyGathers, findGatheredKeySites } from './shard/gathered-keys';
 import type { GatheredKeySite } from './shard/gathered-keys';
 
-const str = (value: string): AttrValue => ({ kind: 'string', value });
 const int = (value: number): AttrValue => ({ kind: 'int', value });
 
 export type RingSite = GatheredKeySite;
@@ -70,7 +69,7 @@ export function insertRingAttention(m: Module, mesh: Mesh): Module {
       if (maskKeyAxis === undefined) return mask;
       const d = r.dist(mask);
       const p: AxisPlace = { ...axisPlace(d, maskKeyAxis), meshAxis: 'ring' };
-      return r.add('shard_slice', [mask], { meshAxis: str('ring'), axis: int(maskKeyAxis), groupSize: int(R), shift: int(t) }, `${name}/mask_block_${t}`, [withPlace(d, maskKeyAxis, p)])[0]!;
+      return r.add('shard_slice', [mask], attrsFor('shard_slice', { meshAxis: 'ring', axis: maskKeyAxis, groupSize: R, shift: t }), `${name}/mask_block_${t}`, [withPlace(d, maskKeyAxis, p)])[0]!;
     };
     let kb = r.get(s.k);
     let vb = r.get(s.v);
@@ -81,7 +80,7 @@ export function insertRingAttention(m: Module, mesh: Mesh): Module {
     let [o, lse] = step(0);
     for (let t = 1; t < R; t++) {
       const pass = (x: Value, what: string): Value =>
-        r.add('ppermute', [x], { meshAxis: str('ring'), shift: int(1), groupSize: int(R) }, `${name}/${what}_ring_send_${t}`, [r.dist(x)])[0]!;
+        r.add('ppermute', [x], attrsFor('ppermute', { meshAxis: 'ring', shift: 1, groupSize: R }), `${name}/${what}_ring_send_${t}`, [r.dist(x)])[0]!;
       const shared = kb === vb; // self-attention on one tensor: pass it once
       kb = pass(kb, 'k');
       vb = shared ? kb : pass(vb, 'v');
