@@ -87,6 +87,12 @@ export const CONV_IGEMM_HEADER = `#ifndef ${CONV_GUARD}
 #define ${CONV_GUARD}
 /* D += A * B for one m16n8k16 tile: A 16x16 row-major, B 16x8 column-major (k contiguous), fp32 D. */
 template <typename T> __device__ __forceinline__ void pdt_mma16816(float* d, const unsigned* a, const unsigned* b);
+#ifdef PDT_HOST_EMULATION
+/* Tests run this kernel on the host (one std::thread per CUDA thread); the shim supplies the warp MMA. */
+template <typename T> void pdt_mma16816_host(float* d, const unsigned* a, const unsigned* b);
+template <> inline void pdt_mma16816<__nv_bfloat16>(float* d, const unsigned* a, const unsigned* b) { pdt_mma16816_host<__nv_bfloat16>(d, a, b); }
+template <> inline void pdt_mma16816<__half>(float* d, const unsigned* a, const unsigned* b) { pdt_mma16816_host<__half>(d, a, b); }
+#else
 template <> __device__ __forceinline__ void pdt_mma16816<__nv_bfloat16>(float* d, const unsigned* a, const unsigned* b) {
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
@@ -97,6 +103,7 @@ template <> __device__ __forceinline__ void pdt_mma16816<__half>(float* d, const
                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+#endif
 template <typename T> __device__ __forceinline__ unsigned pdt_lds32(const T* p) { return *reinterpret_cast<const unsigned*>(p); }
 template <typename T> __device__ __forceinline__ float pdt_rnd(float x) { return pdt_to_f<T>(pdt_from_f<T>(x)); }
 
