@@ -2,16 +2,19 @@
  * The conv and group-norm kernels of both tiny VAE fixtures' plans, run on the host as emitted
  * (tests/vae-decode-host.ts: a pthread per CUDA thread, the warp MMA from the PTX fragment
  * layout), against the IR reference of the nodes each kernel covers (the interpreter) on seeded
- * inputs: bf16 plans within rel. L2 1e-2 (bit-equal in practice today; fp32 accumulation vs the interpreter's, one bf16
- * rounding of the output; the GroupNorm's rounding steps as the unfused nodes), fp32 group norms
- * within 1e-5. A GPU run is still needed to check the hardware's MMA layout.
+ * inputs: bf16 plans within rel. L2 1e-2 (bit-equal in practice today: fp32 accumulation against
+ * the interpreter's, then one bf16 rounding; the GroupNorm rounds where the unfused nodes do), fp32
+ * group norms within 1e-5; plus synthetic convs with partial M/N/K tiles, stride, dilation,
+ * asymmetric pads, a rows-only upsample, SiLU and f16. A GPU run is still needed to check the
+ * hardware's MMA fragment layout.
  */
 import path from 'node:path';
-import { Graph, Module, Tensor, interpret, loadModel, mulberry32 } from '@paradit/ir';
+import { Graph, GraphBuilder, Module, Tensor, interpret, loadModel, mulberry32, tensorType } from '@paradit/ir';
 import type { Value } from '@paradit/ir';
 import { compileModule, refOf } from '@paradit/codegen-cuda';
 import type { EmittedKernel } from '../packages/codegen-cuda/src/kernel-types';
 import { compareTensors } from '@paradit/runtime';
+import { findConvMatches } from '../packages/codegen-cuda/src/kernels/conv-fragment';
 import { CUDA_INCLUDE, GXX, runKernelsOnHost } from './vae-decode-host';
 import { skipReason } from './skip-reason';
 
@@ -86,4 +89,34 @@ describe.each(['flux_vae_tiny_dynamo', 'flux_vae_tiny_ts'])('%s: kernels run on 
       expect(c.relL2).toBeLessThan(1e-5);
     });
   }, 300_000);
+});
+
+describe('synthetic convs on the host: partial tiles, stride, asymmetric pads, SiLU epilogue, f16', () => {
+  const str = (value: string) => ({ kind: 'string' as const, value });
+  const ints = (value: number[]) => ({ kind: 'ints' as const, value });
+  const cases = [
+    // 5x7 output pixels (M = 70: a partial M tile), O = 5, K = 3*3*2 = 18 (a partial K step).
+    { name: 'f16, stride 2, dilation (1, 2), pads (1, 0, 2, 1), SiLU', dtype: 'f16' as const, x: [2, 3, 9, 13], w: [5, 3, 3, 2], strides: [2, 2], dil: [1, 2], pads: [1, 0, 2, 1], up: undefined },
+    // rows-only nearest upsample (half_pixel), O = 70 (two N tiles), C = 20 (K = 180).
+    { name: 'bf16, nearest rows x2 (half_pixel) -> 3x3 pad 1, SiLU', dtype: 'bf16' as const, x: [1, 20, 5, 6], w: [70, 20, 3, 3], strides: [1, 1], dil: [1, 1], pads: [1, 1, 1, 1], up: [2, 1] },
+  ];
+  maybe.each(cases.map((c) => [c.name, c] as const))('%s', (_n, c) => {
+    const g = new GraphBuilder(18);
+    let x: Value = g.input('x', tensorType(c.dtype, c.x));
+    if (c.up) {
+      const scales = g.constant(Tensor.from('f32', [4], [1, 1, ...c.up]));
+      x = g.add('Resize', [x, null, scales], { mode: str('nearest'), coordinate_transformation_mode: str('half_pixel') }, { name: 'up' })[0]!;
+    }
+    const rand = mulberry32(7);
+    const rnd = (shape: number[]): Tensor => Tensor.from(c.dtype, shape, Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rand() * 2 - 1));
+    const conv = g.add('Conv', [x, g.constant(rnd(c.w)), g.constant(rnd([c.w[0]!]))], { strides: ints(c.strides), dilations: ints(c.dil), pads: ints(c.pads) }, { name: 'conv' })[0]!;
+    const y = g.add('silu', [conv], {}, { name: 'act' })[0]!;
+    const ms = findConvMatches(g.build([y]));
+    expect(ms.map((m) => m.nodes.map((n) => n.op).join())).toEqual([c.up ? 'Resize,Conv,silu' : 'Conv,silu']);
+    const k = ms[0]!.kernel('synthetic_conv');
+    const data = dataSource(9);
+    const got = runKernelsOnHost([k], data)[0]![0]!;
+    const c0 = compareTensors(got, reference(k, data, { '': 18 })[0]!);
+    expect(c0.relL2).toBeLessThan(1e-2);
+  }, 120_000);
 });

@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Tensor } from '@paradit/ir';
+import { Tensor, bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '@paradit/ir';
 import type { DType, Value } from '@paradit/ir';
 import type { EmittedKernel } from '../packages/codegen-cuda/src/kernel-types';
 import { KERNEL_HEADER, KERNEL_HEADER_GUARD } from '../packages/codegen-cuda/src/kernels/header';
@@ -120,15 +120,12 @@ static void pdt_launch(unsigned gx, unsigned gy, unsigned nt, const std::functio
 const C_TYPE: Partial<Record<DType, string>> = { f32: 'float', bf16: '__nv_bfloat16', f16: '__half' };
 const BYTES: Partial<Record<DType, number>> = { f32: 4, bf16: 2, f16: 2 };
 
-function f32Bits(x: number): number {
-  return new Uint32Array(new Float32Array([x]).buffer)[0]!;
-}
-
 function encode(t: Tensor): Buffer {
   const b = Buffer.alloc(t.size * BYTES[t.dtype]!);
   for (let i = 0; i < t.size; i++) {
     if (t.dtype === 'f32') b.writeFloatLE(t.data[i]!, i * 4);
-    else if (t.dtype === 'bf16') b.writeUInt16LE(f32Bits(t.data[i]!) >>> 16, i * 2); // values are bf16 already
+    else if (t.dtype === 'bf16') b.writeUInt16LE(f32ToBf16Bits(t.data[i]!), i * 2);
+    else if (t.dtype === 'f16') b.writeUInt16LE(f32ToF16Bits(t.data[i]!), i * 2);
     else throw new Error(`host emulation: no encoding for ${t.dtype}`);
   }
   return b;
@@ -137,7 +134,9 @@ function encode(t: Tensor): Buffer {
 function decode(v: Value, b: Buffer): Tensor {
   const n = (v.shape as number[]).reduce((a, c) => a * c, 1);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = v.dtype === 'f32' ? b.readFloatLE(i * 4) : new Float32Array(new Uint32Array([b.readUInt16LE(i * 2) << 16]).buffer)[0]!;
+  for (let i = 0; i < n; i++) {
+    out[i] = v.dtype === 'f32' ? b.readFloatLE(i * 4) : v.dtype === 'bf16' ? bf16BitsToF32(b.readUInt16LE(i * 2)) : f16BitsToF32(b.readUInt16LE(i * 2));
+  }
   return new Tensor(v.dtype, v.shape as number[], out);
 }
 
