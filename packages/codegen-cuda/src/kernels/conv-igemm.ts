@@ -108,32 +108,44 @@ template <typename T> __device__ __forceinline__ unsigned pdt_lds32(const T* p) 
 template <typename T> __device__ __forceinline__ float pdt_rnd(float x) { return pdt_to_f<T>(pdt_from_f<T>(x)); }
 
 /* Implicit-GEMM Conv2d, group 1. 128 threads; block (bx, by) computes pixels [64 bx, 64 bx + 64)
-   x channels [64 by, 64 by + 64); warp w the 32x32 quarter (w & 1, w >> 1). Each thread gathers
-   A column kk = tid % 32 of the tile for rows tid / 32 + 4 i (i < 16): the pixel decode is done
-   once, the (c, ky, kx) decode once per K step. Upsampling by (UH, UW) reads row iy / UH. */
+   x channels [64 by, 64 by + 64); warp w the 32x32 quarter (w & 1, w >> 1). Upsampling by
+   (UH, UW) reads row iy / UH, column ix / UW of the pre-upsample input. */
 template <typename T, int M, int C, int H, int W, int UH, int UW, int O, int HO, int WO, int KH, int KW, int SH, int SW,
           int PT, int PL, int DH, int DW, bool BIAS, bool SILU>
 __device__ __forceinline__ void pdt_conv_igemm(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
                                                T* __restrict__ y) {
   constexpr int BM = ${CONV_TILE.BM}, BN = ${CONV_TILE.BN}, BK = ${CONV_TILE.BK}, LDS = BK + 8;
   constexpr int K = C * KH * KW;
-  constexpr int ROWS = BM * BK / ${CONV_TILE.threads};
   __shared__ __align__(16) T As[BM * LDS];
   __shared__ __align__(16) T Bs[BN * LDS];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
   const int wm = (warp & 1) * 32, wn = (warp >> 1) * 32;
-  const int kk = tid % BK, r0 = tid / BK;
+  /* A: thread tid gathers pixel row am = tid % BM for k columns ak0 + 2 i (a warp reads 32
+     consecutive pixels of one (c, ky, kx): coalesced); B: weight row tid / BK + 4 i, column tid % BK
+     (consecutive k: coalesced). The next K step's values are loaded into registers while the
+     tensor cores work on the current one. */
+  const int am = tid % BM, ak0 = tid / BM, bk = tid % BK, bo0 = tid / BK;
+  constexpr int AK = BM * BK / ${CONV_TILE.threads}, BR = BN * BK / ${CONV_TILE.threads};
   const T zero = pdt_from_f<T>(0.0f);
-  int pb[ROWS], py[ROWS], px[ROWS];
+  const int m = m0 + am;
+  const int pox = m % WO, pt = m / WO;
+  const int pbat = m < M ? pt / HO : -1, py = (pt % HO) * SH - PT, px = pox * SW - PL;
+  T ra[AK], rb[BR];
+  auto load = [&](int k0) {
 #pragma unroll
-  for (int i = 0; i < ROWS; i++) {
-    const int m = m0 + r0 + 4 * i;
-    const int ox = m % WO, t = m / WO;
-    pb[i] = m < M ? t / HO : -1;
-    py[i] = (t % HO) * SH - PT;
-    px[i] = ox * SW - PL;
-  }
+    for (int i = 0; i < AK; i++) {
+      const int k = k0 + ak0 + 2 * i;
+      const int c = k / (KH * KW), rr = k % (KH * KW);
+      const int iy = py + (rr / KW) * DH, ix = px + (rr % KW) * DW;
+      ra[i] = (k < K && pbat >= 0 && iy >= 0 && iy < H * UH && ix >= 0 && ix < W * UW) ? x[((long long)(pbat * C + c) * H + iy / UH) * W + ix / UW] : zero;
+    }
+#pragma unroll
+    for (int i = 0; i < BR; i++) {
+      const int o = n0 + bo0 + 4 * i, k = k0 + bk;
+      rb[i] = (o < O && k < K) ? w[(long long)o * K + k] : zero;
+    }
+  };
   float acc[2][4][4];
 #pragma unroll
   for (int a = 0; a < 2; a++)
@@ -141,24 +153,15 @@ __device__ __forceinline__ void pdt_conv_igemm(const T* __restrict__ x, const T*
     for (int b = 0; b < 4; b++)
 #pragma unroll
       for (int e = 0; e < 4; e++) acc[a][b][e] = 0.0f;
+  load(0);
   /* The K loop: the same k0 sequence for every block (exactness under rows-parallel sharding). */
   for (int k0 = 0; k0 < K; k0 += BK) {
-    const int k = k0 + kk;
-    const int c = k / (KH * KW), rr = k % (KH * KW), ky = rr / KW, kx = rr % KW;
 #pragma unroll
-    for (int i = 0; i < ROWS; i++) {
-      const int iy = py[i] + ky * DH, ix = px[i] + kx * DW;
-      T v = zero;
-      if (k < K && pb[i] >= 0 && iy >= 0 && iy < H * UH && ix >= 0 && ix < W * UW)
-        v = x[((long long)(pb[i] * C + c) * H + iy / UH) * W + ix / UW];
-      As[(r0 + 4 * i) * LDS + kk] = v;
-    }
+    for (int i = 0; i < AK; i++) As[am * LDS + ak0 + 2 * i] = ra[i];
 #pragma unroll
-    for (int i = 0; i < BN * BK / ${CONV_TILE.threads}; i++) {
-      const int o = n0 + r0 + 4 * i;
-      Bs[(r0 + 4 * i) * LDS + kk] = (o < O && k < K) ? w[(long long)o * K + k] : zero;
-    }
+    for (int i = 0; i < BR; i++) Bs[(bo0 + 4 * i) * LDS + bk] = rb[i];
     __syncthreads();
+    if (k0 + BK < K) load(k0 + BK);
 #pragma unroll
     for (int ks = 0; ks < BK; ks += 16) {
       unsigned af[2][4], bf[4][2];
