@@ -76,6 +76,8 @@ template <typename T> inline T pdt_from_f(float x);
 template <> inline float pdt_from_f<float>(float x) { return x; }
 template <> inline __half pdt_from_f<__half>(float x) { return __float2half_rn(x); }
 template <> inline __nv_bfloat16 pdt_from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+template <typename T, int N> inline void pdt_ldv(const T* p, float* out) { for (int i = 0; i < N; i++) out[i] = pdt_to_f<T>(p[i]); }
+template <typename T, int N> inline void pdt_stv(T* p, const float* in) { for (int i = 0; i < N; i++) p[i] = pdt_from_f<T>(in[i]); }
 ${rowSumText()}
 template <typename T> static float pdt_half_bits(unsigned short h) { T v; std::memcpy(&v, &h, 2); return pdt_to_f<T>(v); }
 template <typename T> void pdt_mma16816_host(float* d, const unsigned* a, const unsigned* b) {

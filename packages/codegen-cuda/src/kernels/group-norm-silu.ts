@@ -5,7 +5,8 @@
  *
  * One block of 1024 threads per (b, g); a group is N contiguous elements of the NCHW input. Two
  * passes of fp32 statistics (the mean, then the mean squared deviation: no E[x^2] - mean^2
- * cancellation), then one pass that writes y. Each step rounds to the storage dtype where the
+ * cancellation), then one pass that writes y; 16-byte loads and stores of 8 elements where the
+ * spatial size is a multiple of 8 and x, y are 16-byte aligned (checked at run time). Each step rounds to the storage dtype where the
  * unfused nodes would (InstanceNormalization's output, the Mul, the Add), so a bf16 plan stays
  * close to its per-node reference; fp32 plans round nowhere.
  */
@@ -31,8 +32,8 @@ export const GROUP_NORM_HEADER = `#ifndef ${GN_GUARD}
 #define ${GN_GUARD}
 template <typename T> __device__ __forceinline__ float pdt_gn_rnd(float x) { return pdt_to_f<T>(pdt_from_f<T>(x)); }
 /* x, y: [B, G, CPG * HW]; s, t: [G] (InstanceNormalization's scale and bias); gamma, beta: [G * CPG]. */
-template <typename T, int G, int CPG, int HW, bool SILU>
-__device__ __forceinline__ void pdt_group_norm_silu(const T* __restrict__ x, const T* __restrict__ s, const T* __restrict__ t,
+template <typename T, int G, int CPG, int HW, bool SILU, bool VEC>
+__device__ __forceinline__ void pdt_group_norm_body(const T* __restrict__ x, const T* __restrict__ s, const T* __restrict__ t,
                                                     const T* __restrict__ gamma, const T* __restrict__ beta, T* __restrict__ y,
                                                     float eps) {
   constexpr long long N = (long long)CPG * HW;
@@ -41,25 +42,54 @@ __device__ __forceinline__ void pdt_group_norm_silu(const T* __restrict__ x, con
   const long long base = (long long)blockIdx.x * N;
   const int g = blockIdx.x % G;
   const T* xg = x + base;
+  /* VEC: 8 consecutive elements per load and store, all of one channel (HW % 8 == 0); a group
+     starts at a multiple of N elements, so x and y 16-byte aligned keep every group aligned. */
+  constexpr int V = VEC ? 8 : 1;
   float acc = 0.0f;
-  for (long long i = threadIdx.x; i < N; i += NT) acc += pdt_to_f<T>(xg[i]);
+  for (long long i = (long long)threadIdx.x * V; i < N; i += (long long)NT * V) {
+    float v[V];
+    if constexpr (VEC) pdt_ldv<T, 8>(xg + i, v); else v[0] = pdt_to_f<T>(xg[i]);
+#pragma unroll
+    for (int j = 0; j < V; j++) acc += v[j];
+  }
   const float mean = pdt_row_sum<NT>(acc, red) / (float)N;
   float dev = 0.0f;
-  for (long long i = threadIdx.x; i < N; i += NT) {
-    const float d = pdt_to_f<T>(xg[i]) - mean;
-    dev += d * d;
+  for (long long i = (long long)threadIdx.x * V; i < N; i += (long long)NT * V) {
+    float v[V];
+    if constexpr (VEC) pdt_ldv<T, 8>(xg + i, v); else v[0] = pdt_to_f<T>(xg[i]);
+#pragma unroll
+    for (int j = 0; j < V; j++) dev += (v[j] - mean) * (v[j] - mean);
   }
   const float var = pdt_row_sum<NT>(dev, red) / (float)N;
   const float rstd = rsqrtf(var + eps);
   const float sg = pdt_to_f<T>(s[g]) * rstd, tg = pdt_to_f<T>(t[g]);
-  for (long long i = threadIdx.x; i < N; i += NT) {
+  for (long long i = (long long)threadIdx.x * V; i < N; i += (long long)NT * V) {
     const int c = g * CPG + (int)(i / HW);
-    float v = pdt_gn_rnd<T>((pdt_to_f<T>(xg[i]) - mean) * sg + tg);
-    v = pdt_gn_rnd<T>(v * pdt_to_f<T>(gamma[c]));
-    v = pdt_gn_rnd<T>(v + pdt_to_f<T>(beta[c]));
-    if constexpr (SILU) v = v / (1.0f + expf(-v));
-    y[base + i] = pdt_from_f<T>(v);
+    const float gc = pdt_to_f<T>(gamma[c]), bc = pdt_to_f<T>(beta[c]);
+    float v[V];
+    if constexpr (VEC) pdt_ldv<T, 8>(xg + i, v); else v[0] = pdt_to_f<T>(xg[i]);
+#pragma unroll
+    for (int j = 0; j < V; j++) {
+      float u = pdt_gn_rnd<T>((v[j] - mean) * sg + tg);
+      u = pdt_gn_rnd<T>(u * gc);
+      u = pdt_gn_rnd<T>(u + bc);
+      if constexpr (SILU) u = u / (1.0f + expf(-u));
+      v[j] = u;
+    }
+    if constexpr (VEC) pdt_stv<T, 8>(y + base + i, v); else y[base + i] = pdt_from_f<T>(v[0]);
   }
+}
+template <typename T, int G, int CPG, int HW, bool SILU>
+__device__ __forceinline__ void pdt_group_norm_silu(const T* __restrict__ x, const T* __restrict__ s, const T* __restrict__ t,
+                                                    const T* __restrict__ gamma, const T* __restrict__ beta, T* __restrict__ y,
+                                                    float eps) {
+  if constexpr (HW % 8 == 0) {
+    if ((((unsigned long long)x | (unsigned long long)y) & 15ull) == 0) {
+      pdt_group_norm_body<T, G, CPG, HW, SILU, true>(x, s, t, gamma, beta, y, eps);
+      return;
+    }
+  }
+  pdt_group_norm_body<T, G, CPG, HW, SILU, false>(x, s, t, gamma, beta, y, eps);
 }
 #endif
 `;
