@@ -6,9 +6,9 @@
  * One block of 1024 threads per (b, g); a group is N contiguous elements of the NCHW input. Two
  * passes of fp32 statistics (the mean, then the mean squared deviation: no E[x^2] - mean^2
  * cancellation), then one pass that writes y; 16-byte loads and stores of 8 elements where the
- * spatial size is a multiple of 8 and x, y are 16-byte aligned (checked at run time). Each step rounds to the storage dtype where the
- * unfused nodes would (InstanceNormalization's output, the Mul, the Add), so a bf16 plan stays
- * close to its per-node reference; fp32 plans round nowhere.
+ * spatial size is a multiple of 8 and x, y are 16-byte aligned (checked at run time). Each step
+ * rounds to the storage dtype where the unfused nodes would (InstanceNormalization's output, the
+ * Mul, the Add), so a bf16 plan stays close to its per-node reference; fp32 plans round nowhere.
  */
 import { KERNEL_HEADER } from './header';
 
