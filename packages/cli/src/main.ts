@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { inspectCommand } from './commands/inspect';
 import { checkCommand } from './commands/check';
 import { denoiseCommand } from './commands/denoise';
+import { decodeCommand } from './commands/decode';
 import { compileCommand } from './commands/compile';
 import { runCommand } from './commands/run';
 import { launchCommand } from './commands/launch';
@@ -42,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
   inspectCommand(program, setCode);
   checkCommand(program, setCode);
   denoiseCommand(program, setCode);
+  decodeCommand(program, setCode);
   compileCommand(program, setCode);
   runCommand(program, setCode);
   launchCommand(program, setCode);

@@ -29,3 +29,4 @@ export * from './distributed/nodelist';
 export * from './distributed/frames';
 export * from './distributed/control-channel';
 export * from './distributed/tcp-collectives';
+export * from './image';

@@ -2,7 +2,9 @@
  * `paradit denoise DIR --steps N [--fbcache T] ...`: the flow-matching Euler loop over the
  * compiled step (default pipeline, context parallelism for a mesh, the First Block Cache gate),
  * starting from test_data_set_0's inputs. The CLI compiles and builds the executor; the loop
- * itself is @paradit/runtime's `denoise` (which never imports the compiler).
+ * itself is @paradit/runtime's `denoise` (which never imports the compiler). With `--vae DECODER
+ * -o image.png` the final latent is unpacked to the decoder's NCHW latent (FLUX's 2x2 patches),
+ * scaled as FLUX's pipeline does and decoded to a PNG (decode-image.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,6 +21,8 @@ import { openPlanStep, parseCheckBackend, parsePrecision, planDtypeFor, requireG
 import type { PlanBackend } from './check-backend';
 import { DEFAULT_TIMEOUT_S, withRank } from '../launched';
 import type { RankContext } from '../launched';
+import { addScalingFlags, checkImagePath, openDecoder, prepareLatent, scalingFromFlags, writeDecodedImages } from './decode-image';
+import type { Decoder } from './decode-image';
 
 interface DenoiseFlags {
   steps?: string;
@@ -40,6 +44,11 @@ interface DenoiseFlags {
   dtype?: string;
   keepPlan?: string;
   timeout?: string;
+  vae?: string;
+  output?: string;
+  scalingFactor?: string;
+  shiftFactor?: string;
+  latentScaling?: boolean;
 }
 
 function bad(message: string): never {
@@ -96,6 +105,8 @@ interface DenoiseReport {
   readonly skippedFraction: number;
   readonly compileSeconds: number;
   readonly seconds: number;
+  /** With --vae: what decoded the latent and the PNG files written. */
+  readonly decoded?: { readonly ran: string; readonly files: readonly string[] };
   /** With --backend: the plan backend, its dtype and (cuda) the device. */
   readonly backend?: { readonly name: PlanBackend; readonly dtype: string; readonly device?: string };
 }
@@ -140,7 +151,19 @@ function saveLatents(file: string, t: Tensor, name: string): void {
   }
 }
 
-export async function runDenoise(dirArg: string, flags: DenoiseFlags, rank?: RankContext): Promise<{ report: DenoiseReport; text: string; latents: Tensor }> {
+type DenoiseRun = { report: DenoiseReport; text: string; latents: Tensor };
+
+export async function runDenoise(dirArg: string, flags: DenoiseFlags, rank?: RankContext): Promise<DenoiseRun> {
+  // The --vae decoder (opened before the loop) is closed however the run ends.
+  const opened: { vae?: OpenVae } = {};
+  try {
+    return await denoiseAndDecode(dirArg, flags, rank, opened);
+  } finally {
+    opened.vae?.decoder.dispose();
+  }
+}
+
+async function denoiseAndDecode(dirArg: string, flags: DenoiseFlags, rank: RankContext | undefined, opened: { vae?: OpenVae }): Promise<DenoiseRun> {
   const steps = intFlag('--steps', flags.steps, 1) ?? bad('--steps N is required (the number of denoising steps)');
   const threshold = numberFlag('--fbcache', flags.fbcache);
   const warmup = intFlag('--warmup', flags.warmup, 0);
@@ -160,6 +183,8 @@ export async function runDenoise(dirArg: string, flags: DenoiseFlags, rank?: Ran
   const raw = loadModel(dir, random);
   if (raw.meta.randomWeights) process.stderr.write("paradit: note: weights are seeded random data, not the model's own\n");
   const inputs = modelInputs(dir, raw, random.randomWeights?.seed);
+  const vae = await openVae(flags, backend, inputs.get(flags.latentInput ?? 'hidden_states'), rank);
+  if (vae) opened.vae = vae;
   const timestep = inputs.get(flags.timestepInput ?? 'timestep');
   if (timestep && (timestep.dtype === 'i64' || timestep.dtype === 'i32') && (scale ?? 1) === 1) {
     process.stderr.write(`paradit: note: the timestep input is ${timestep.dtype}, so t = round(sigma) is 0 or 1; models trained on [0, 1000] need --timestep-scale 1000\n`);
@@ -216,11 +241,49 @@ export async function runDenoise(dirArg: string, flags: DenoiseFlags, rank?: Ran
   }
   await rank?.checkOutputs(new Map([['latents', result.latents]]));
   if (flags.saveLatents && (!rank || rank.isRoot)) saveLatents(path.resolve(flags.saveLatents), result.latents, flags.latentInput ?? 'hidden_states');
-  const report = toReport(result, compileSeconds, backendInfo);
+  const decoded = vae ? await decodeLatents(vae, result.latents, flags.output!) : undefined;
+  const report = { ...toReport(result, compileSeconds, backendInfo), ...(decoded ? { decoded } : {}) };
   const meshText = mesh && worldSize(mesh) > 1 ? `, mesh ulysses ${mesh.ulysses} ring ${mesh.ring} cfg ${mesh.cfg} (${rank && rank.env.world > 1 ? `${rank.env.world} processes launched by ${rank.env.launcher}` : backend === undefined ? 'simulated ranks' : 'ranks in this process'})` : '';
   const cacheText = threshold === undefined ? 'no cache' : `fbcache ${threshold} (warm-up ${warmup ?? 0}, max cached ${maxCached ?? 'unlimited'}${flags.computeLastStep ? ', last step computed' : ''})`;
   const backendText = backendInfo ? `, ${backendInfo.dtype} plan on ${backendInfo.name}${backendInfo.device ? ` (${backendInfo.device})` : ''}` : '';
-  return { report, text: formatReport(dirArg, report, `${steps} steps, ${cacheText}${meshText}${backendText}`), latents: result.latents };
+  const text = formatReport(dirArg, report, `${steps} steps, ${cacheText}${meshText}${backendText}`);
+  return { report, text: decoded ? `${text}\ndecoded with ${flags.vae} on ${decoded.ran}: ${decoded.files.map((f) => `wrote ${f}`).join(', ')}` : text, latents: result.latents };
+}
+
+interface OpenVae {
+  readonly decoder: Decoder;
+  readonly scaling: ReturnType<typeof scalingFromFlags>;
+}
+
+/**
+ * --vae DECODER -o FILE: checked and opened before the loop runs, so a decoder whose latent does
+ * not fit the transformer's (neither its shape nor FLUX's packed form of it) is refused at once.
+ * A launched job decodes on rank 0 only.
+ */
+async function openVae(flags: DenoiseFlags, backend: PlanBackend | undefined, latent: Tensor | undefined, rank: RankContext | undefined): Promise<OpenVae | undefined> {
+  const scalingSet = flags.scalingFactor !== undefined || flags.shiftFactor !== undefined || flags.latentScaling === false;
+  if (flags.vae === undefined) {
+    if (flags.output !== undefined || scalingSet) bad('-o, --scaling-factor, --shift-factor and --no-latent-scaling decode the final latent; add --vae DECODER (a VAE plan or model folder)');
+    return undefined;
+  }
+  if (flags.output === undefined) bad('--vae decodes the final latent to an image; add -o image.png');
+  const scaling = scalingFromFlags(flags);
+  checkImagePath(flags.output);
+  if (rank && !rank.isRoot) return undefined;
+  if (!latent) bad(`--vae: the model has no latent input '${flags.latentInput ?? 'hidden_states'}'; name it with --latent-input`);
+  const decoder = await openDecoder(flags.vae, { flag: '--vae', ...(backend ? { backend } : {}) });
+  try {
+    prepareLatent(latent, decoder, scaling, `the transformer's latent '${flags.latentInput ?? 'hidden_states'}'`);
+  } catch (e) {
+    decoder.dispose();
+    throw e;
+  }
+  return { decoder, scaling };
+}
+
+async function decodeLatents(vae: OpenVae, latents: Tensor, output: string): Promise<{ ran: string; files: string[] }> {
+  const image = await vae.decoder.decode(prepareLatent(latents, vae.decoder, vae.scaling, 'the denoised latent'));
+  return { ran: vae.decoder.what, files: writeDecodedImages(output, image) };
 }
 
 export function denoiseCommand(program: Command, _setCode: (c: number) => void): void {
@@ -243,6 +306,10 @@ export function denoiseCommand(program: Command, _setCode: (c: number) => void):
     .option('--backend <name>', 'run the step as a compiled plan: cpu (each instruction\'s IR ref) or cuda (the GPU, one CUDA graph per step); default: the reference interpreter')
     .option('--dtype <dtype>', 'with --backend: plan dtype bf16, fp16 or fp32 (default: fp32 for fp32 models, bf16 for bf16 models)')
     .option('--keep-plan <dir>', 'with --backend: write the compiled plan here and keep it');
+  cmd
+    .option('--vae <decoder>', 'decode the final latent with this VAE decoder (plan directory or model folder; same backend) and write -o')
+    .option('-o, --output <file>', 'with --vae: the PNG to write (a batch writes FILE-0.png, FILE-1.png, ...)');
+  addScalingFlags(cmd);
   addMeshFlags(cmd, 'run simulated ranks');
   cmd.option('--timeout <s>', `launched ranks: how long a rank waits for its peers before giving up (default ${DEFAULT_TIMEOUT_S}, or PARADIT_TIMEOUT)`);
   cmd.action(async (dir: string, flags: DenoiseFlags) => {

@@ -8,7 +8,10 @@
  *   reduction     row or loop reductions (kernels/row-kernel.ts, kernels/loop-kernel.ts)
  *   gemm          cuBLASLt (lower/gemm.ts); forms it does not take use the indexed path
  *   attention     the flash kernel, or GEMMs + softmax (lower/attention.ts, decompose-attention.ts)
- *   indexed       the generic element-indexed kernel (kernels/indexed*.ts)
+ *   indexed       the generic element-indexed kernel (kernels/indexed*.ts); bf16/fp16 group-1 Conv
+ *                 (implicit GEMM, a nearest 2x Resize before it folded in) and the exporters'
+ *                 GroupNorm pattern (InstanceNormalization between Reshapes, + affine, + silu) take
+ *                 dedicated kernels first (kernels/conv-fragment.ts)
  *   scatter       copy-then-scatter kernels (kernels/scatter-kernel.ts)
  *   plan          a plan instruction of its own (collectives, branches)
  *   compile-time  folded to a constant before lowering (static shapes make it known)
