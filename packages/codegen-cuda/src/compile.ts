@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { IrError, Module, loadModel, makeMesh, resolveModelPath, worldSize } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
+import type { KeepPattern } from '@paradit/passes';
 import { canonicalize, compileDenoiseStep, createPassContext, defaultPipeline, maskTokenSelection, runPipeline } from '@paradit/passes';
 import { listTestDataSets, openPlan, readTestDataSet } from '@paradit/runtime';
 import type { OpenedPlan, Plan } from '@paradit/runtime';
@@ -59,6 +60,8 @@ interface MeshDegrees {
 
 export interface LowerToPlanOptions {
   readonly dtype: PlanPrecision;
+  /** --keep-bf16 patterns of an fp8 plan (docs/fp8.md). */
+  readonly keepBf16?: readonly KeepPattern[];
   readonly shapes?: ShapeBindings;
   readonly emitFragment?: EmitFragment;
   readonly emitAttention?: LowerOptions['emitAttention'];
@@ -110,7 +113,7 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   opts.onPhase?.('dtype');
   // Patch-embedding convolutions become GEMMs; canonicalize cancels the layout changes around them
   // and removes the no-op Casts the policy leaves.
-  const typed = runPipeline(rewriteEinsums(patchifyConvs(applyDtypePolicy(fused, opts.dtype))), [canonicalize], ctx);
+  const typed = runPipeline(rewriteEinsums(patchifyConvs(applyDtypePolicy(fused, opts.dtype, { keepBf16: opts.keepBf16 ?? [] }))), [canonicalize], ctx);
   opts.onPhase?.('lower');
   const emitters = defaultEmitters(opts.stubKernels === true);
   const flash = opts.flashAttention !== false;

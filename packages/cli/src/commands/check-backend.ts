@@ -14,6 +14,7 @@ import { IrError, Tensor, formatMesh, loadModel, worldSize } from '@paradit/ir';
 import type { Mesh, Module } from '@paradit/ir';
 import { compileToPlan, parsePrecision } from '@paradit/codegen-cuda';
 import type { PlanPrecision } from '@paradit/codegen-cuda';
+import type { KeepPattern } from '@paradit/passes';
 import {
   FBCACHE_PREFIX,
   compareTensors,
@@ -47,6 +48,8 @@ interface PlanCheckOptions {
   readonly mesh?: Mesh;
   /** Plan dtype; default from the model (planDtypeFor). */
   readonly dtype?: PlanPrecision;
+  /** --keep-bf16 patterns of an fp8 plan. */
+  readonly keepBf16?: readonly KeepPattern[];
   readonly tolerance?: number;
   /** Keep the compiled plan here instead of a removed temporary folder. */
   readonly keepPlan?: string;
@@ -145,7 +148,7 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
   const planDir = opts.keepPlan ? path.resolve(opts.keepPlan) : path.join(tmp!, 'plan');
   try {
     const c0 = performance.now();
-    const compiled = await compileToPlan(dir, planDir, { dtype, nvcc: opts.backend === 'cuda' ? 'auto' : false, ...(opts.mesh ? { mesh: opts.mesh } : {}) });
+    const compiled = await compileToPlan(dir, planDir, { dtype, ...(opts.keepBf16 ? { keepBf16: opts.keepBf16 } : {}), nvcc: opts.backend === 'cuda' ? 'auto' : false, ...(opts.mesh ? { mesh: opts.mesh } : {}) });
     const compileSeconds = (performance.now() - c0) / 1000;
     opts.log?.(`compiled ${compiled.plan.program.length} top-level instructions (${dtype}${opts.mesh && worldSize(opts.mesh) > 1 ? `, ${formatMesh(opts.mesh)}` : ''}) in ${compileSeconds.toFixed(2)} s`);
     const l0 = performance.now();
