@@ -39,4 +39,4 @@ export { carriesPlacements, meshAxisSizes, spmdPlacementRule, outputsReplicated,
 export * from './fbcache-names';
 export * from './prng';
 // FP8 linear layers (docs/fp8.md): rounding, scales, weight quantization.
-export { E4M3_MAX, fp8RowScale, quantizeWeightColumns, roundE4m3 } from './ops/paradit-fp8';
+export { E4M3_MAX, e4m3Bits, fp8RowScale, quantizeWeightColumns, roundE4m3 } from './ops/paradit-fp8';

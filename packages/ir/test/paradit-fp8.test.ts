@@ -4,8 +4,8 @@
  * shape errors, and the printer/parser round trip of a module that uses both ops.
  */
 import {
-  E4M3_MAX, GraphBuilder, Module, Tensor, fp8RowScale, interpret, parseModule, printModule, quantizeWeightColumns, roundE4m3, roundTo,
-  structurallyEqual, tensorType, verifyModule,
+  E4M3_MAX, GraphBuilder, Module, Tensor, e4m3Bits, f32ToFp8Bits, fp8BitsToF32, fp8RowScale, interpret, parseModule, printModule, quantizeWeightColumns, roundE4m3, roundTo,
+  mulberry32, structurallyEqual, tensorType, verifyModule,
 } from '@paradit/ir';
 import type { AttrValue } from '@paradit/ir';
 
@@ -38,6 +38,17 @@ describe('roundE4m3', () => {
     expect(roundE4m3(40)).toBe(40); // exact
     expect(roundE4m3(42)).toBe(40); // tie between 40 (mantissa 010) and 44 (011): even
     expect(roundE4m3(46)).toBe(48); // tie between 44 (011) and 48 (100): even
+  });
+});
+
+describe('e4m3Bits', () => {
+  it('inverts the code table for every finite code, signed zero included, and rounds other values', () => {
+    for (let c = 0; c < 256; c++) {
+      const v = fp8BitsToF32('f8e4m3fn', c);
+      if (!Number.isNaN(v)) expect(e4m3Bits(v)).toBe(c);
+    }
+    expect(e4m3Bits(14.9333)).toBe(f32ToFp8Bits('f8e4m3fn', 14.9333));
+    expect(e4m3Bits(NaN)).toBe(0x7f);
   });
 });
 
@@ -122,6 +133,36 @@ describe('linear_fp8', () => {
     expect(structurallyEqual(back, m)).toBe(true);
     const x = Tensor.from('f32', [2, 3], [1, -2, 0.5, 3, 0.1, -0.3]);
     expect(Array.from(interpret(back, [x])[0]!.data)).toEqual(Array.from(interpret(m, [x])[0]!.data));
+  });
+  it('one layer costs the rel. L2 docs/fp8.md derives (~0.0265 per element, ~0.0375 per K-term dot product)', () => {
+    // Gaussian-like x [16,256] and w [256,32] (sum of 6 uniforms), fp32 reference product.
+    const r = mulberry32(3);
+    const g = (): number => r() + r() + r() + r() + r() + r() - 3;
+    const [M, K, N] = [16, 256, 32];
+    const x = Tensor.from('f32', [M, K], Array.from({ length: M * K }, g));
+    const w = Tensor.from('f32', [K, N], Array.from({ length: K * N }, g));
+    const b = new GraphBuilder(18);
+    const xi = b.input('x', tensorType('f32', [M, K]));
+    const [q, s] = b.add('quantize_fp8_rows', [xi], {}, { name: 'quant', numOutputs: 2 });
+    const { wq, ws } = quantizeWeightColumns(w, false);
+    const [y] = b.add('linear_fp8', [q!, s!, b.constant(wq), b.constant(ws)], { oDtype: i(1) }, { name: 'lin' });
+    const [qt, st, yt] = interpret(new Module(b.build([q!, s!, y!]), { '': 18 }), [x]);
+    const rel = (got: (k: number) => number, want: (k: number) => number, n: number): number => {
+      let num = 0, den = 0;
+      for (let k = 0; k < n; k++) {
+        num += (got(k) - want(k)) ** 2;
+        den += want(k) ** 2;
+      }
+      return Math.sqrt(num / den);
+    };
+    const elem = rel((k) => qt!.data[k]! * st!.data[Math.floor(k / K)]!, (k) => x.data[k]!, M * K);
+    const ref = new Float64Array(M * N);
+    for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) ref[m * N + n] += x.data[m * K + k]! * w.data[k * N + n]!;
+    const dot = rel((k) => yt!.data[k]!, (k) => ref[k]!, M * N);
+    expect(elem).toBeGreaterThan(0.024);
+    expect(elem).toBeLessThan(0.029);
+    expect(dot).toBeGreaterThan(0.032);
+    expect(dot).toBeLessThan(0.043);
   });
   it('E4M3_MAX is the largest finite e4m3fn value', () => {
     expect(roundTo('f8e4m3fn', 1e9)).toBe(E4M3_MAX);

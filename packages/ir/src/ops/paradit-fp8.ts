@@ -18,7 +18,7 @@
  * scaling; these two ops are exactly the two device steps (a row-quantize kernel, an FP8 GEMM with
  * outer-vector scales), so each plan instruction's ref is one of them.
  */
-import { dtypeFromOnnx, dtypeToOnnx, isFloat } from '../dtype';
+import { dtypeFromOnnx, dtypeToOnnx, f32ToFp8Bits, fp8BitsToF32, isFloat } from '../dtype';
 import type { DType } from '../dtype';
 import type { TensorType } from '../graph';
 import { Tensor, numel } from '../tensor';
@@ -52,6 +52,24 @@ export function roundE4m3(x: number): number {
   if (frac > 0.5 || (frac === 0.5 && n % 2 === 1)) n++;
   const v = Math.min(n * step, E4M3_MAX);
   return x < 0 || Object.is(x, -0) ? -v : v;
+}
+
+let E4M3_CODES: Map<number, number> | undefined;
+
+/**
+ * The f8e4m3fn bit pattern of `x`: a table lookup for values that are exact e4m3 already (every
+ * element of an f8e4m3fn tensor), the general rounding (f32ToFp8Bits) otherwise.
+ */
+export function e4m3Bits(x: number): number {
+  if (!E4M3_CODES) {
+    E4M3_CODES = new Map();
+    for (let c = 0xff; c >= 0; c--) {
+      const v = fp8BitsToF32('f8e4m3fn', c);
+      if (!Number.isNaN(v)) E4M3_CODES.set(v, c); // -0 and +0 share a key; 0x00 (set last) wins
+    }
+  }
+  if (Object.is(x, -0)) return 0x80;
+  return E4M3_CODES.get(x) ?? f32ToFp8Bits('f8e4m3fn', x);
 }
 
 /** The per-row scale of quantize_fp8_rows for a row with absolute maximum `amax`. */

@@ -2,7 +2,7 @@
  * Tensor <-> device bytes in a plan dtype (little-endian, the layout CUDA kernels read): used by
  * the plan writer for weights.bin and by the backends for inputs, outputs and (CPU) every buffer.
  */
-import { Tensor, f16BitsToF32, f32ToF16Bits, f32ToFp8Bits, fp8BitsToF32, numel } from '@paradit/ir';
+import { Tensor, e4m3Bits, f16BitsToF32, f32ToF16Bits, fp8BitsToF32, numel } from '@paradit/ir';
 import type { PlanDType } from './schema';
 
 export const PLAN_DTYPE_BYTES: { readonly [K in PlanDType]: number } = { f32: 4, f16: 2, bf16: 2, i32: 4, i64: 8, bool: 1, u8: 1, i8: 1, i16: 2, u16: 2, u32: 4, u64: 8, f8e4m3fn: 1 };
@@ -81,7 +81,7 @@ export function encodeInto(t: Tensor, d: PlanDType, out: Uint8Array): void {
     case 'f8e4m3fn': {
       // Values of an f8e4m3fn tensor are exact e4m3 already; others round (saturating).
       const o = new Uint8Array(buf, off, n);
-      for (let i = 0; i < n; i++) o[i] = f32ToFp8Bits('f8e4m3fn', src[i]!);
+      for (let i = 0; i < n; i++) o[i] = e4m3Bits(src[i]!);
       return;
     }
   }
