@@ -165,7 +165,7 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
       }
       const gate = step ? fbcacheSignature(step) : undefined;
       // --target cuda: lower without writing anything (codegen-cuda's planSummary).
-      if (opts.target) out.plan = planSummary(raw, opts.target, opts.dtype ?? 'bf16', { fbcache: opts.fbcache !== undefined, fused: m, ...(mesh ? { mesh } : {}) });
+      if (opts.target) out.plan = planSummary(raw, opts.target, opts.dtype ?? 'bf16', { fbcache: opts.fbcache !== undefined, fused: m, ...(mesh ? { mesh } : {}), ...(keep.length ? { keepBf16: keep } : {}) });
       if (gate) out.fbcache = { totalBlocks: gate.totalBlocks, skippedBlocks: gate.skippedBlocks, state: gate.state.map((p) => p.role) };
       if (fp8) out.fp8 = fp8;
       if (opts.json) process.stdout.write(`${JSON.stringify(out)}\n`);
