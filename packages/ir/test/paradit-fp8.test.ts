@@ -157,7 +157,7 @@ describe('linear_fp8', () => {
     };
     const elem = rel((k) => qt!.data[k]! * st!.data[Math.floor(k / K)]!, (k) => x.data[k]!, M * K);
     const ref = new Float64Array(M * N);
-    for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) ref[m * N + n] += x.data[m * K + k]! * w.data[k * N + n]!;
+    for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) ref[m * N + n] = ref[m * N + n]! + x.data[m * K + k]! * w.data[k * N + n]!;
     const dot = rel((k) => yt!.data[k]!, (k) => ref[k]!, M * N);
     expect(elem).toBeGreaterThan(0.024);
     expect(elem).toBeLessThan(0.029);
