@@ -3,12 +3,13 @@
 //   ir            nothing of ParaDiT
 //   passes        ir
 //   runtime       ir (a plan is executed, never re-derived: no passes, no codegen)
-//   codegen-cuda  ir, passes, runtime
+//   codegen-cuda  ir, passes, runtime (the CUDA target's lowering passes and renderer)
+//   compiler      ir, passes, runtime, codegen-cuda (the compile driver)
 //   cli           anything (and nothing imports cli)
 // Relative imports that climb into another package's folder are refused the same way.
 import tseslint from 'typescript-eslint';
 
-const PKGS = ['ir', 'passes', 'runtime', 'codegen-cuda', 'cli'];
+const PKGS = ['ir', 'passes', 'runtime', 'codegen-cuda', 'compiler', 'cli'];
 
 /** no-restricted-imports for a package that may import only `allowed` (plus itself). */
 function boundary(pkg, allowed) {
@@ -45,5 +46,6 @@ export default tseslint.config(
   boundary('passes', ['ir']),
   boundary('runtime', ['ir']),
   boundary('codegen-cuda', ['ir', 'passes', 'runtime']),
-  boundary('cli', ['ir', 'passes', 'runtime', 'codegen-cuda']),
+  boundary('compiler', ['ir', 'passes', 'runtime', 'codegen-cuda']),
+  boundary('cli', ['ir', 'passes', 'runtime', 'codegen-cuda', 'compiler']),
 );

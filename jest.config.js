@@ -8,6 +8,7 @@ module.exports = {
     '^@paradit/ir$': '<rootDir>/packages/ir/src/index.ts',
     '^@paradit/passes$': '<rootDir>/packages/passes/src/index.ts',
     '^@paradit/codegen-cuda$': '<rootDir>/packages/codegen-cuda/src/index.ts',
+    '^@paradit/compiler$': '<rootDir>/packages/compiler/src/index.ts',
     '^@paradit/runtime$': '<rootDir>/packages/runtime/src/index.ts',
     '^@paradit/cli$': '<rootDir>/packages/cli/src/main.ts',
   },

@@ -9,6 +9,7 @@ const alias = {
   '@paradit/ir': path.join(root, 'packages/ir/src/index.ts'),
   '@paradit/passes': path.join(root, 'packages/passes/src/index.ts'),
   '@paradit/codegen-cuda': path.join(root, 'packages/codegen-cuda/src/index.ts'),
+  '@paradit/compiler': path.join(root, 'packages/compiler/src/index.ts'),
   '@paradit/runtime': path.join(root, 'packages/runtime/src/index.ts'),
 };
 await build({

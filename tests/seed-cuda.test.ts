@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadModel } from '@paradit/ir';
-import { compileModule, testDataShapes } from '@paradit/codegen-cuda';
+import { compileModule, testDataShapes } from '@paradit/compiler';
 import type { PlanPrecision } from '@paradit/codegen-cuda';
 import { checkModelDirOnPlan } from '../packages/cli/src/commands/check-backend';
 

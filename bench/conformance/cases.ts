@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Graph, Module, Value } from '@paradit/ir';
 import { interpret, loadModel } from '@paradit/ir';
 import type { Tensor } from '@paradit/ir';
-import { compileModule } from '@paradit/codegen-cuda';
+import { compileModule } from '@paradit/compiler';
 import { listTestDataSets, readTestDataSet } from '@paradit/runtime';
 import type { TestDataSet } from '@paradit/runtime';
 import { decodeModel, decodeTensor, encodeModel } from '../../packages/ir/src/onnx/proto';

@@ -18,7 +18,7 @@ const flag = (f) => args.includes(f);
 const opt = (f) => (args.includes(f) ? args[args.indexOf(f) + 1] : undefined);
 const outDir = path.resolve(args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--filter') ?? path.join(root, '.gpu-work/conformance'));
 const alias = {};
-for (const p of ['ir', 'passes', 'codegen-cuda', 'runtime']) alias[`@paradit/${p}`] = path.join(root, `packages/${p}/src/index.ts`);
+for (const p of ['ir', 'passes', 'codegen-cuda', 'compiler', 'runtime']) alias[`@paradit/${p}`] = path.join(root, `packages/${p}/src/index.ts`);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'paradit-conf-'));
 const outfile = path.join(tmp, 'cases.cjs');
 await build({ entryPoints: [path.join(here, 'cases.ts')], outfile, bundle: true, platform: 'node', target: 'node20', format: 'cjs', alias, external: ['koffi', 'onnxruntime-node'], logLevel: 'warning' });

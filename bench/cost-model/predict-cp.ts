@@ -15,7 +15,7 @@
 import path from 'node:path';
 import { loadModel, makeMesh, worldSize } from '@paradit/ir';
 import type { Mesh, Node } from '@paradit/ir';
-import { compileModule } from '@paradit/codegen-cuda';
+import { compileModule } from '@paradit/compiler';
 import { createPassContext, defaultPipeline, discoverBlocks, runPipeline } from '@paradit/passes';
 import { instrOrigin } from '../../packages/codegen-cuda/src/lower/lower-graph';
 import { linkBytes } from '../../packages/codegen-cuda/src/lower/cost-model';

@@ -16,7 +16,7 @@ await build({
   platform: 'node',
   target: 'node20',
   format: 'cjs',
-  alias: Object.fromEntries(['ir', 'passes', 'codegen-cuda', 'runtime'].map((p) => [`@paradit/${p}`, path.join(root, `packages/${p}/src/index.ts`)])),
+  alias: Object.fromEntries(['ir', 'passes', 'codegen-cuda', 'compiler', 'runtime'].map((p) => [`@paradit/${p}`, path.join(root, `packages/${p}/src/index.ts`)])),
   external: ['koffi', 'onnxruntime-node'],
   logLevel: 'warning',
 });

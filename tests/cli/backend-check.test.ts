@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Tensor, parseModule } from '@paradit/ir';
-import { compileToPlan } from '@paradit/codegen-cuda';
+import { compileToPlan } from '@paradit/compiler';
 import { listTestDataSets, loadPlan, readTestDataSet } from '@paradit/runtime';
 import type { Instr } from '@paradit/runtime';
 import { bindInputs, checkModelDirOnPlan, isNoGpuError, parseCheckBackend, planDtypeFor } from '../../packages/cli/src/commands/check-backend';

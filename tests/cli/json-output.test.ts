@@ -74,6 +74,7 @@ beforeAll(() => {
     ['check', ['check', model, '--json', '--ulysses', '2']],
     ['check', ['check', model, '--json', '--backend', 'cpu']],
     ['compile', ['compile', model, '-o', plan, '--no-nvcc', '--dtype', 'fp32', '--json']],
+    ['compile', ['compile', model, '-o', path.join(tempDir('json-plan-after'), 'plan'), '--no-nvcc', '--json', '--after', 'dtype-policy']],
     ['run', ['run', plan, '--inputs', model, '--json']],
     ['run', ['run', plan, '--inputs', model, '--json', '--compare', '--bench', '2', '--save', saved]],
     ['denoise', ['denoise', model, '--steps', '3', '--fbcache', '0.1', '--json']],

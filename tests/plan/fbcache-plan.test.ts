@@ -9,7 +9,7 @@ import { InterpreterStepExecutor, compareTensors, FBCACHE_NAMES } from '@paradit
 import type { Plan } from '@paradit/runtime';
 import { buildTinyDit, tinyDitInputs, TINY_DIT } from '../models/tiny-dit';
 import { compilePlanDir } from './helpers';
-import { compileAndOpen } from '@paradit/codegen-cuda';
+import { compileAndOpen } from '@paradit/compiler';
 import { compileDenoiseStep } from '@paradit/passes';
 
 const controls = (threshold: number, mustCompute: boolean): [string, Tensor][] => [

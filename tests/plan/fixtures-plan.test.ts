@@ -5,7 +5,7 @@
  * printed reason when the fixtures are absent.
  */
 import path from 'node:path';
-import { compileToPlan } from '@paradit/codegen-cuda';
+import { compileToPlan } from '@paradit/compiler';
 import { CpuPlanBackend, compareTensors, listTestDataSets, loadPlan, readTestDataSet } from '@paradit/runtime';
 import { FIXTURES, HAVE_FIXTURES, NO_FIXTURES_REASON, fixturesWithTestData } from '../fixtures';
 import { tempDir } from './helpers';

@@ -9,7 +9,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { interpret } from '@paradit/ir';
-import { compileModule, compileToPlan, findNvcc, writePlan } from '@paradit/codegen-cuda';
+import { findNvcc, writePlan } from '@paradit/codegen-cuda';
+import { compileModule, compileToPlan } from '@paradit/compiler';
 import { parseKeepPattern } from '@paradit/passes';
 import { CpuPlanBackend, compareTensors, listTestDataSets, loadPlan, readTestDataSet } from '@paradit/runtime';
 import { buildTinyDit, tinyDitInputs } from '../models/tiny-dit';

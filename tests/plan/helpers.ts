@@ -3,8 +3,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Module, Tensor, interpret } from '@paradit/ir';
-import { compileModule, writePlan } from '@paradit/codegen-cuda';
-import type { CompiledModule, LowerToPlanOptions, PlanPrecision } from '@paradit/codegen-cuda';
+import { writePlan } from '@paradit/codegen-cuda';
+import { compileModule } from '@paradit/compiler';
+import type { PlanPrecision } from '@paradit/codegen-cuda';
+import type { CompiledModule, LowerToPlanOptions } from '@paradit/compiler';
 import { CpuPlanBackend, compareTensors, loadPlan } from '@paradit/runtime';
 import type { Plan } from '@paradit/runtime';
 

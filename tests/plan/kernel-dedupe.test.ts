@@ -6,7 +6,7 @@
  * instruction and against two different kernels merged into one entry.
  */
 import { buildTinyDit, TINY_DIT } from '../models/tiny-dit';
-import { compileModule } from '@paradit/codegen-cuda';
+import { compileModule } from '@paradit/compiler';
 import type { Instr } from '@paradit/runtime';
 import { planMeta } from './helpers';
 

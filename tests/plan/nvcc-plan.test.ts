@@ -5,7 +5,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { compileModule, findNvcc, writePlan } from '@paradit/codegen-cuda';
+import { findNvcc, writePlan } from '@paradit/codegen-cuda';
+import { compileModule } from '@paradit/compiler';
 import { buildTinyDit, TINY_DIT } from '../models/tiny-dit';
 import { planMeta, tempDir } from './helpers';
 import { skipReason } from '../skip-reason';

@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { GraphBuilder, Module, Tensor, interpret, isIrError } from '@paradit/ir';
-import { compileModule, coverageError, refusedNodes, writePlan } from '@paradit/codegen-cuda';
+import { coverageError, refusedNodes, writePlan } from '@paradit/codegen-cuda';
+import { compileModule } from '@paradit/compiler';
 import { loadPlan } from '@paradit/runtime';
 import { buildTinyDit } from '../models/tiny-dit';
 import { compilePlanDir, planMeta, tempDir } from './helpers';

@@ -8,7 +8,7 @@ import { interpret } from '@paradit/ir';
 import { buildTinyDit, tinyDitInputs, TINY_DIT } from '../models/tiny-dit';
 import { compileAndRun, relErrors } from './helpers';
 import { compareTensors } from '@paradit/runtime';
-import { compileAndOpen } from '@paradit/codegen-cuda';
+import { compileAndOpen } from '@paradit/compiler';
 import fs from 'node:fs';
 
 describe('plan round trip (tiny DiT, CPU backend)', () => {

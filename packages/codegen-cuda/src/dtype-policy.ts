@@ -32,6 +32,7 @@ import { quantizeLinearsFp8 } from '@paradit/passes';
 import type { KeepPattern } from '@paradit/passes';
 import { rebuildModule } from './lower/rebuild';
 import type { ReplayCtx } from './lower/rebuild';
+import type { Pass } from '@paradit/passes';
 
 /** A plan's precision: a storage dtype, or 'fp8' (bf16 storage, e4m3 linear layers). */
 export type PlanPrecision = 'bf16' | 'f16' | 'f32' | 'fp8';
@@ -225,4 +226,9 @@ function castOutputs(g: Graph, want: readonly DType[], name: string): Graph {
     return o;
   });
   return outs.every((v, i) => v === g.outputs[i]) ? g : new Graph(g.inputs, nodes, outs, g.name);
+}
+
+/** The pass form of `applyDtypePolicy` for `--dtype T`. */
+export function dtypePolicyPass(T: PlanPrecision): Pass {
+  return { name: 'dtype-policy', description: `storage dtypes for --dtype ${T}: contractions in ${T}, statistics in fp32, graph inputs and outputs as declared`, run: (m) => applyDtypePolicy(m, T) };
 }

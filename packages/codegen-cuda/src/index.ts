@@ -1,4 +1,8 @@
-/** @paradit/codegen-cuda: dtype policy, lowering, memory planning and plan writing for the CUDA target. */
+/**
+ * @paradit/codegen-cuda: the CUDA target's lowering passes (dtype policy, layout rewrites,
+ * attention decomposition, collective packing), the renderer of decided IR (kernels, streams,
+ * memory plan) and plan writing. The driver that runs them is @paradit/compiler.
+ */
 export * from './kernel-types';
 export * from './dtype-policy';
 export * from './memory-plan';
@@ -7,10 +11,9 @@ export * from './plan-writer';
 export { abortAll, checkPlanOutput, onAbort } from './plan-output';
 export { RandomWeightPool, randomJob } from './weight-pool';
 export type { RandomJob } from './weight-pool';
-export * from './compile';
 export { rebuildModule } from './lower/rebuild';
 export type { ReplayCtx, NodeHook, RebuildOptions } from './lower/rebuild';
-export { specializeShapes, parseShapeOption } from './lower/specialize-shapes';
+export { specializeShapes, specializeShapesPass, parseShapeOption } from './lower/specialize-shapes';
 export type { ShapeBindings } from './lower/specialize-shapes';
 export { lowerModule, refOf, REF_INLINE_LIMIT, isRefInlineConstant, instrOrigin } from './lower/lower-graph';
 export type { LowerOptions } from './lower/lower-graph';
@@ -18,10 +21,15 @@ export { matchGemm } from './lower/gemm';
 export { emitFragmentStub, isViewNode, STUB_KERNEL_MARKER } from './lower/stub-emitter';
 export { defaultEmitters } from './lower/emitters';
 export type * from './lower/program';
-export { decomposeAttention } from './lower/decompose-attention';
+export { decomposeAttention, decomposeAttentionPass } from './lower/decompose-attention';
 export { flashSupported, lowerFlashAttention, foldableInputTransposes } from './lower/attention';
-export { patchifyConvs, patchKernel } from './lower/patchify-conv';
-export { rewriteEinsums, einsumForm } from './lower/einsum-to-matmul';
+export { patchifyConvs, patchifyConvPass, patchKernel } from './lower/patchify-conv';
+export { rewriteEinsums, einsumToMatmulPass, einsumForm } from './lower/einsum-to-matmul';
 export { checkProgram, ProgramError } from './lower/check-program';
 export { CUDA_PATHS, cudaPathOf, refusedNodes, coverageError } from './lower/cuda-coverage';
 export type { CudaPath } from './lower/cuda-coverage';
+export { lowerCollectives, lowerCollectivesPass } from './lower/lower-collectives';
+export { scheduleStreams } from './lower/schedule';
+export type { ScheduleReport } from './lower/schedule';
+export { linkBytes } from './lower/cost-model';
+export { valueRecipe } from './weight-recipes';

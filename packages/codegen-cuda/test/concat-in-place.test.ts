@@ -8,7 +8,7 @@
  * its first writer and its reader (numeric check, poisoned arena).
  */
 import { GraphBuilder, Module, Tensor, interpret } from '@paradit/ir';
-import { compileModule } from '@paradit/codegen-cuda';
+import { compileModule } from '@paradit/compiler';
 import type { LGemm, LKernel } from '@paradit/codegen-cuda';
 import { compareTensors } from '@paradit/runtime';
 import { compilePlanDir } from '../../../tests/plan/helpers';

@@ -5,7 +5,7 @@
  * plans run on the CPU backend and match the interpreter.
  */
 import { GraphBuilder, Module, Tensor, interpret } from '@paradit/ir';
-import { compileModule } from '@paradit/codegen-cuda';
+import { compileModule } from '@paradit/compiler';
 import type { LKernel } from '@paradit/codegen-cuda';
 import { compareTensors } from '@paradit/runtime';
 import { compilePlanDir } from '../../../tests/plan/helpers';

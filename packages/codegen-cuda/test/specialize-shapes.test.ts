@@ -3,7 +3,8 @@
  * shape; wrong or missing bindings are refused with the fix named.
  */
 import { GraphBuilder, Module, Tensor, interpret, isStaticShape } from '@paradit/ir';
-import { compileModule, parseShapeOption, specializeShapes } from '@paradit/codegen-cuda';
+import { parseShapeOption, specializeShapes } from '@paradit/codegen-cuda';
+import { compileModule } from '@paradit/compiler';
 import { compareTensors } from '@paradit/runtime';
 import { compilePlanDir } from '../../../tests/plan/helpers';
 

@@ -4,7 +4,8 @@
  * the same weights.bin (sha256) as one written on the main thread.
  */
 import { ConstData, GraphBuilder, Module, Value, randomTensor, tensorType } from '@paradit/ir';
-import { RandomWeightPool, convertTensor, randomJob, writePlan, compileModule } from '@paradit/codegen-cuda';
+import { RandomWeightPool, convertTensor, randomJob, writePlan } from '@paradit/codegen-cuda';
+import { compileModule } from '@paradit/compiler';
 import { encodeTensor } from '@paradit/runtime';
 import path from 'node:path';
 import { planMeta, tempDir } from '../../../tests/plan/helpers';

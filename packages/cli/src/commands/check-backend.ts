@@ -12,7 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { IrError, Tensor, formatMesh, loadModel, worldSize } from '@paradit/ir';
 import type { Mesh, Module } from '@paradit/ir';
-import { compileToPlan, parsePrecision } from '@paradit/codegen-cuda';
+import { parsePrecision } from '@paradit/codegen-cuda';
+import { compileToPlan } from '@paradit/compiler';
 import type { PlanPrecision } from '@paradit/codegen-cuda';
 import type { KeepPattern } from '@paradit/passes';
 import {

@@ -1,6 +1,6 @@
 /**
  * `paradit compile MODEL -o PLAN --target cuda [--dtype bf16|fp16|fp32] [--random-weights [seed]] [--materialize-random-weights]
- *  [--shape name=d0,d1,..]... [--ulysses U --ring R --cfg C] [--fbcache T] [--no-nvcc] [--json]`:
+ *  [--shape name=d0,d1,..]... [--ulysses U --ring R --cfg C] [--fbcache T] [--no-nvcc] [--after PASS] [--time-passes] [--json]`:
  * compiles an ONNX model into a plan directory (docs/plan-format.md). A failed compile leaves no
  * directory behind; bad input exits 2 with one paragraph.
  */
@@ -8,9 +8,11 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { IrError } from '@paradit/ir';
 import { parseKeepPattern } from '@paradit/passes';
-import { checkPlanOutput, compileToPlan, parsePrecision, parseShapeOption } from '@paradit/codegen-cuda';
+import { checkPlanOutput, parsePrecision, parseShapeOption } from '@paradit/codegen-cuda';
+import { compilePassNames, compileToPlan } from '@paradit/compiler';
+import { PassReport } from '@paradit/passes';
 import { fsUserError } from '../errors';
-import type { CompileResult } from '@paradit/codegen-cuda';
+import type { CompileResult } from '@paradit/compiler';
 import { meshFromFlags, addMeshFlags } from '../mesh-flags';
 import { randomOption } from './inspect';
 import { fmtBytes } from './inspect';
@@ -31,6 +33,8 @@ interface CompileFlags {
   progress: boolean;
   stubKernels?: boolean;
   materializeRandomWeights?: boolean;
+  after?: string;
+  timePasses?: boolean;
 }
 
 const mib = fmtBytes;
@@ -86,6 +90,8 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
     .option('--no-nvcc', 'do not compile kernels/module.fatbin (the runtime compiles module.cu with NVRTC)')
     .option('--no-progress', 'no progress bar')
     .option('--stub-kernels', 'emit kernels without CUDA bodies (a plan for `run --backend cpu` only; debugging)')
+    .option('--after <pass>', "print the IR text after this pass of compile's pipelines (the last run of it) before the summary")
+    .option('--time-passes', 'print the wall time of every pass to stderr')
     .option('--json', 'print one JSON object (stats and timings)');
   addMeshFlags(cmd, 'one plan that every rank of the mesh runs (world = ulysses x ring x cfg)');
   cmd.action(async (model: string, flags: CompileFlags) => {
@@ -98,6 +104,12 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
       fbcache = Number(flags.fbcache);
       if (!Number.isFinite(fbcache) || fbcache < 0) throw new IrError('E_INPUT', `--fbcache ${flags.fbcache}: expected a threshold >= 0 such as 0.08`);
     }
+    if (flags.after !== undefined) {
+      const names = compilePassNames({ shapes: new Map(), prepared: false, fbcache: fbcache !== undefined, sharded: mesh !== undefined && mesh.cfg * mesh.ring * mesh.ulysses > 1, dtype, flash: true });
+      if (!names.includes(flags.after)) throw new IrError('E_INPUT', `--after ${flags.after}: compile runs no pass of that name; its passes are, in order: ${[...new Set(names)].join(', ')}`);
+    }
+    let afterText: string | undefined;
+    const report = flags.timePasses ? new PassReport() : undefined;
     // The output path is checked before any work (an unwritable -o fails now, not after minutes).
     checkPlanOutput(flags.output);
     const random = randomOption(flags.randomWeights);
@@ -128,6 +140,8 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
         stubKernels: flags.stubKernels === true,
         generateRandomWeights: flags.materializeRandomWeights !== true,
         onPhase: phaseLine,
+        ...(report ? { report } : {}),
+        ...(flags.after !== undefined ? { printAfter: [flags.after], dump: (_p: string, text: string) => { afterText = text; } } : {}),
         onProgress: (phase, done, total) => {
           phaseLine(phase);
           if (!bar) return;
@@ -144,7 +158,9 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
     } finally {
       if (started) bar?.stop();
     }
-    if (flags.json) process.stdout.write(`${JSON.stringify({ plan: flags.output, target: r.plan.target, stats: r.plan.stats, seconds: r.seconds, cubin: r.plan.kernels.cubin })}\n`);
+    if (report) process.stderr.write(`${report.format()}\n`);
+    if (afterText !== undefined && !flags.json) process.stdout.write(`${afterText}\n`);
+    if (flags.json) process.stdout.write(`${JSON.stringify({ plan: flags.output, target: r.plan.target, stats: r.plan.stats, seconds: r.seconds, cubin: r.plan.kernels.cubin, ...(afterText !== undefined ? { after: { pass: flags.after, text: afterText } } : {}) })}\n`);
     else process.stdout.write(`${formatCompile(flags.output, r)}\n`);
   });
 }

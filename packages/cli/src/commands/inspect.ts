@@ -7,7 +7,7 @@ import { meshFromFlags } from '../mesh-flags';
 import { injectFault } from '../fault-injection';
 import { compileDenoiseStep, parseKeepPattern, planFp8Linears, quantizeLinearsFp8Pass, summarizeFp8Plan } from '@paradit/passes';
 import { fbcacheSignature } from '@paradit/runtime';
-import { planSummary } from '@paradit/codegen-cuda';
+import { planSummary } from '@paradit/compiler';
 
 interface ValueSummary {
   readonly name: string;

@@ -13,6 +13,7 @@ import { Module, Node, Tensor, Value, dtypeToOnnx } from '@paradit/ir';
 import { rebuildModule } from './rebuild';
 import type { ReplayCtx } from './rebuild';
 import { flashSupported, isAttentionOp } from './attention';
+import type { Pass } from '@paradit/passes';
 
 const dims = (v: Value): number[] => v.shape as number[];
 
@@ -96,4 +97,9 @@ export function decomposeAttention(m: Module, opts: { readonly all?: boolean } =
   visit(m.graph.nodes);
   if (!any) return m;
   return rebuildModule(m, { hook: (n, ctx) => (wanted(n) ? decompose(n, ctx) : undefined) });
+}
+
+/** The pass form of `decomposeAttention` (`all`: every attention, as `--no-flash` asks). */
+export function decomposeAttentionPass(opts: { readonly all?: boolean } = {}): Pass {
+  return { name: 'decompose-attention', description: 'attention the flash kernel cannot run becomes GEMMs and an fp32 softmax', run: (m) => decomposeAttention(m, opts) };
 }

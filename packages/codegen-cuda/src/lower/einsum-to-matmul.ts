@@ -14,6 +14,7 @@
 import { Module, Node, Tensor, Value } from '@paradit/ir';
 import { rebuildModule } from './rebuild';
 import type { ReplayCtx } from './rebuild';
+import type { Pass } from '@paradit/passes';
 
 interface Parsed {
   readonly ins: string[];
@@ -90,3 +91,5 @@ export function rewriteEinsums(m: Module): Module {
   if (!any(m.graph.nodes)) return m;
   return rebuildModule(m, { hook: (n, ctx) => (einsumForm(n) ? rewrite(n, ctx) : undefined) });
 }
+
+export const einsumToMatmulPass: Pass = { name: 'einsum-to-matmul', description: 'Einsums become Transposes, or batched MatMuls with layout changes', run: (m) => rewriteEinsums(m) };

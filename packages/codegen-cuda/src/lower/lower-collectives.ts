@@ -24,6 +24,7 @@ import { opsWith } from '@paradit/ir';
 import type { AttrValue, GraphBuilder } from '@paradit/ir';
 import { rebuildModule } from './rebuild';
 import type { ReplayCtx } from './rebuild';
+import type { Pass } from '@paradit/passes';
 
 const int = (value: number): AttrValue => ({ kind: 'int', value });
 const ints = (value: readonly number[]): AttrValue => ({ kind: 'ints', value: [...value] });
@@ -334,3 +335,5 @@ function withSunkSubgraphs(n: Node): Node {
   }
   return changed ? new Node(n.op, n.inputs, n.outputs, attrs, n.name) : n;
 }
+
+export const lowerCollectivesPass: Pass = { name: 'lower-collectives', description: 'collectives in their contiguous plan forms (pack/unpack around them), token reorders as gathers, LSE merges as fp32 arithmetic', run: (m) => lowerCollectives(m) };

@@ -16,6 +16,7 @@ import { Module, Node, Tensor, Value } from '@paradit/ir';
 import type { AttrValue } from '@paradit/ir';
 import { rebuildModule } from './rebuild';
 import type { ReplayCtx } from './rebuild';
+import type { Pass } from '@paradit/passes';
 
 const dims = (v: Value): number[] => v.shape as number[];
 const ints = (a: AttrValue | undefined): number[] | undefined => (a?.kind === 'ints' ? [...a.value] : undefined);
@@ -81,3 +82,5 @@ export function patchifyConvs(m: Module): Module {
     },
   });
 }
+
+export const patchifyConvPass: Pass = { name: 'patchify-conv', description: 'patch-embedding Convs (kernel = stride, no padding) become a layout change and a linear', run: (m) => patchifyConvs(m) };

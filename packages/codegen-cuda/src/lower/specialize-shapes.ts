@@ -8,6 +8,7 @@
  */
 import { Graph, IrError, Module, TensorType, isStaticShape, tensorType } from '@paradit/ir';
 import { rebuildModule } from './rebuild';
+import type { Pass } from '@paradit/passes';
 
 export type ShapeBindings = ReadonlyMap<string, readonly number[]>;
 
@@ -67,4 +68,9 @@ export function specializeShapes(m: Module, bindings: ShapeBindings): Module {
   const out = types.some((t) => t !== undefined) ? rebuildModule(m, { inputTypes: types }) : m;
   requireStatic(out.graph);
   return out;
+}
+
+/** The pass form of `specializeShapes` for the given bindings (the compile driver's pipeline). */
+export function specializeShapesPass(bindings: ShapeBindings): Pass {
+  return { name: 'specialize-shapes', description: 'binds symbolic input dims to the shapes of --shape or the test data', run: (m) => specializeShapes(m, bindings) };
 }

@@ -52,7 +52,11 @@ export function denoiseStepPipeline(opts: CompileStepOptions): Pass[] {
   ];
 }
 
-function verifyStep(m: Module): void {
+/**
+ * The verifier a denoising step's module declares: the gated-step rules when it has the cache gate,
+ * the SPMD rules when it carries collectives, the plain IR rules otherwise.
+ */
+export function verifyStep(m: Module): void {
   if (hasCacheGate(m)) verifyCacheGated(m);
   else if (m.graph.nodes.some((n) => n.attrs.meshAxis !== undefined)) verifySharded(m, { placementRules: DEFAULT_PLACEMENT_RULES });
   else verifyModule(m);

@@ -1,15 +1,14 @@
 /**
- * The compile driver: ONNX model (or an in-memory Module) -> plan directory.
+ * The compile driver: ONNX model (or an in-memory Module) -> plan directory. It decides nothing
+ * itself: it loads, runs the pipelines of lowering-pipeline.ts (every IR-to-IR step a named pass,
+ * so `--after`, verification and timing see each), hands the decided IR to codegen-cuda to render
+ * (kernels, streams, memory plan) and writes the plan atomically.
  *
- *   specialize-shapes  dynamic dims bound (test data or --shape), so attention fuses and buffers are static
- *   default pipeline   canonicalize + DiT fusions (packages/passes)
- *   apply-dtype-policy storage dtypes for --dtype
- *   patchify-conv      patch-embedding Conv -> layout change + linear
- *   einsum-to-matmul   Einsum -> Transpose, or batched MatMul with layout changes
- *   canonicalize       removes no-op Casts, cancels transposes; the result is the plan's interpreter reference
- *   decompose-attention attention the flash kernel cannot run -> GEMMs + fp32 softmax
- *   lower              gemm / attention / fused fragments / branches over Values
- *   memory plan        buffers with offsets in four spaces
+ *   load               ONNX (+ external data, or seeded random weights)
+ *   step pipeline      mask-token-selection, specialize-shapes, default pipeline, context parallelism, cache gate
+ *   reference pipeline dtype-policy, patchify-conv, einsum-to-matmul, canonicalize: the plan's interpreter reference
+ *   render pipeline    decompose-attention, lower-collectives, canonicalize
+ *   render (codegen)   gemm / attention / fused fragments / branches; streams; memory plan
  *   write              plan.json, weights.bin, kernels/module.cu (+ .fatbin), atomically
  */
 import crypto from 'node:crypto';
@@ -19,35 +18,27 @@ import path from 'node:path';
 import { IrError, Module, loadModel, makeMesh, resolveModelPath, worldSize } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
 import type { KeepPattern } from '@paradit/passes';
-import { canonicalize, compileDenoiseStep, createPassContext, defaultPipeline, maskTokenSelection, runPipeline } from '@paradit/passes';
+import { createPassContext, maskTokenSelection, runPipeline, verifyStep } from '@paradit/passes';
+import type { PassReport } from '@paradit/passes';
 import { listTestDataSets, openPlan, readTestDataSet } from '@paradit/runtime';
 import type { OpenedPlan, Plan } from '@paradit/runtime';
-import type { EmitFragment } from './kernel-types';
-import { applyDtypePolicy, parsePrecision } from './dtype-policy';
-import type { PlanPrecision } from './dtype-policy';
-import { specializeShapes } from './lower/specialize-shapes';
-import type { ShapeBindings } from './lower/specialize-shapes';
-import { lowerModule } from './lower/lower-graph';
-import { decomposeAttention } from './lower/decompose-attention';
-import { patchifyConvs } from './lower/patchify-conv';
-import { rewriteEinsums } from './lower/einsum-to-matmul';
-import { lowerCollectives } from './lower/lower-collectives';
-import { scheduleStreams } from './lower/schedule';
-import type { ScheduleReport } from './lower/schedule';
-import { linkBytes } from './lower/cost-model';
-import { checkProgram } from './lower/check-program';
-import type { LowerOptions } from './lower/lower-graph';
-import type { LoweredProgram } from './lower/program';
-import { planMemory } from './memory-plan';
-import type { MemoryPlan } from './memory-plan';
-import { buildPlan } from './plan-builder';
-import { valueRecipe } from './weight-recipes';
-import type { BuiltPlan } from './plan-builder';
-import { writePlan } from './plan-writer';
-import { onAbort } from './plan-output';
-import type { WriteOptions } from './plan-writer';
-import { defaultEmitters } from './lower/emitters';
-import { coverageError, refusedNodes } from './lower/cuda-coverage';
+import {
+  buildPlan,
+  checkProgram,
+  coverageError,
+  defaultEmitters,
+  lowerModule,
+  onAbort,
+  parsePrecision,
+  planMemory,
+  refusedNodes,
+  scheduleStreams,
+  linkBytes,
+  valueRecipe,
+  writePlan,
+} from '@paradit/codegen-cuda';
+import type { BuiltPlan, EmitFragment, LowerOptions, LoweredProgram, MemoryPlan, PlanPrecision, ScheduleReport, ShapeBindings, WriteOptions } from '@paradit/codegen-cuda';
+import { referencePipeline, renderPipeline, stepPipeline } from './lowering-pipeline';
 
 const PARADIT_VERSION = '0.1.0';
 const TARGET_ARCH = 'sm_90a';
@@ -83,6 +74,11 @@ export interface LowerToPlanOptions {
    * instead of bytes in weights.bin (default true; false writes them like real weights).
    */
   readonly generateRandomWeights?: boolean;
+  /** Per-pass wall times of every pipeline (`compile --time-passes`). */
+  readonly report?: PassReport;
+  /** Pass names after which `dump` receives the module text (`compile --after`; '*' = every pass). */
+  readonly printAfter?: readonly string[];
+  readonly dump?: (passName: string, text: string) => void;
 }
 
 export interface CompiledModule {
@@ -97,33 +93,20 @@ export interface CompiledModule {
 
 /** Everything up to (not including) writing files; `m` is an imported (unfused) module. */
 export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModule {
-  const ctx = createPassContext({ verify: opts.verify });
-  opts.onPhase?.('specialize');
-  // Data-dependent token selection (Mochi's NonZero) first: specialization needs static shapes.
-  const spec = specializeShapes(opts.prepared ? m : maskTokenSelection(m), opts.shapes ?? new Map());
-  opts.onPhase?.('passes');
-  let fused = opts.prepared ? spec : runPipeline(spec, defaultPipeline(), ctx);
-  // Context parallelism (the passes `check --ulysses/--ring/--cfg` proves), then First Block
-  // Cache's gate (an If over the remaining blocks, with X / X.next state pairs) around it.
+  const instruments = { ...(opts.report ? { report: opts.report } : {}), ...(opts.printAfter ? { printAfter: opts.printAfter } : {}), ...(opts.dump ? { dump: opts.dump } : {}) };
   const sharded = opts.mesh !== undefined && worldSize(opts.mesh) > 1;
-  if (opts.fbcache || sharded) {
-    opts.onPhase?.(sharded ? 'shard' : 'fbcache');
-    fused = compileDenoiseStep(fused, { prepared: true, fbcache: opts.fbcache === true, verify: opts.verify === true, ...(sharded ? { mesh: opts.mesh } : {}) });
-  }
+  opts.onPhase?.(sharded ? 'shard' : 'passes');
+  // The step's passes verify with the verifier its module declares (placements, the cache gate).
+  const stepCtx = createPassContext({ ...instruments, verify: opts.verify ? verifyStep : false, ...(opts.mesh ? { options: { mesh: opts.mesh } } : {}) });
+  const step = runPipeline(m, stepPipeline({ shapes: opts.shapes ?? new Map(), prepared: opts.prepared === true, fbcache: opts.fbcache === true, sharded }), stepCtx);
   opts.onPhase?.('dtype');
-  // Patch-embedding convolutions become GEMMs; canonicalize cancels the layout changes around them
-  // and removes the no-op Casts the policy leaves.
-  const typed = runPipeline(rewriteEinsums(patchifyConvs(applyDtypePolicy(fused, opts.dtype, { keepBf16: opts.keepBf16 ?? [] }))), [canonicalize], ctx);
+  // The dtype policy drops placements: from here on a module is one rank's program on local shapes.
+  const ctx = createPassContext({ ...instruments, verify: opts.verify === true });
+  const typed = runPipeline(step, referencePipeline(opts.dtype, opts.keepBf16 ?? []), ctx);
   opts.onPhase?.('lower');
   const emitters = defaultEmitters(opts.stubKernels === true);
   const flash = opts.flashAttention !== false;
-  // Attention the flash kernel cannot run becomes GEMMs + an fp32 softmax (a lowering detail: the
-  // reference stays the fused op).
-  // Collectives in their contiguous plan forms (pack/unpack around them), token reorders as
-  // gathers, lse merges as fp32 arithmetic; canonicalize drops the packing that moves nothing.
-  const decomposed = decomposeAttention(typed, { all: !flash });
-  const withCollectives = lowerCollectives(decomposed);
-  const ready = withCollectives === decomposed ? decomposed : runPipeline(withCollectives, [canonicalize], ctx);
+  const ready = runPipeline(typed, renderPipeline({ flash }), ctx);
   // Every node whose op has no CUDA path at all, in one error (exit 2), before any kernel is emitted.
   if (!opts.stubKernels) {
     const refused = coverageError(refusedNodes(ready));
