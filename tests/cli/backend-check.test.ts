@@ -95,7 +95,7 @@ describe('backend flags', () => {
     expect(expectUserError(runCli(['check', model, '--dtype', 'bf16']))).toMatch(/configure a compiled plan; add --backend cpu or --backend cuda/);
     expect(expectUserError(runCli(['check', model, '--debug-instrs']))).toMatch(/add --backend/);
     expect(expectUserError(runCli(['check', model, '--backend', 'cpu', '--ulysses', '0']))).toMatch(/--ulysses/);
-    expect(expectUserError(runCli(['check', model, '--backend', 'cpu', '--dtype', 'int4']))).toMatch(/--dtype int4: expected bf16, fp16 or fp32/);
+    expect(expectUserError(runCli(['check', model, '--backend', 'cpu', '--dtype', 'int4']))).toMatch(/--dtype int4: expected bf16, fp16, fp32 or fp8/);
   });
 });
 

@@ -50,7 +50,7 @@ describe('paradit compile / run', () => {
     const parent = tempDir('plan-refuse');
     const out = path.join(parent, 'plan');
     expect(expectUserError(runCli(['compile', model, '-o', out, '--ulysses', '0']))).toMatch(/--ulysses/);
-    expect(expectUserError(runCli(['compile', model, '-o', out, '--dtype', 'int4']))).toMatch(/--dtype int4: expected bf16, fp16 or fp32/);
+    expect(expectUserError(runCli(['compile', model, '-o', out, '--dtype', 'int4']))).toMatch(/--dtype int4: expected bf16, fp16, fp32 or fp8/);
     expectUserError(runCli(['compile', path.join(parent, 'nope'), '-o', out]));
     expect(fs.readdirSync(parent)).toEqual([]);
   });

@@ -17,24 +17,38 @@
  *     becomes one rank's program on local shapes).
  * Statistics (norm mean/variance, softmax, LSE) are fp32 inside the ops whatever the storage dtype.
  *
+ * `--dtype fp8` (docs/fp8.md) is the bf16 policy, then the passes' quantize-linears-fp8 on the
+ * result: linear layers inside transformer blocks become quantize_fp8_rows + linear_fp8 (their
+ * weights quantized from the original fp32 constant, not from its bf16 rounding), every other
+ * value keeps its bf16 choice; `keepBf16` patterns keep named layers in bf16.
+ *
  *   before (T = bf16):  %3 = linear(%x: f32[1,64,16], %w: f32[16,32], %b: f32[32]) : f32[1,64,32]
  *   after:              %c = Cast(%x) {to=16} : bf16[1,64,16]
  *                       %3 = linear(%c, %w': bf16[16,32], %b': bf16[32]) : bf16[1,64,32]
  */
 import { ConstData, DType, Graph, IrError, Module, Node, Tensor, Value, dtypeToOnnx, isFloat, isIrError, tensorType } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
+import { quantizeLinearsFp8 } from '@paradit/passes';
+import type { KeepPattern } from '@paradit/passes';
 import { rebuildModule } from './lower/rebuild';
 import type { ReplayCtx } from './lower/rebuild';
 import type { Pass } from '@paradit/passes';
 
-export type PlanPrecision = 'bf16' | 'f16' | 'f32';
+/** A plan's precision: a storage dtype, or 'fp8' (bf16 storage, e4m3 linear layers). */
+export type PlanPrecision = 'bf16' | 'f16' | 'f32' | 'fp8';
 
 /** CLI spelling (`--dtype fp16`) to the IR dtype. */
 export function parsePrecision(s: string): PlanPrecision {
-  const m: Record<string, PlanPrecision> = { bf16: 'bf16', fp16: 'f16', f16: 'f16', fp32: 'f32', f32: 'f32' };
+  const m: Record<string, PlanPrecision> = { bf16: 'bf16', fp16: 'f16', f16: 'f16', fp32: 'f32', f32: 'f32', fp8: 'fp8' };
   const d = m[s];
-  if (!d) throw new IrError('E_INPUT', `--dtype ${s}: expected bf16, fp16 or fp32`);
+  if (!d) throw new IrError('E_INPUT', `--dtype ${s}: expected bf16, fp16, fp32 or fp8`);
   return d;
+}
+
+/** Options of the fp8 precision. */
+export interface DtypePolicyOptions {
+  /** --keep-bf16 patterns (passes' parseKeepPattern): layers that stay bf16 in an fp8 plan. */
+  readonly keepBf16?: readonly KeepPattern[];
 }
 
 /** Ops that read and write T for their float operands (GEMM-like and attention). */
@@ -66,7 +80,7 @@ class Policy {
   private readonly consts = new Map<string, Value>();
   private readonly ids = new WeakMap<Value, number>();
   private nextId = 0;
-  constructor(readonly T: PlanPrecision) {}
+  constructor(readonly T: DType) {}
 
   /** f64 is never stored: computed in f32. */
   storage(d: DType): DType {
@@ -173,7 +187,11 @@ class Policy {
 }
 
 /** The dtype policy as a Module -> Module function (see the header). */
-export function applyDtypePolicy(m: Module, T: PlanPrecision): Module {
+export function applyDtypePolicy(m: Module, T: PlanPrecision, opts: DtypePolicyOptions = {}): Module {
+  if (T === 'fp8') {
+    const typed = applyDtypePolicy(m, 'bf16');
+    return quantizeLinearsFp8(typed, { keepBf16: opts.keepBf16 ?? [], weightSource: (c) => convertedFrom(c)?.from ?? c });
+  }
   const p = new Policy(T);
   const g = m.graph;
   // Placements (context parallelism) are dropped with the replay: a plan is one rank's program, on

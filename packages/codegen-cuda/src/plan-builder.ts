@@ -12,7 +12,7 @@ import { ALIGNMENT } from './memory-plan';
 import { STUB_KERNEL_MARKER } from './lower/stub-emitter';
 import { valueRecipe } from './weight-recipes';
 
-const PLAN_DTYPES: Partial<Record<DType, PlanDType>> = { f32: 'f32', f16: 'f16', bf16: 'bf16', i32: 'i32', i64: 'i64', bool: 'bool', u8: 'u8', i8: 'i8', i16: 'i16', u16: 'u16', u32: 'u32', u64: 'u64' };
+const PLAN_DTYPES: Partial<Record<DType, PlanDType>> = { f32: 'f32', f16: 'f16', bf16: 'bf16', i32: 'i32', i64: 'i64', bool: 'bool', u8: 'u8', i8: 'i8', i16: 'i16', u16: 'u16', u32: 'u32', u64: 'u64', f8e4m3fn: 'f8e4m3fn' };
 
 export function planDtypeOf(v: Value): PlanDType {
   const d = PLAN_DTYPES[v.dtype];
@@ -117,6 +117,8 @@ class Renderer {
           op: 'gemm', m: i.m, n: i.n, k: i.k, batch: i.batch,
           a: this.view(i.a), transA: i.transA, b: this.view(i.b), transB: i.transB, out: this.view(i.out),
           ...(i.bias ? { bias: this.id(i.bias) } : {}),
+          ...(i.scaleA ? { scaleA: this.id(i.scaleA) } : {}),
+          ...(i.scaleB ? { scaleB: this.id(i.scaleB) } : {}),
           epilogue: i.epilogue, alpha: i.alpha, origin, ref: this.ref(i.ref),
         };
       case 'copy':

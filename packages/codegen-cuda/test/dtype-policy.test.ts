@@ -83,6 +83,6 @@ describe('apply-dtype-policy', () => {
   });
 
   it('rejects an unknown --dtype with the accepted spellings', () => {
-    expect(() => parsePrecision('int8')).toThrow(/--dtype int8: expected bf16, fp16 or fp32/);
+    expect(() => parsePrecision('int8')).toThrow(/--dtype int8: expected bf16, fp16, fp32 or fp8/);
   });
 });

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { IrError, Module, loadModel, makeMesh, resolveModelPath, worldSize } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
+import type { KeepPattern } from '@paradit/passes';
 import { createPassContext, maskTokenSelection, runPipeline, verifyStep } from '@paradit/passes';
 import type { PassReport } from '@paradit/passes';
 import { listTestDataSets, openPlan, readTestDataSet } from '@paradit/runtime';
@@ -50,6 +51,8 @@ interface MeshDegrees {
 
 export interface LowerToPlanOptions {
   readonly dtype: PlanPrecision;
+  /** --keep-bf16 patterns of an fp8 plan (docs/fp8.md). */
+  readonly keepBf16?: readonly KeepPattern[];
   readonly shapes?: ShapeBindings;
   readonly emitFragment?: EmitFragment;
   readonly emitAttention?: LowerOptions['emitAttention'];
@@ -99,7 +102,7 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   opts.onPhase?.('dtype');
   // The dtype policy drops placements: from here on a module is one rank's program on local shapes.
   const ctx = createPassContext({ ...instruments, verify: opts.verify === true });
-  const typed = runPipeline(step, referencePipeline(opts.dtype), ctx);
+  const typed = runPipeline(step, referencePipeline(opts.dtype, opts.keepBf16 ?? []), ctx);
   opts.onPhase?.('lower');
   const emitters = defaultEmitters(opts.stubKernels === true);
   const flash = opts.flashAttention !== false;
@@ -216,10 +219,10 @@ export async function compileToPlan(model: string, out: string, opts: CompileOpt
  * reused instead of running the pipeline a second time (on full FLUX.1-dev, half of inspect's
  * time), unless `raw` has data-dependent token selection that compile rewrites before fusing.
  */
-export function planSummary(raw: Module, target: string, dtype: string, opts: { readonly fbcache?: boolean; readonly mesh?: Mesh; readonly fused?: Module } = {}): Record<string, number | string> {
+export function planSummary(raw: Module, target: string, dtype: string, opts: { readonly fbcache?: boolean; readonly mesh?: Mesh; readonly fused?: Module; readonly keepBf16?: readonly KeepPattern[] } = {}): Record<string, number | string> {
   if (target !== 'cuda') throw new IrError('E_INPUT', `--target ${target}: only 'cuda' is supported`);
   const reuse = opts.fused !== undefined && maskTokenSelection(raw) === raw;
-  const c = compileModule(reuse ? opts.fused! : raw, { dtype: parsePrecision(dtype), fbcache: opts.fbcache === true, prepared: reuse, ...(opts.mesh ? { mesh: opts.mesh } : {}) });
+  const c = compileModule(reuse ? opts.fused! : raw, { dtype: parsePrecision(dtype), fbcache: opts.fbcache === true, prepared: reuse, ...(opts.mesh ? { mesh: opts.mesh } : {}), ...(opts.keepBf16 ? { keepBf16: opts.keepBf16 } : {}) });
   const plan = c.built.plan({
     compiledFrom: { model: '', modelSha256: '', paradit: PARADIT_VERSION, createdAt: '' },
     target: { backend: 'cuda', arch: TARGET_ARCH, dtype: parsePrecision(dtype), mesh: { cfg: opts.mesh?.cfg ?? 1, ring: opts.mesh?.ring ?? 1, ulysses: opts.mesh?.ulysses ?? 1 } },

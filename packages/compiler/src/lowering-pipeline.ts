@@ -10,9 +10,11 @@ import {
   defaultPipeline,
   insertCacheGatePass,
   maskTokenSelectionPass,
+  quantizeLinearsFp8Pass,
 } from '@paradit/passes';
-import type { Pass } from '@paradit/passes';
+import type { KeepPattern, Pass } from '@paradit/passes';
 import {
+  convertedFrom,
   decomposeAttentionPass,
   dtypePolicyPass,
   einsumToMatmulPass,
@@ -56,11 +58,14 @@ export function stepPipeline(o: StepPipelineOptions): Pass[] {
 }
 
 /** The step -> the plan's interpreter reference: storage dtypes decided, layout rewrites done. */
-export function referencePipeline(dtype: PlanPrecision): Pass[] {
+export function referencePipeline(dtype: PlanPrecision, keepBf16: readonly KeepPattern[] = []): Pass[] {
   return [
     // After sharding (it reads placements and drops them: each rank's program on local shapes),
-    // before the layout rewrites, whose GEMMs take the chosen dtype.
-    dtypePolicyPass(dtype),
+    // before the layout rewrites, whose GEMMs take the chosen dtype. fp8 plans store bf16.
+    dtypePolicyPass(dtype === 'fp8' ? 'bf16' : dtype),
+    // fp8 (docs/fp8.md): block linears -> e4m3 GEMMs; after the policy, so the layers write its
+    // bf16, and weights are quantized from the original fp32 constants the policy converted.
+    ...(dtype === 'fp8' ? [quantizeLinearsFp8Pass({ keepBf16, weightSource: (c) => convertedFrom(c)?.from ?? c })] : []),
     // Patch-embedding convolutions become GEMMs; needs the policy's casts in place.
     patchifyConvPass,
     einsumToMatmulPass,

@@ -19,15 +19,15 @@ const BEFORE: [string, OpTrait[], string[]][] = [
   ['eliminate-common-subexpressions COMMUTATIVE', ['commutative'], ['Add', 'Mul', 'Equal', 'And', 'Or', 'Xor', 'BitwiseAnd', 'BitwiseOr', 'BitwiseXor']],
   ['dtype-policy LOW_PRECISION', ['contraction'], ['linear', 'MatMul', 'Gemm', 'Einsum', 'Conv', 'ConvTranspose', 'attention', 'attention_lse']],
   ['dtype-policy NORMS', ['statsNorm'], ['rms_norm', 'layer_norm', 'LayerNormalization', 'RMSNormalization', 'GroupNormalization']],
-  ['blocks/residual HEAVY', ['heavy'], ['MatMul', 'Gemm', 'Conv', 'Einsum', 'linear', 'attention', 'Attention']],
+  ['blocks/residual HEAVY (+ linear_fp8, fp8 plans)', ['heavy'], ['MatMul', 'Gemm', 'Conv', 'Einsum', 'linear', 'attention', 'Attention', 'linear_fp8']],
   ['blocks/residual ATTENTION', ['attention'], ['attention', 'Attention']],
   ['blocks/residual MLP_ACTIVATIONS', ['mlpActivation'], ['gelu', 'Gelu', 'silu']],
   ['lower-collectives COMMUNICATING, context-parallel COMMUNICATING', ['communicating'], ['all_to_all', 'all_gather', 'all_reduce', 'ppermute']],
   ['lower-graph PLAN_COLLECTIVES', ['communicating', 'rankSlice'], ['all_to_all', 'all_gather', 'all_reduce', 'ppermute', 'shard_slice']],
   [
-    'kernels/fragments ELSEWHERE',
+    'kernels/fragments ELSEWHERE (+ the fp8 ops)',
     ['ownKernel'],
-    ['linear', 'MatMul', 'Gemm', 'Einsum', 'Conv', 'ConvTranspose', 'attention', 'Attention', 'attention_lse', 'lse_merge', 'all_to_all', 'all_gather', 'all_reduce', 'ppermute', 'shard_slice', 'to_token_order', 'from_token_order', 'If'],
+    ['quantize_fp8_rows', 'linear_fp8', 'linear', 'MatMul', 'Gemm', 'Einsum', 'Conv', 'ConvTranspose', 'attention', 'Attention', 'attention_lse', 'lse_merge', 'all_to_all', 'all_gather', 'all_reduce', 'ppermute', 'shard_slice', 'to_token_order', 'from_token_order', 'If'],
   ],
   [
     'lower-collectives NOT_FUSED',

@@ -34,3 +34,10 @@ export { compileDenoiseStep, denoiseStepPipeline, verifyCacheGated, verifyStep }
 export type { CompileStepOptions } from './fbcache/compile';
 export * from './mask-token-selection';
 export * from './split-sample-norm-scales';
+// --dtype fp8 (docs/fp8.md): the FP8 linear-layer rewrite, its analysis and --keep-bf16 patterns.
+export { quantizeLinearsFp8, quantizeLinearsFp8Pass } from './fp8/quantize-linears-fp8';
+export type { QuantizeLinearsFp8Options } from './fp8/quantize-linears-fp8';
+export { formatFp8Plan, planFp8Linears, summarizeFp8Plan } from './fp8/plan';
+export type { Fp8Decision, Fp8Plan, Fp8Reason } from './fp8/plan';
+export { parseKeepPattern } from './fp8/patterns';
+export type { KeepPattern } from './fp8/patterns';

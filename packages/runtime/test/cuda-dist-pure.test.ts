@@ -114,7 +114,8 @@ describe('NCCL ABI', () => {
 
   it('maps plan dtypes and reductions to nccl.h values, and knows which NCCL has ncclAvg', () => {
     // ncclInt8 0, ncclUint8 1, ncclInt32 2, ncclUint32 3, ncclInt64 4, ncclUint64 5, ncclFloat16 6 (also the carrier of 16-bit integers), ncclFloat32 7, ncclBfloat16 9.
-    expect(NCCL_DTYPE).toEqual({ u8: 1, bool: 1, i32: 2, i64: 4, f16: 6, f32: 7, bf16: 9, i8: 0, u32: 3, u64: 5, i16: 6, u16: 6 });
+    // f8e4m3fn (fp8 plans) moves as bytes: ncclUint8.
+    expect(NCCL_DTYPE).toEqual({ u8: 1, bool: 1, i32: 2, i64: 4, f16: 6, f32: 7, bf16: 9, i8: 0, u32: 3, u64: 5, i16: 6, u16: 6, f8e4m3fn: 1 });
     expect(NCCL_OP).toEqual({ sum: 0, prod: 1, max: 2, min: 3, avg: 4 });
     expect(ncclVersionCode(2, 21, 5)).toBe(22105);
     expect(formatNcclVersion(22105)).toBe('2.21.5');

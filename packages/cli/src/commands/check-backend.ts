@@ -15,6 +15,7 @@ import type { Mesh, Module } from '@paradit/ir';
 import { parsePrecision } from '@paradit/codegen-cuda';
 import { compileToPlan } from '@paradit/compiler';
 import type { PlanPrecision } from '@paradit/codegen-cuda';
+import type { KeepPattern } from '@paradit/passes';
 import {
   FBCACHE_PREFIX,
   compareTensors,
@@ -48,6 +49,8 @@ interface PlanCheckOptions {
   readonly mesh?: Mesh;
   /** Plan dtype; default from the model (planDtypeFor). */
   readonly dtype?: PlanPrecision;
+  /** --keep-bf16 patterns of an fp8 plan. */
+  readonly keepBf16?: readonly KeepPattern[];
   readonly tolerance?: number;
   /** Keep the compiled plan here instead of a removed temporary folder. */
   readonly keepPlan?: string;
@@ -146,7 +149,7 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
   const planDir = opts.keepPlan ? path.resolve(opts.keepPlan) : path.join(tmp!, 'plan');
   try {
     const c0 = performance.now();
-    const compiled = await compileToPlan(dir, planDir, { dtype, nvcc: opts.backend === 'cuda' ? 'auto' : false, ...(opts.mesh ? { mesh: opts.mesh } : {}) });
+    const compiled = await compileToPlan(dir, planDir, { dtype, ...(opts.keepBf16 ? { keepBf16: opts.keepBf16 } : {}), nvcc: opts.backend === 'cuda' ? 'auto' : false, ...(opts.mesh ? { mesh: opts.mesh } : {}) });
     const compileSeconds = (performance.now() - c0) / 1000;
     opts.log?.(`compiled ${compiled.plan.program.length} top-level instructions (${dtype}${opts.mesh && worldSize(opts.mesh) > 1 ? `, ${formatMesh(opts.mesh)}` : ''}) in ${compileSeconds.toFixed(2)} s`);
     const l0 = performance.now();

@@ -19,6 +19,7 @@ import { EXIT_MISMATCH, EXIT_OK } from '../errors';
 import { DEFAULT_TIMEOUT_S, withRank } from '../launched';
 import type { RankContext } from '../launched';
 import { addMeshFlags, meshFromFlags } from '../mesh-flags';
+import { keepPatterns } from './compile';
 import { checkModelDirOnPlan, parseCheckBackend, parsePrecision, planCheckHeader } from './check-backend';
 import { checkDataSets } from './check-data';
 
@@ -105,7 +106,8 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
     .option('--json', 'print one JSON object')
     .option('--tolerance <relL2>', 'relative L2 tolerance (default: 1e-4 for fp32 outputs, 5e-2 for bf16/fp16; with --backend: 1e-3 for fp32 plans, 5e-2 for bf16/fp16)')
     .option('--backend <name>', 'compile a plan and run it: cpu (each instruction\'s IR ref) or cuda (the GPU); default: the reference interpreter on the model')
-    .option('--dtype <dtype>', 'with --backend: plan dtype bf16, fp16 or fp32 (default: fp32 for fp32 models, bf16 for bf16 models)')
+    .option('--dtype <dtype>', 'with --backend: plan dtype bf16, fp16, fp32 or fp8 (default: fp32 for fp32 models, bf16 for bf16 models; fp8 tolerance 0.1, docs/fp8.md)')
+    .option('--keep-bf16 <pattern>', 'with --dtype fp8: layers (ONNX node or weight name; glob or /regex/) that stay bf16 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--keep-plan <dir>', 'with --backend: write the compiled plan here and keep it')
     .option('--debug-instrs', 'with --backend: compare every instruction\'s outputs with its CPU ref on the same inputs, to localize a mismatch (slow)');
   cmd.option('--timeout <s>', `launched ranks (with --backend): how long a rank waits for its peers (default ${DEFAULT_TIMEOUT_S}, or PARADIT_TIMEOUT)`);
@@ -118,6 +120,7 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
     if (backend !== undefined) {
       const mesh = meshFromFlags(opts);
       const dtype = opts.dtype === undefined ? undefined : parsePrecision(opts.dtype);
+      const keepBf16 = keepPatterns(opts.keepBf16, dtype ?? '');
       const log = (l: string): void => void process.stderr.write(`${l}\n`);
       // As one rank of a launched job: every rank compiles and runs its rank; rank 0 reports.
       const checkOnPlan = async (rank?: RankContext): Promise<number> => {
@@ -125,6 +128,7 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
           backend,
           ...(mesh ? { mesh } : {}),
           ...(dtype ? { dtype } : {}),
+          ...(keepBf16.length ? { keepBf16 } : {}),
           ...(tolerance !== undefined ? { tolerance } : {}),
           ...(opts.keepPlan ? { keepPlan: opts.keepPlan } : {}),
           ...(opts.debugInstrs ? { debugInstrs: true } : {}),
@@ -161,6 +165,7 @@ interface CheckFlags {
   tolerance?: string;
   backend?: string;
   dtype?: string;
+  keepBf16: string[];
   keepPlan?: string;
   debugInstrs?: boolean;
   timeout?: string;

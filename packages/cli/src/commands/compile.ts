@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { IrError } from '@paradit/ir';
+import { parseKeepPattern } from '@paradit/passes';
 import { checkPlanOutput, parsePrecision, parseShapeOption } from '@paradit/codegen-cuda';
 import { compilePassNames, compileToPlan } from '@paradit/compiler';
 import { PassReport } from '@paradit/passes';
@@ -20,6 +21,7 @@ interface CompileFlags {
   output: string;
   target: string;
   dtype: string;
+  keepBf16: string[];
   randomWeights?: string | boolean;
   shape: string[];
   ulysses?: string;
@@ -65,6 +67,13 @@ function asUserError(e: unknown, output: string): unknown {
   return fsUserError(e, `-o ${output}`) ?? e;
 }
 
+/** --keep-bf16 values as patterns; only meaningful for fp8 plans. */
+export function keepPatterns(values: readonly string[] | undefined, dtype: string): ReturnType<typeof parseKeepPattern>[] {
+  const v = values ?? [];
+  if (v.length > 0 && dtype !== 'fp8') throw new IrError('E_INPUT', `--keep-bf16 ${v[0]}: only fp8 plans have layers to keep in bf16; add --dtype fp8 or drop --keep-bf16`);
+  return v.map(parseKeepPattern);
+}
+
 export function compileCommand(program: Command, _setCode: (c: number) => void): void {
   const cmd = program
     .command('compile')
@@ -72,7 +81,8 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
     .argument('<model>', 'a .onnx file, or a folder holding model.onnx')
     .requiredOption('-o, --output <dir>', 'plan directory to write (replaced atomically)')
     .option('--target <backend>', 'code generation target (cuda)', 'cuda')
-    .option('--dtype <dtype>', 'storage dtype of weights and activations: bf16, fp16 or fp32', 'bf16')
+    .option('--dtype <dtype>', 'storage dtype of weights and activations: bf16, fp16, fp32, or fp8 (bf16 with e4m3 linear layers in the transformer blocks; docs/fp8.md)', 'bf16')
+    .option('--keep-bf16 <pattern>', 'with --dtype fp8: keep layers whose ONNX node or weight name matches in bf16; a glob (*proj_out*) or a /regex/ (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--random-weights [seed]', 'replace missing external weights with seeded random data (benchmarking)')
     .option('--materialize-random-weights', 'write --random-weights data to weights.bin instead of letting the runtime generate it at load')
     .option('--shape <name=dims>', 'static size of an input with symbolic dims, e.g. hidden_states=1,4096,64 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -87,6 +97,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
   cmd.action(async (model: string, flags: CompileFlags) => {
     if (flags.target !== 'cuda') throw new IrError('E_INPUT', `--target ${flags.target}: only 'cuda' plans exist (the CPU backend runs cuda plans through their IR refs)`);
     const dtype = parsePrecision(flags.dtype);
+    const keepBf16 = keepPatterns(flags.keepBf16, dtype);
     const mesh = meshFromFlags(flags);
     let fbcache: number | undefined;
     if (flags.fbcache !== undefined) {
@@ -120,6 +131,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
     try {
       r = await compileToPlan(model, flags.output, {
         dtype,
+        keepBf16,
         shapes: parseShapeOption(flags.shape),
         ...random,
         ...(mesh ? { mesh } : {}),

@@ -84,6 +84,9 @@ export function cpuPrefixRunner(loaded: LoadedPlan, inputs: ReadonlyMap<string, 
 
 /** Local error threshold: fp32 kernels agree with the interpreter to ~1e-6; bf16 rounding is ~4e-3. */
 function instrThreshold(dtype: string): number {
+  // fp8: a GEMM's fp32 accumulation order differs from the interpreter's on e4m3 inputs, and a
+  // bf16 rounding of the quantize kernel's input can flip an e4m3 rounding (one step = 2^-3).
+  if (dtype === 'fp8') return 1e-1;
   return dtype === 'f32' ? 1e-4 : 2e-2;
 }
 

@@ -304,7 +304,7 @@ export function denoiseCommand(program: Command, _setCode: (c: number) => void):
     .option('--random-weights [seed]', 'replace missing external weights with seeded random data (benchmarking)')
     .option('--no-progress', 'no progress bar on stderr')
     .option('--backend <name>', 'run the step as a compiled plan: cpu (each instruction\'s IR ref) or cuda (the GPU, one CUDA graph per step); default: the reference interpreter')
-    .option('--dtype <dtype>', 'with --backend: plan dtype bf16, fp16 or fp32 (default: fp32 for fp32 models, bf16 for bf16 models)')
+    .option('--dtype <dtype>', 'with --backend: plan dtype bf16, fp16, fp32 or fp8 (default: fp32 for fp32 models, bf16 for bf16 models; fp8: docs/fp8.md)')
     .option('--keep-plan <dir>', 'with --backend: write the compiled plan here and keep it');
   cmd
     .option('--vae <decoder>', 'decode the final latent with this VAE decoder (plan directory or model folder; same backend) and write -o')

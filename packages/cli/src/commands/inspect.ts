@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { compileForMesh, createPassContext, defaultPipeline, discoverBlocks, meshInspection, renderBlocksDot, runPipeline } from '@paradit/passes';
 import { meshFromFlags } from '../mesh-flags';
 import { injectFault } from '../fault-injection';
-import { compileDenoiseStep } from '@paradit/passes';
+import { compileDenoiseStep, parseKeepPattern, planFp8Linears, quantizeLinearsFp8Pass, summarizeFp8Plan } from '@paradit/passes';
 import { fbcacheSignature } from '@paradit/runtime';
 import { planSummary } from '@paradit/compiler';
 
@@ -109,7 +109,8 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
     .option('--cfg <n>', 'CFG-parallel degree')
     .option('--fbcache <threshold>', 'compile one denoising step with the First Block Cache gate (the threshold is a step input; T only turns the gate on); see it with --after insert-cache-gate')
     .option('--target <backend>', 'also lower for this target (cuda) and report the plan: peak activation memory, kernels, gemms')
-    .option('--dtype <dtype>', 'with --target: storage dtype bf16, fp16 or fp32', 'bf16')
+    .option('--dtype <dtype>', 'with --target: storage dtype bf16, fp16, fp32 or fp8; fp8 also lists which linear layers are fp8 and why the others stay bf16 (--after quantize-linears-fp8 prints the rewrite)', 'bf16')
+    .option('--keep-bf16 <pattern>', 'with --dtype fp8: layers (ONNX node or weight name; glob or /regex/) that stay bf16 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .action((model: string, opts: InspectOptions) => {
       // Inspecting needs shapes, not values: a model whose external weights are absent is read
       // graph-only (compile, run, check and denoise still demand the weights).
@@ -129,10 +130,15 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
         },
       });
       const m = injectFault(runPipeline(raw, defaultPipeline(), ctx));
+      // --dtype fp8: which layers the fp8 rewrite takes (on the fused module; the plan runs it after the bf16 policy).
+      const keep = (opts.keepBf16 ?? []).map(parseKeepPattern);
+      if (keep.length > 0 && opts.dtype !== 'fp8') throw new IrError('E_INPUT', `--keep-bf16 ${opts.keepBf16[0]}: only fp8 plans have layers to keep in bf16; add --dtype fp8`);
+      const fp8 = opts.dtype === 'fp8' ? summarizeFp8Plan(planFp8Linears(m.graph, keep)) : undefined;
+      if (opts.dtype === 'fp8' && opts.after === 'quantize-linears-fp8') runPipeline(m, [quantizeLinearsFp8Pass({ keepBf16: keep })], ctx);
       // --fbcache: the step as `denoise` compiles it (mesh passes, then the gate; fbcache/compile.ts).
       const step = opts.fbcache === undefined ? undefined : compileDenoiseStep(m, { prepared: true, fbcache: true, mesh: meshFromFlags(opts), printAfter: ctx.instruments.printAfter, dump: ctx.instruments.dump });
       if (opts.after) {
-        if (afterText === undefined) throw new IrError('E_INPUT', `--after ${opts.after}: no pass of that name ran; the default pipeline's passes are ${defaultPipeline().map((p) => p.name).join(', ')}`);
+        if (afterText === undefined) throw new IrError('E_INPUT', `--after ${opts.after}: no pass of that name ran; the default pipeline's passes are ${defaultPipeline().map((p) => p.name).join(', ')} (and quantize-linears-fp8 with --dtype fp8)`);
         process.stdout.write(`${afterText}\n`);
         return;
       }
@@ -159,8 +165,9 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
       }
       const gate = step ? fbcacheSignature(step) : undefined;
       // --target cuda: lower without writing anything (codegen-cuda's planSummary).
-      if (opts.target) out.plan = planSummary(raw, opts.target, opts.dtype ?? 'bf16', { fbcache: opts.fbcache !== undefined, fused: m, ...(mesh ? { mesh } : {}) });
+      if (opts.target) out.plan = planSummary(raw, opts.target, opts.dtype ?? 'bf16', { fbcache: opts.fbcache !== undefined, fused: m, ...(mesh ? { mesh } : {}), ...(keep.length ? { keepBf16: keep } : {}) });
       if (gate) out.fbcache = { totalBlocks: gate.totalBlocks, skippedBlocks: gate.skippedBlocks, state: gate.state.map((p) => p.role) };
+      if (fp8) out.fp8 = fp8;
       if (opts.json) process.stdout.write(`${JSON.stringify(out)}\n`);
       else {
         const lines = [formatSummary(base), `attention sites: ${String(out.attentionSites)}`, `blocks: ${blocks.groups.map((g) => `${g.count} x ${g.kind}`).join(', ') || 'none found'}`];
@@ -168,6 +175,7 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
         if (blocks.streams.length) lines.push(`streams: ${blocks.streams.map((st) => `${st.role} ${st.value.dtype}[${st.value.shape.join(',')}]`).join(', ')}`);
         if (mesh && out.collectives) lines.push(formatCollectives(mesh, out.collectives as CollectiveLine[]));
         if (out.plan) lines.push(...formatPlanStats(`${opts.target}, ${opts.dtype ?? 'bf16'}`, out.plan as Record<string, number | string>));
+        if (fp8) lines.push(`fp8 linears: ${fp8.fp8} fp8, ${fp8.bf16} kept in bf16`, ...fp8.kept.map((k) => `  bf16 ${k.node || '(unnamed)'}${k.weight ? ` (${k.weight})` : ''}: ${k.reason}`));
         if (gate) lines.push(`fbcache: gate after block 0; a cached step skips ${gate.skippedBlocks} of ${gate.totalBlocks} blocks; state ${gate.state.map((p) => p.role).join(', ')}`);
         process.stdout.write(`${lines.join('\n')}\n`);
       }
@@ -210,6 +218,7 @@ interface InspectOptions {
   fbcache?: string;
   target?: string;
   dtype?: string;
+  keepBf16: string[];
   randomWeights?: string | boolean;
   ulysses?: string;
   ring?: string;

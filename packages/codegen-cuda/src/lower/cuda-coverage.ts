@@ -68,6 +68,7 @@ export const CUDA_PATHS: { readonly [K in OpKind]: CudaPath } = {
   If: PLAN,
   // ParaDiT ops
   attention: ATT, rms_norm: R, layer_norm: R, gelu: P, silu: P, rope: P, modulate: P, gated_residual: P, linear: G,
+  quantize_fp8_rows: R, linear_fp8: G, // kernels/fp8-quantize.ts; lower/gemm-fp8.ts
   // context parallelism
   all_to_all: PLAN, all_gather: PLAN, all_reduce: PLAN, ppermute: PLAN, shard_slice: PLAN,
   to_token_order: V, from_token_order: V, attention_lse: ATT, lse_merge: P,

@@ -9,6 +9,9 @@
  *   MatMul(a [B,N,S,H], b [B,N,H,T])     -> gemm batch=B*N m=S n=T k=H (batch strides S*H, H*T, S*T)
  *   MatMul(q, Transpose(k){..,-1,-2})   -> gemm reading k [.., T, H] with transB (the transpose,
  *                                          when the MatMul is its only reader, runs no kernel)
+ *   linear_fp8(q [B,S,K], s, wq [N,K], ws, bias) -> FP8 gemm m=B*S n=N k=K, a=q, b=wq (transB),
+ *                                          scaleA=s (per row), scaleB=ws (per column); no folded
+ *                                          epilogue (docs/fp8.md)
  */
 import type { Node, Value } from '@paradit/ir';
 import { attrsOf, numel } from '@paradit/ir';
@@ -38,6 +41,8 @@ function swappedOperand(v: Value, reader: Node, ctx: GemmContext): Node | undefi
 }
 
 function fold(node: Node, out: Value, ctx: GemmContext): { epilogue: LGemm['epilogue']; out: Value; covers: Node[] } {
+  // cuBLASLt's GELU epilogues are not used with FP8 operands (unverified there): GELU stays a kernel.
+  if (node.op === 'linear_fp8') return { epilogue: 'none', out, covers: [node] };
   const r = ctx.soleReader(out);
   if (r && r.op === 'gelu' && r.inputs[0] === out && attrsOf(r, 'gelu').approximate === 'tanh') return { epilogue: 'gelu_tanh', out: r.outputs[0]!, covers: [node, r] };
   return { epilogue: 'none', out, covers: [node] };
@@ -46,7 +51,7 @@ function fold(node: Node, out: Value, ctx: GemmContext): { epilogue: LGemm['epil
 function finish(node: Node, g: Omit<LGemm, 'op' | 'covers' | 'ref' | 'epilogue' | 'out'> & { outRows: number; outCols: number; outBatch: number }, ctx: GemmContext, before: Node[]): LGemm {
   const f = fold(node, node.outputs[0]!, ctx);
   const { outRows, outCols, outBatch, ...rest } = g;
-  const inputs = [g.a.value, g.b.value, ...(g.bias ? [g.bias] : [])];
+  const inputs = [g.a.value, g.b.value, ...(g.bias ? [g.bias] : []), ...(g.scaleA ? [g.scaleA] : []), ...(g.scaleB ? [g.scaleB] : [])];
   const covers = [...before, ...f.covers];
   return {
     op: 'gemm',
@@ -143,11 +148,37 @@ function gemmOp(node: Node, ctx: GemmContext): LGemm | undefined {
   );
 }
 
+/** linear_fp8 (ops/paradit-fp8.ts): e4m3 operands, per-row and per-column f32 scales. */
+function linearFp8(node: Node, ctx: GemmContext): LGemm | undefined {
+  const [q, s, wq, ws, bias] = node.inputs;
+  if (!q || !s || !wq || !ws) return undefined;
+  const transB = !(node.attrs['transB']?.kind === 'int' && node.attrs['transB'].value === 0);
+  const qs = dims(q);
+  const K = qs[qs.length - 1]!;
+  const N = transB ? dims(wq)[0]! : dims(wq)[1]!;
+  const rows = numel(qs.slice(0, -1));
+  if (rows === 0 || K === 0 || N === 0) return undefined;
+  return finish(
+    node,
+    {
+      m: rows, n: N, k: K, batch: 1,
+      a: view(q, rows, K), transA: false,
+      b: transB ? view(wq, N, K) : view(wq, K, N), transB,
+      bias: bias ?? undefined, alpha: 1, scaleA: s, scaleB: ws,
+      outRows: rows, outCols: N, outBatch: 0,
+    },
+    ctx,
+    [],
+  );
+}
+
 /** The gemm computing `node` (and a folded epilogue), or undefined when it is not a plain GEMM. */
 export function matchGemm(node: Node, ctx: GemmContext): LGemm | undefined {
   switch (node.op) {
     case 'linear':
       return linear(node, ctx);
+    case 'linear_fp8':
+      return linearFp8(node, ctx);
     case 'MatMul':
       return matmul(node, ctx);
     case 'Gemm':

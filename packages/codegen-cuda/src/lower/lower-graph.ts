@@ -21,6 +21,7 @@ import { originOf } from './program';
 import { placeStateInPlace } from './state-in-place';
 import { statePairs as runtimeStatePairs } from '@paradit/runtime';
 import { coverageError } from './cuda-coverage';
+import { emitFp8Quantize } from '../kernels/fp8-quantize';
 
 /** Constants with more elements than this are ref inputs (weights-space buffers), not inline text. */
 export const REF_INLINE_LIMIT = 64;
@@ -128,6 +129,10 @@ class Lowerer {
         flush();
         const emit = this.opts.emitAttention ?? ((node: Node, p: string) => this.opts.emitFragment(new Graph(node.inputs.filter((v): v is Value => v !== null && !v.constant), [node], node.outputs, 'attention'), { namePrefix: p }));
         out.push(...this.take(emit(n, `attn${this.fragments++}`)));
+      } else if (n.op === 'quantize_fp8_rows') {
+        // fp8 plans: the standalone row-quantize kernel (kernels/fp8-quantize.ts).
+        flush();
+        out.push(...this.take({ kernels: [emitFp8Quantize(n)], aliases: [] }));
       } else if (n.op === 'If') {
         flush();
         out.push(this.branch(n));

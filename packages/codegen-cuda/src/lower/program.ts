@@ -37,6 +37,9 @@ export interface LGemm {
   readonly bias?: Value;
   readonly epilogue: 'none' | 'gelu_tanh' | 'gelu_erf' | 'silu';
   readonly alpha: number;
+  /** FP8 gemm (linear_fp8): f32 scale per row of opA (m values) and per column of opB (n values). */
+  readonly scaleA?: Value;
+  readonly scaleB?: Value;
   readonly covers: readonly Node[];
   readonly ref: RefSpec;
 }

@@ -195,6 +195,9 @@ export const OP_TRAITS: { readonly [K in OpKind]: readonly OpTrait[] } = {
   modulate: [],
   gated_residual: [],
   linear: ['contraction', 'heavy', 'ownKernel'],
+  // Not 'contraction': the dtype policy must not cast the e4m3 operands or the fp32 scales.
+  quantize_fp8_rows: ['ownKernel'],
+  linear_fp8: ['heavy', 'ownKernel'],
   // CollectiveOp
   all_to_all: ['communicating', 'ownKernel', 'movesData'],
   all_gather: ['communicating', 'ownKernel', 'movesData'],

@@ -110,6 +110,8 @@ export const SHARD_RULES: { readonly [K in OpKind]: ShardRule } = {
   // ParaDiT ops.
   attention: attentionShardRule, rope: ropeShardRule,
   rms_norm: lastAxisRule, layer_norm: lastAxisRule, linear: lastAxisRule,
+  // The fp8 rewrite runs after sharding (on one rank's program), so these never meet a placement.
+  quantize_fp8_rows: notSharded, linear_fp8: notSharded,
   gelu: unaryRule, silu: unaryRule, modulate: broadcastRule, gated_residual: broadcastRule,
   // Collectives: placement transitions.
   all_gather: allGatherShardRule, shard_slice: shardSliceShardRule, all_to_all: allToAllShardRule,

@@ -7,7 +7,12 @@ import { CudaError, InstrContext, cublasStatusName, formatCudaError } from './er
 import { Library, NativeBlock, NativeFn, Ptr, openLibrary, toPtr, toolkitLibraryCandidates } from './ffi';
 import { LtGemm, LtLayout, addressAlignment } from './gemm-layout';
 
-const DESC = { TRANSA: 3, TRANSB: 4, EPILOGUE: 7, BIAS_POINTER: 8, BIAS_DATA_TYPE: 26 } as const;
+/**
+ * cublasLtMatmulDescAttributes_t. The FP8 ones (A/B_SCALE_POINTER 17/18, A/B_SCALE_MODE 31/32) are
+ * from NVIDIA's nvmath-python enum docs and public cublasLt.h mirrors; this toolkit ships no
+ * cublasLt.h to check them against (docs/fp8.md: unverified until the next GPU session).
+ */
+const DESC = { TRANSA: 3, TRANSB: 4, EPILOGUE: 7, BIAS_POINTER: 8, A_SCALE_POINTER: 17, B_SCALE_POINTER: 18, BIAS_DATA_TYPE: 26, A_SCALE_MODE: 31, B_SCALE_MODE: 32 } as const;
 const LAYOUT = { BATCH_COUNT: 5, STRIDED_BATCH_OFFSET: 6 } as const;
 const PREF = { MAX_WORKSPACE_BYTES: 1, MIN_ALIGN_A: 5, MIN_ALIGN_B: 6, MIN_ALIGN_C: 7, MIN_ALIGN_D: 8 } as const;
 /** sizeof(cublasLtMatmulHeuristicResult_t): algo (64) + workspaceSize (8) + state, waves (8) + reserved (16). */
@@ -95,7 +100,7 @@ export class PreparedGemm {
   readonly describe: string;
 
   constructor(private readonly lt: CublasLt, readonly g: LtGemm, private readonly workspace: Ptr, private readonly workspaceBytes: number, private readonly ctx?: InstrContext) {
-    this.describe = `column-major D [${g.D.rows} x ${g.D.cols}] batch ${g.D.batch}, cudaDataType A/B/D ${g.A.type}/${g.B.type}/${g.D.type}, op A/B ${g.transa}/${g.transb}, epilogue ${g.epilogue}`;
+    this.describe = `column-major D [${g.D.rows} x ${g.D.cols}] batch ${g.D.batch}, cudaDataType A/B/D ${g.A.type}/${g.B.type}/${g.D.type}, op A/B ${g.transa}/${g.transb}, epilogue ${g.epilogue}${g.scales ? `, FP8 outer-vector scales (mode ${g.scales.mode}; needs cuBLASLt 12.9+ on sm_90)` : ''}`;
     this.desc = lt.out('cublasLtMatmulDescCreate', (o) => [o, g.computeType, g.scaleType], ctx);
     const setDesc = (attr: number, v: Uint8Array) => lt.call('cublasLtMatmulDescSetAttribute', [this.desc, attr, v, v.byteLength], ctx);
     setDesc(DESC.TRANSA, i32(g.transa));
@@ -104,6 +109,13 @@ export class PreparedGemm {
     if (g.bias) {
       setDesc(DESC.BIAS_POINTER, i64(g.bias.ptr));
       setDesc(DESC.BIAS_DATA_TYPE, i32(g.bias.type));
+    }
+    if (g.scales) {
+      // FP8: per-row x per-column f32 scales applied to the fp32 accumulator before bias and D.
+      setDesc(DESC.A_SCALE_MODE, i32(g.scales.mode));
+      setDesc(DESC.B_SCALE_MODE, i32(g.scales.mode));
+      setDesc(DESC.A_SCALE_POINTER, i64(g.scales.a));
+      setDesc(DESC.B_SCALE_POINTER, i64(g.scales.b));
     }
     this.aDesc = this.layout(g.A);
     this.bDesc = this.layout(g.B);

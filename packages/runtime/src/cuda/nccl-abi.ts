@@ -46,6 +46,8 @@ export const NCCL_DTYPE: { readonly [K in PlanDType]: number } = {
   // No 16-bit integer type in NCCL: a 2-byte carrier; only data movement (reductions take floats only).
   i16: 6,
   u16: 6,
+  // fp8 values are moved as bytes (ncclUint8); an fp8 plan reduces nothing in e4m3.
+  f8e4m3fn: 1,
 };
 
 /** ncclRedOp_t */

@@ -109,6 +109,8 @@ function prepareOp(env: PrepareEnv, ins: Instr, index: string): PreparedOp {
           a: view(ins.a), transA: ins.transA, b: view(ins.b), transB: ins.transB, out: view(ins.out),
           ...(ins.bias !== undefined ? { bias: { ptr: env.address(ins.bias), dtype: env.buffers.get(ins.bias)!.dtype } } : {}),
           epilogue: ins.epilogue, alpha: ins.alpha,
+          ...(ins.scaleA !== undefined ? { scaleA: env.address(ins.scaleA) } : {}),
+          ...(ins.scaleB !== undefined ? { scaleB: env.address(ins.scaleB) } : {}),
         });
       } catch (e) {
         throw new Error(`${(e as Error).message} (instruction ${index}; ONNX nodes ${origin.join(', ')})`);

@@ -2,10 +2,10 @@
  * Tensor <-> device bytes in a plan dtype (little-endian, the layout CUDA kernels read): used by
  * the plan writer for weights.bin and by the backends for inputs, outputs and (CPU) every buffer.
  */
-import { Tensor, f16BitsToF32, f32ToF16Bits, numel } from '@paradit/ir';
+import { Tensor, e4m3Bits, f16BitsToF32, f32ToF16Bits, fp8BitsToF32, numel } from '@paradit/ir';
 import type { PlanDType } from './schema';
 
-export const PLAN_DTYPE_BYTES: { readonly [K in PlanDType]: number } = { f32: 4, f16: 2, bf16: 2, i32: 4, i64: 8, bool: 1, u8: 1, i8: 1, i16: 2, u16: 2, u32: 4, u64: 8 };
+export const PLAN_DTYPE_BYTES: { readonly [K in PlanDType]: number } = { f32: 4, f16: 2, bf16: 2, i32: 4, i64: 8, bool: 1, u8: 1, i8: 1, i16: 2, u16: 2, u32: 4, u64: 8, f8e4m3fn: 1 };
 
 /** Writes `t` into `out` (which has exactly numel * size bytes) in plan dtype `d`, converting if needed. */
 export function encodeInto(t: Tensor, d: PlanDType, out: Uint8Array): void {
@@ -78,6 +78,12 @@ export function encodeInto(t: Tensor, d: PlanDType, out: Uint8Array): void {
       for (let i = 0; i < n; i++) o[i] = BigInt(Math.trunc(src[i]!));
       return;
     }
+    case 'f8e4m3fn': {
+      // Values of an f8e4m3fn tensor are exact e4m3 already; others round (saturating).
+      const o = new Uint8Array(buf, off, n);
+      for (let i = 0; i < n; i++) o[i] = e4m3Bits(src[i]!);
+      return;
+    }
   }
 }
 
@@ -135,6 +141,12 @@ export function decodeTensor(bytes: Uint8Array, d: PlanDType, shape: readonly nu
       const o = new Float64Array(n);
       for (let i = 0; i < n; i++) o[i] = Number(s[i]!);
       return new Tensor('u64', shape, o);
+    }
+    case 'f8e4m3fn': {
+      const s = new Uint8Array(buf, off, n);
+      const f = new Float32Array(n);
+      for (let i = 0; i < n; i++) f[i] = fp8BitsToF32('f8e4m3fn', s[i]!);
+      return new Tensor('f8e4m3fn', shape, f);
     }
   }
 }

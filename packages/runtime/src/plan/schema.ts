@@ -30,7 +30,8 @@ import { z } from 'zod';
 export const PLAN_FORMAT = 'paradit-plan';
 export const PLAN_VERSION = 3;
 
-const planDType = z.enum(['f32', 'f16', 'bf16', 'i32', 'i64', 'bool', 'u8', 'i8', 'i16', 'u16', 'u32', 'u64']);
+/** f8e4m3fn (one byte, OCP E4M3 "fn": no infinities, max 448) only in fp8 plans (docs/fp8.md). */
+const planDType = z.enum(['f32', 'f16', 'bf16', 'i32', 'i64', 'bool', 'u8', 'i8', 'i16', 'u16', 'u32', 'u64', 'f8e4m3fn']);
 export type PlanDType = z.infer<typeof planDType>;
 
 export const space = z.enum(['weights', 'io', 'arena', 'state']);
@@ -176,6 +177,14 @@ const gemmInstr = z.object({
   bias: z.number().int().optional(),
   epilogue: z.enum(['none', 'gelu_tanh', 'gelu_erf', 'silu']),
   alpha: z.number(),
+  /**
+   * FP8 gemm (docs/fp8.md): a and b are f8e4m3fn, and the product is scaled per output element:
+   * out[i,j] = (opA(a) @ opB(b))[i,j] * scaleA[i] * scaleB[j] (+ bias), fp32 accumulation, where
+   * scaleA (f32, m values) is one scale per row of opA(a) and scaleB (f32, n values) one per
+   * column of opB(b). Absent for every other gemm.
+   */
+  scaleA: z.number().int().optional(),
+  scaleB: z.number().int().optional(),
   ...common,
 });
 
@@ -274,7 +283,8 @@ export const planSchema = z.object({
     backend: z.enum(['cuda', 'cpu']),
     /** e.g. "sm_90a"; the CUDA runtime refuses a plan for another architecture. */
     arch: z.string(),
-    dtype: z.enum(['f32', 'f16', 'bf16']),
+    /** 'fp8': bf16 storage with e4m3 linear layers (docs/fp8.md). */
+    dtype: z.enum(['f32', 'f16', 'bf16', 'fp8']),
     /** The mesh the plan was compiled for; the runtime runs it on exactly cfg*ring*ulysses ranks. */
     mesh: z.object({ cfg: z.number().int().positive(), ring: z.number().int().positive(), ulysses: z.number().int().positive() }),
   }),

@@ -89,7 +89,7 @@ function rangesOf(ins: Instr, byId: ReadonlyMap<number, BufferDecl>): { reads: B
       reads.push(...(ins.ref?.inputs ?? []), ...ins.args.flatMap((a) => ('buf' in a && !writes.includes(a.buf) ? [a.buf] : [])));
       break;
     case 'gemm':
-      reads.push(ins.a.buf, ins.b.buf, ...(ins.bias !== undefined ? [ins.bias] : []));
+      reads.push(ins.a.buf, ins.b.buf, ...(ins.bias !== undefined ? [ins.bias] : []), ...(ins.scaleA !== undefined ? [ins.scaleA] : []), ...(ins.scaleB !== undefined ? [ins.scaleB] : []));
       writes.push(ins.out.buf);
       break;
     case 'copy':

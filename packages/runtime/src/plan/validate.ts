@@ -48,7 +48,7 @@ function namedBuffers(ins: Instr): number[] {
     case 'kernel':
       return ins.args.flatMap((a) => ('buf' in a ? [a.buf] : []));
     case 'gemm':
-      return [ins.a.buf, ins.b.buf, ins.out.buf, ...(ins.bias === undefined ? [] : [ins.bias])];
+      return [ins.a.buf, ins.b.buf, ins.out.buf, ...(ins.bias === undefined ? [] : [ins.bias]), ...(ins.scaleA === undefined ? [] : [ins.scaleA]), ...(ins.scaleB === undefined ? [] : [ins.scaleB])];
     case 'copy':
       return [ins.src, ins.dst];
     case 'collective':
@@ -79,6 +79,21 @@ function checkGemm(ins: Extract<Instr, { op: 'gemm' }>, byId: Map<number, Buffer
   checkView(ins.b, 'b', ins.batch, byId, fail);
   checkView(ins.out, 'out', ins.batch, byId, fail);
   if (ins.bias !== undefined && numel(byId.get(ins.bias)!.shape) !== ins.n) fail(`the bias buffer ${ins.bias} has ${numel(byId.get(ins.bias)!.shape)} elements, expected n = ${ins.n}`);
+  checkFp8Gemm(ins, byId, fail);
+}
+
+/** An FP8 gemm (docs/fp8.md) has both scales (f32, m and n values) and e4m3 operands; no other gemm has either. */
+function checkFp8Gemm(ins: Extract<Instr, { op: 'gemm' }>, byId: Map<number, BufferDecl>, fail: (why: string) => never): void {
+  const fp8 = byId.get(ins.a.buf)!.dtype === 'f8e4m3fn' || byId.get(ins.b.buf)!.dtype === 'f8e4m3fn';
+  const scaled = ins.scaleA !== undefined || ins.scaleB !== undefined;
+  if (!fp8 && !scaled) return;
+  if (ins.scaleA === undefined || ins.scaleB === undefined) fail('an FP8 gemm needs both scaleA and scaleB (per-row and per-column f32 scales)');
+  if (byId.get(ins.a.buf)!.dtype !== 'f8e4m3fn' || byId.get(ins.b.buf)!.dtype !== 'f8e4m3fn') fail('a gemm with scaleA/scaleB must read f8e4m3fn a and b');
+  if (ins.batch !== 1) fail(`an FP8 gemm has batch 1, got ${ins.batch}`);
+  for (const [id, want, what] of [[ins.scaleA, ins.m, 'scaleA'], [ins.scaleB, ins.n, 'scaleB']] as const) {
+    const b = byId.get(id)!;
+    if (b.dtype !== 'f32' || numel(b.shape) !== want) fail(`${what} buffer ${id} must be f32 with ${want} values, got ${b.dtype}[${b.shape.join(',')}]`);
+  }
 }
 
 /** The ref fragment parses and its graph's inputs/outputs match the ref buffers. */
