@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { GraphBuilder, Module, Tensor, interpret, loadModel, mulberry32, tensorType } from '@paradit/ir';
 import type { AttrValue, Value } from '@paradit/ir';
-import { compileModule, compileToPlan } from '@paradit/codegen-cuda';
+import { compileModule, compileToPlan } from '@paradit/compiler';
 import { convInputIndex, convOutputIndex, emitConvKernel } from '../packages/codegen-cuda/src/kernels/conv-igemm';
 import type { ConvSpec } from '../packages/codegen-cuda/src/kernels/conv-igemm';
 import { emitGroupNormKernel } from '../packages/codegen-cuda/src/kernels/group-norm-silu';

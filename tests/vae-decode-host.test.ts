@@ -11,7 +11,8 @@
 import path from 'node:path';
 import { Graph, GraphBuilder, Module, Tensor, interpret, loadModel, mulberry32, tensorType } from '@paradit/ir';
 import type { Value } from '@paradit/ir';
-import { compileModule, refOf } from '@paradit/codegen-cuda';
+import { refOf } from '@paradit/codegen-cuda';
+import { compileModule } from '@paradit/compiler';
 import type { EmittedKernel } from '../packages/codegen-cuda/src/kernel-types';
 import { compareTensors } from '@paradit/runtime';
 import { findConvMatches } from '../packages/codegen-cuda/src/kernels/conv-fragment';

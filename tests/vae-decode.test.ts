@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Tensor, readTensorFile, writeTensorFile } from '@paradit/ir';
-import { compileToPlan } from '@paradit/codegen-cuda';
+import { compileToPlan } from '@paradit/compiler';
 import { decodePngRgb, imageFileNames, imagesFromDecoded, psnr8, toByte, toVaeLatent, unscaleLatents, writePngFiles } from '@paradit/runtime';
 import type { Image8 } from '@paradit/runtime';
 import { runDecode } from '../packages/cli/src/commands/decode';

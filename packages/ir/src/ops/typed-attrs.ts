@@ -60,6 +60,9 @@ interface TypedAttrs {
   /** `oDtype`: the ONNX dtype code of the partial output `o`. */
   readonly attention_lse: AttentionAttrs & { readonly oDtype: number };
   readonly lse_merge: NoAttrs;
+  readonly quantize_fp8_rows: NoAttrs;
+  /** `oDtype`: the ONNX dtype code of the output Y (bf16, f16 or f32). */
+  readonly linear_fp8: { readonly transB: number; readonly oDtype: number };
 }
 
 /** The attributes of a node of op K (what attrsOf returns: defaults filled in). */
@@ -115,6 +118,8 @@ const SCHEMAS = {
   from_token_order: TOKEN_ORDER,
   attention_lse: { ...ATTENTION, oDtype: { kind: 'int', default: dtypeToOnnx('f32') } },
   lse_merge: {},
+  quantize_fp8_rows: {},
+  linear_fp8: { transB: { kind: 'int', default: 1 }, oDtype: { kind: 'int', default: dtypeToOnnx('bf16') } },
 } satisfies { readonly [K in TypedAttrOp]: Schema<TypedAttrs[K]> };
 
 type AnyField = { readonly kind: 'meshAxis' | 'int' | 'float' | 'ints' | 'string'; readonly default?: unknown; readonly oneOf?: readonly string[] };
