@@ -38,7 +38,7 @@ import {
   writePlan,
 } from '@paradit/codegen-cuda';
 import type { BuiltPlan, EmitFragment, LowerOptions, LoweredProgram, MemoryPlan, PlanPrecision, ScheduleReport, ShapeBindings, WriteOptions } from '@paradit/codegen-cuda';
-import { referencePipeline, renderPipeline, stepPipeline } from './lowering-pipeline';
+import { fusionPipeline, referencePipeline, renderPipeline, specializePipeline, stepPipeline } from './lowering-pipeline';
 
 const PARADIT_VERSION = '0.1.0';
 const TARGET_ARCH = 'sm_90a';
@@ -95,10 +95,18 @@ export interface CompiledModule {
 export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModule {
   const instruments = { ...(opts.report ? { report: opts.report } : {}), ...(opts.printAfter ? { printAfter: opts.printAfter } : {}), ...(opts.dump ? { dump: opts.dump } : {}) };
   const sharded = opts.mesh !== undefined && worldSize(opts.mesh) > 1;
-  opts.onPhase?.(sharded ? 'shard' : 'passes');
   // The step's passes verify with the verifier its module declares (placements, the cache gate).
   const stepCtx = createPassContext({ ...instruments, verify: opts.verify ? verifyStep : false, ...(opts.mesh ? { options: { mesh: opts.mesh } } : {}) });
-  const step = runPipeline(m, stepPipeline({ shapes: opts.shapes ?? new Map(), prepared: opts.prepared === true, fbcache: opts.fbcache === true, sharded }), stepCtx);
+  let fused = m;
+  if (!opts.prepared) {
+    opts.onPhase?.('specialize');
+    const spec = runPipeline(m, specializePipeline(opts.shapes ?? new Map()), stepCtx);
+    opts.onPhase?.('passes');
+    fused = runPipeline(spec, fusionPipeline(), stepCtx);
+  }
+  const gated = opts.fbcache === true;
+  if (sharded || gated) opts.onPhase?.(sharded ? 'shard' : 'fbcache');
+  const step = runPipeline(fused, stepPipeline({ fbcache: gated, sharded }), stepCtx);
   opts.onPhase?.('dtype');
   // The dtype policy drops placements: from here on a module is one rank's program on local shapes.
   const ctx = createPassContext({ ...instruments, verify: opts.verify === true });

@@ -25,30 +25,30 @@ import {
 import type { PlanPrecision, ShapeBindings } from '@paradit/codegen-cuda';
 
 export interface StepPipelineOptions {
-  readonly shapes: ShapeBindings;
-  /** The module already went through the default pipeline (compileDenoiseStep's output). */
-  readonly prepared: boolean;
   readonly fbcache: boolean;
   /** The pass context's mesh has more than one rank. */
   readonly sharded: boolean;
 }
 
-/** Import -> the denoising step, on the global (unsharded) shapes with placements. */
-export function stepPipeline(o: StepPipelineOptions): Pass[] {
-  if (o.prepared) {
-    return [
-      ...(o.sharded ? contextParallelPipeline() : []),
-      ...(o.fbcache ? [insertCacheGatePass] : []),
-    ];
-  }
+/** Import -> static shapes (skipped for a module that already went through the default pipeline). */
+export function specializePipeline(shapes: ShapeBindings): Pass[] {
   return [
     // First: Mochi's NonZero token selection makes shapes data-dependent; the masked rewrite
     // restores static shapes for everything after it.
     maskTokenSelectionPass,
     // Before fusion: attention fuses, and buffers get sizes, only where every dim is a number.
-    specializeShapesPass(o.shapes),
-    // Canonicalize and the DiT fusions: block discovery and the sharding rules read fused ops.
-    ...defaultPipeline(),
+    specializeShapesPass(shapes),
+  ];
+}
+
+/** Canonicalize and the DiT fusions: block discovery and the sharding rules read fused ops. */
+export function fusionPipeline(): Pass[] {
+  return defaultPipeline();
+}
+
+/** The fused model -> the denoising step, on the global (unsharded) shapes with placements. */
+export function stepPipeline(o: StepPipelineOptions): Pass[] {
+  return [
     // Context parallelism before the gate, so the collectives of the remaining blocks land inside
     // the computed branch.
     ...(o.sharded ? contextParallelPipeline() : []),
@@ -88,5 +88,5 @@ export function renderPipeline(o: { readonly flash: boolean }): Pass[] {
 
 /** The names of every top-level pass `compile` runs for these options, in order (for `--after`). */
 export function compilePassNames(o: StepPipelineOptions & { readonly dtype: PlanPrecision; readonly flash: boolean }): string[] {
-  return [...stepPipeline(o), ...referencePipeline(o.dtype), ...renderPipeline(o)].map((p) => p.name);
+  return [...specializePipeline(new Map()), ...fusionPipeline(), ...stepPipeline(o), ...referencePipeline(o.dtype), ...renderPipeline(o)].map((p) => p.name);
 }

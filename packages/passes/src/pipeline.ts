@@ -3,7 +3,7 @@
  * array of named passes run in order), and a fixpoint pipeline (its passes repeated until a whole
  * round changes nothing), which is itself a Pass so pipelines nest.
  */
-import { InternalError, Module, wrapAt } from '@paradit/ir';
+import { InternalError, IrError, Module, wrapAt } from '@paradit/ir';
 import type { Pass, PassContext } from './pass';
 import { keepOutputNames } from './graph-edit';
 
@@ -17,6 +17,9 @@ export function runPass(pass: Pass, m: Module, ctx: PassContext): Module {
     out = pass.run(m, ctx);
   } catch (e) {
     report?.end(performance.now() - t0, false);
+    // A bad flag or input (--shape naming no input, ...) is the user's to fix: it reads as the
+    // flag's own message, not as a failure of the pass that happened to check it.
+    if (e instanceof IrError && e.code === 'E_INPUT') throw e;
     throw blame(e, `pass '${pass.name}' failed`);
   }
   report?.end(performance.now() - t0, out !== m);
