@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { IrError, Module, loadModel, makeMesh, resolveModelPath, worldSize } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
-import { canonicalize, compileDenoiseStep, createPassContext, defaultPipeline, maskTokenSelection, runPipeline } from '@paradit/passes';
+import { canonicalize, compileDenoiseStep, compileForMesh, createPassContext, defaultPipeline, maskTokenSelection, runPipeline } from '@paradit/passes';
 import { listTestDataSets, openPlan, readTestDataSet } from '@paradit/runtime';
 import type { OpenedPlan, Plan } from '@paradit/runtime';
 import type { EmitFragment } from './kernel-types';
@@ -75,6 +75,8 @@ export interface LowerToPlanOptions {
   readonly onPhase?: (phase: string) => void;
   /** Compile for this mesh (context parallelism): one plan that every rank runs. */
   readonly mesh?: Mesh;
+  /** The mesh (ring = W) splits the image rows of a convolutional decoder (passes' rows-parallel), not the tokens. */
+  readonly rowsParallel?: boolean;
   /**
    * Seeded random weights become generator recipes the runtime fills (plan `weights.generated`)
    * instead of bytes in weights.bin (default true; false writes them like real weights).
@@ -103,7 +105,11 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   // Context parallelism (the passes `check --ulysses/--ring/--cfg` proves), then First Block
   // Cache's gate (an If over the remaining blocks, with X / X.next state pairs) around it.
   const sharded = opts.mesh !== undefined && worldSize(opts.mesh) > 1;
-  if (opts.fbcache || sharded) {
+  if (sharded && opts.rowsParallel) {
+    if (opts.fbcache) throw new IrError('E_INPUT', 'rows-parallel plans have no First Block Cache gate (it gates transformer blocks); drop --fbcache');
+    opts.onPhase?.('shard');
+    fused = compileForMesh(fused, opts.mesh!, { prepared: true, rowsParallel: true, verify: opts.verify === true });
+  } else if (opts.fbcache || sharded) {
     opts.onPhase?.(sharded ? 'shard' : 'fbcache');
     fused = compileDenoiseStep(fused, { prepared: true, fbcache: opts.fbcache === true, verify: opts.verify === true, ...(sharded ? { mesh: opts.mesh } : {}) });
   }

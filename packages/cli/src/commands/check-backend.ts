@@ -45,6 +45,8 @@ interface PlanCheckOptions {
   readonly backend: PlanBackend;
   /** Compile a sharded plan for this mesh (its ranks run in this process). */
   readonly mesh?: Mesh;
+  /** The mesh (ring = W) is rows-parallel: split the image rows of a VAE decoder, not the tokens. */
+  readonly rowsParallel?: boolean;
   /** Plan dtype; default from the model (planDtypeFor). */
   readonly dtype?: PlanPrecision;
   readonly tolerance?: number;
@@ -145,7 +147,7 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
   const planDir = opts.keepPlan ? path.resolve(opts.keepPlan) : path.join(tmp!, 'plan');
   try {
     const c0 = performance.now();
-    const compiled = await compileToPlan(dir, planDir, { dtype, nvcc: opts.backend === 'cuda' ? 'auto' : false, ...(opts.mesh ? { mesh: opts.mesh } : {}) });
+    const compiled = await compileToPlan(dir, planDir, { dtype, nvcc: opts.backend === 'cuda' ? 'auto' : false, ...(opts.mesh ? { mesh: opts.mesh } : {}), ...(opts.rowsParallel ? { rowsParallel: true } : {}) });
     const compileSeconds = (performance.now() - c0) / 1000;
     opts.log?.(`compiled ${compiled.plan.program.length} top-level instructions (${dtype}${opts.mesh && worldSize(opts.mesh) > 1 ? `, ${formatMesh(opts.mesh)}` : ''}) in ${compileSeconds.toFixed(2)} s`);
     const l0 = performance.now();
