@@ -62,6 +62,8 @@ interface PlanCheckReport extends CheckReport {
   readonly dtype: PlanPrecision;
   /** The plan's mesh ({1,1,1}: one rank). */
   readonly mesh: { readonly cfg: number; readonly ring: number; readonly ulysses: number };
+  /** The rows-parallel degree when the mesh split the image rows (null: tokens/batch, or one rank). */
+  readonly rowsParallel: number | null;
   readonly device?: string;
   readonly compileSeconds: number;
   readonly loadSeconds: number;
@@ -184,7 +186,8 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
       opts.log?.(formatInstrDebug(d));
     }
     const mesh = plan.target.mesh;
-    return { model: dir, checks, ok: checks.every((c) => c.ok), seconds: (performance.now() - t0) / 1000, backend: opts.backend, dtype, mesh, ...(device ? { device } : {}), compileSeconds, loadSeconds };
+    const rowsParallel = opts.rowsParallel ? mesh.ring : null;
+    return { model: dir, checks, ok: checks.every((c) => c.ok), seconds: (performance.now() - t0) / 1000, backend: opts.backend, dtype, mesh, rowsParallel, ...(device ? { device } : {}), compileSeconds, loadSeconds };
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
@@ -193,7 +196,8 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
 /** The header line of a plan check (the per-output lines are check's formatCheck). */
 export function planCheckHeader(r: PlanCheckReport): string {
   const w = r.mesh.cfg * r.mesh.ring * r.mesh.ulysses;
-  const ranks = w > 1 ? `, mesh ulysses ${r.mesh.ulysses} x ring ${r.mesh.ring} x cfg ${r.mesh.cfg} (${w} ranks in this process)` : '';
+  const mesh = r.rowsParallel !== null ? `rows-parallel ${r.rowsParallel} (image rows split over mesh axis ring, ` : `mesh ulysses ${r.mesh.ulysses} x ring ${r.mesh.ring} x cfg ${r.mesh.cfg} (`;
+  const ranks = w > 1 ? `, ${mesh}${w} ranks in this process)` : '';
   return `plan ${r.dtype} on ${r.backend}${r.device ? ` (${r.device})` : ''}${ranks}: compile ${r.compileSeconds.toFixed(2)} s, load ${r.loadSeconds.toFixed(2)} s`;
 }
 

@@ -3,11 +3,12 @@ import type { Command } from 'commander';
 import { Graph, Module, Value, byteSize, loadModel, numel, isStaticShape, IrError } from '@paradit/ir';
 import fs from 'node:fs';
 import { compileForMesh, createPassContext, defaultPipeline, discoverBlocks, meshInspection, renderBlocksDot, runPipeline } from '@paradit/passes';
-import { meshFromFlags } from '../mesh-flags';
+import { meshFromFlags, parallelFromFlags } from '../mesh-flags';
+import { formatRowsInspection, rowsInspection } from './inspect-rows';
 import { injectFault } from '../fault-injection';
 import { compileDenoiseStep } from '@paradit/passes';
 import { fbcacheSignature } from '@paradit/runtime';
-import { planSummary } from '@paradit/codegen-cuda';
+import { parsePrecision, planSummary } from '@paradit/codegen-cuda';
 
 interface ValueSummary {
   readonly name: string;
@@ -107,10 +108,14 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
     .option('--ulysses <n>', 'Ulysses degree (adds collectives and world to --json)')
     .option('--ring <n>', 'ring degree')
     .option('--cfg <n>', 'CFG-parallel degree')
+    .option('--rows-parallel <W>', 'rows-parallel degree of a VAE decoder: adds per-rank halo and all-reduce volumes (rowsParallel), collectives and world to --json')
     .option('--fbcache <threshold>', 'compile one denoising step with the First Block Cache gate (the threshold is a step input; T only turns the gate on); see it with --after insert-cache-gate')
     .option('--target <backend>', 'also lower for this target (cuda) and report the plan: peak activation memory, kernels, gemms')
     .option('--dtype <dtype>', 'with --target: storage dtype bf16, fp16 or fp32', 'bf16')
     .action((model: string, opts: InspectOptions) => {
+      // Mixed --rows-parallel and --ulysses/--ring/--cfg, or --rows-parallel with --fbcache, are refused before any work.
+      const parallel = parallelFromFlags(opts);
+      if (parallel.rowsParallel !== undefined && opts.fbcache !== undefined) throw new IrError('E_INPUT', '--rows-parallel with --fbcache: the First Block Cache gates transformer blocks, and a rows-parallel VAE decoder has none; drop --fbcache');
       // Inspecting needs shapes, not values: a model whose external weights are absent is read
       // graph-only (compile, run, check and denoise still demand the weights).
       const raw = loadModel(model, { ...randomOption(opts.randomWeights), graphOnly: true });
@@ -153,13 +158,17 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
         streams: blocks.streams.map((st) => ({ role: st.role, dtype: st.value.dtype, shape: [...st.value.shape] })),
         ...(opts.dot ? { dot: opts.dot } : {}),
       };
-      const mesh = meshFromFlags(opts); // shared with check (mesh-flags.ts): rejects 0, -1, 'two'
+      const mesh = parallel.mesh; // shared with check (mesh-flags.ts): rejects 0, -1, 'two'
+      const rows = parallel.rowsParallel;
       if (mesh) {
-        Object.assign(out, meshInspection(compileForMesh(m, mesh, { prepared: true }), mesh));
+        Object.assign(out, meshInspection(compileForMesh(m, mesh, { prepared: true, rowsParallel: rows !== undefined }), mesh));
       }
+      // Volumes in the activation dtype: the plan's with --target, else the model's.
+      const rowsInfo = rows === undefined ? undefined : rowsInspection(m, rows, opts.target ? parsePrecision(opts.dtype ?? 'bf16') : (m.graph.inputs[0]?.dtype ?? 'f32'));
+      if (rowsInfo) out.rowsParallel = rowsInfo;
       const gate = step ? fbcacheSignature(step) : undefined;
       // --target cuda: lower without writing anything (codegen-cuda's planSummary).
-      if (opts.target) out.plan = planSummary(raw, opts.target, opts.dtype ?? 'bf16', { fbcache: opts.fbcache !== undefined, fused: m, ...(mesh ? { mesh } : {}) });
+      if (opts.target) out.plan = planSummary(raw, opts.target, opts.dtype ?? 'bf16', { fbcache: opts.fbcache !== undefined, fused: m, ...(mesh ? { mesh } : {}), ...(rows !== undefined ? { rowsParallel: true } : {}) });
       if (gate) out.fbcache = { totalBlocks: gate.totalBlocks, skippedBlocks: gate.skippedBlocks, state: gate.state.map((p) => p.role) };
       if (opts.json) process.stdout.write(`${JSON.stringify(out)}\n`);
       else {
@@ -167,6 +176,7 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
         if (blocks.preGroups.length) lines.push(`pre-blocks (in the prologue): ${blocks.preGroups.map((g) => `${g.count} x ${g.kind}`).join(', ')}`);
         if (blocks.streams.length) lines.push(`streams: ${blocks.streams.map((st) => `${st.role} ${st.value.dtype}[${st.value.shape.join(',')}]`).join(', ')}`);
         if (mesh && out.collectives) lines.push(formatCollectives(mesh, out.collectives as CollectiveLine[]));
+        if (rowsInfo) lines.push(formatRowsInspection(rowsInfo));
         if (out.plan) lines.push(...formatPlanStats(`${opts.target}, ${opts.dtype ?? 'bf16'}`, out.plan as Record<string, number | string>));
         if (gate) lines.push(`fbcache: gate after block 0; a cached step skips ${gate.skippedBlocks} of ${gate.totalBlocks} blocks; state ${gate.state.map((p) => p.role).join(', ')}`);
         process.stdout.write(`${lines.join('\n')}\n`);
@@ -214,6 +224,7 @@ interface InspectOptions {
   ulysses?: string;
   ring?: string;
   cfg?: string;
+  rowsParallel?: string;
 }
 
 /** Writes the drawing through a temporary file, so a failed write leaves nothing half-written. */
