@@ -4,7 +4,7 @@
  * CPU backend's simulated ranks (fp32 and bf16) matches PyTorch's decode at W = 2 and 4 and says
  * which mesh ran; `inspect --json` reports per rank exactly the halo and all-reduce volumes counted
  * by hand below from the fixture's conv shapes; `compile` writes a sharded plan (with nvcc kernels)
- * that `run` executes within tolerance; bad combinations exit 2 with one paragraph and leave no
+ * that `run` executes within tolerance, in one process and as 2 launched processes; bad combinations exit 2 with one paragraph and leave no
  * plan behind.
  */
 import fs from 'node:fs';
@@ -149,6 +149,10 @@ describe('compile --rows-parallel', () => {
     const run = runCli(['run', plan, '--inputs', path.join(dir, 'test_data_set_0'), '--compare', '--json']);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/"ok":true/);
+    // The same plan as 2 processes (CPU ranks, collectives over TCP), as torchrun would start it.
+    const launched = runCli(['launch', '--nproc', '2', '--', 'run', plan, '--inputs', path.join(dir, 'test_data_set_0'), '--compare', '--backend', 'cpu']);
+    expect(launched.code).toBe(0);
+    expect(launched.stdout).toMatch(/2 ranks launched by paradit .*\n[^]*compare sample: .* ok/);
   });
 
   test('refusals: a degree that does not divide the rows, a mixed mesh, --fbcache; no plan is left behind', () => {
