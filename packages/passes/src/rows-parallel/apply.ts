@@ -172,7 +172,7 @@ function rule(rb: RowsBuilder, n: Node): void {
       out(groupNorm(rb, n, x!.v, ins[1]!.v, ins[2]!.v), r);
       return;
     default:
-      if (!ELEMENTWISE.has(n.op)) fail(n, 'this op has no rows-parallel rule');
+      if (!ELEMENTWISE.has(n.op)) fail(n, `this op has no rows-parallel rule (split image rows pass through Conv, nearest Resize, GroupNorm, attention, linear, Reshape, Transpose and ${[...ELEMENTWISE].join('/')}); decode without --rows-parallel`);
       ins.forEach((l, i) => {
         const shape = l ? shapeOf(l.v) : [];
         const aligned = r.axis - (shapeOf(n.outputs[0]!).length - shape.length);

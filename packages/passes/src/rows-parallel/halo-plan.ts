@@ -158,7 +158,7 @@ export function planRowsParallel(m: Module, world: number, dtype: DType = 'f32')
     else if (n.op === 'InstanceNormalization') steps.push(normStep(n, world, producers));
     else if (n.op === 'attention') steps.push(attentionStep(n, world, bytes));
     else if (n.op === 'GroupNormalization' || n.op === 'ConvTranspose' || n.op === 'MaxPool' || n.op === 'AveragePool') {
-      fail(n, 'this op has no rows-parallel rule yet');
+      fail(n, 'this op has no rows-parallel rule yet; decode without --rows-parallel');
     }
   }
   return {
