@@ -6,7 +6,7 @@
  *   runSimulated(module, mesh, inputs)    -> model outputs (all ranks in one process; @paradit/ir)
  *   collectiveSummary(module)             -> [{op, count, bytesPerRank}] per forward (one step)
  */
-import { DEFAULT_PLACEMENT_RULES, Module, Tensor, byteSize, numel, runSimulated, simulateRanks, verifyModule, verifySharded, worldSize } from '@paradit/ir';
+import { DEFAULT_PLACEMENT_RULES, Module, Tensor, byteSize, numel, runSimulated, simulateRanks, verifySharded, worldSize } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
 import type { Mesh, Node } from '@paradit/ir';
 import type { Pass } from './pass';
@@ -38,7 +38,7 @@ interface CompileForMeshOptions {
   readonly report?: PassReport;
   /**
    * Split the image rows of a convolutional decoder over the mesh's ring axis (rows-parallel/pass.ts)
-   * instead of the token axis. Its module carries no placements yet: verified structurally.
+   * instead of the token axis (placements on the types, checked by the SPMD verifier like the others).
    */
   readonly rowsParallel?: boolean;
 }
@@ -49,7 +49,7 @@ export function compileForMesh(m: Module, mesh: Mesh, opts: CompileForMeshOption
   const rows = opts.rowsParallel === true;
   const ctx = createPassContext({
     options: { mesh },
-    verify: !verify ? false : rows ? (x: Module) => verifyModule(x) : (x: Module) => verifySharded(x, { placementRules: DEFAULT_PLACEMENT_RULES }),
+    verify: verify ? (x: Module) => verifySharded(x, { placementRules: DEFAULT_PLACEMENT_RULES }) : false,
     ...(opts.report ? { report: opts.report } : {}),
   });
   const passes = [...(opts.prepared ? [] : defaultPipeline()), ...(rows ? rowsParallelPipeline() : contextParallelPipeline())];

@@ -7,7 +7,7 @@
  * conv) equals the unsharded interpreter within 1e-5 relative L2 (the convs are bitwise equal;
  * only GroupNorm's all-reduced statistics round differently).
  */
-import { GraphBuilder, Module, Tensor, interpret, makeMesh, runSimulated, tensorType } from '@paradit/ir';
+import { GraphBuilder, Module, Tensor, interpret, makeMesh, runSimulated, tensorType, verifySharded } from '@paradit/ir';
 import type { Attrs, Value } from '@paradit/ir';
 import { compileForMesh } from '@paradit/passes';
 import { rowsParallelPass } from '../src/rows-parallel/pass';
@@ -28,39 +28,69 @@ const CHAIN = `graph main(%x: f32[1,2,4,3]) {
 describe('rows-parallel pass', () => {
   test('Before/Expected: a 3x3 conv gets one halo row from each neighbour, the 1x1 conv none (W = 2)', () => {
     const out = runOne(rowsParallelPass, ir(CHAIN), rows(2));
-    // Rank r holds rows [2r, 2r+2). Its last row goes to rank r+1 (shift 1), its first row to
-    // rank r-1 (shift 1 = -1 mod 2); the masks zero what rank 0 gets from above and rank 1 from
-    // below (the image edge, where the unsharded conv reads its zero padding).
+    // Rank r holds rows [2r, 2r+2). Its last row ("row 1 of every band": Reshape to bands, Slice
+    // the within-band axis, Reshape back) goes to rank r+1 (shift 1), its first row to rank r-1
+    // (shift 1 = -1 mod 2); the masks zero what rank 0 gets from above and rank 1 from below (the
+    // image edge, where the unsharded conv reads its zero padding). The halo'd input is placed in
+    // rank-chunk token order (2 rows from above, 4 of the bands, 2 from below; one chunk per rank),
+    // which the Conv rule accepts because each chunk has the d(k-1)+1-s = 2 extra rows it needs.
     expectIr(
       out,
       `graph main(%x: f32[1,2,4,3]) {
+        %bands_shape = const i64[5] [1, 2, 1, 2, 3]
         %s1 = const i64[1] [1]
         %e2 = const i64[1] [2]
-        %a2 = const i64[1] [2]
-        %top_mask = const f32[2] [0.0, 1.0]
+        %a3 = const i64[1] [3]
+        %row_shape = const i64[4] [1, 2, 1, 3]
+        %top_mask = const f32[1,1,2,1] [0.0, 1.0]
+        %bands_shape2 = const i64[5] [1, 2, 1, 2, 3]
         %s0 = const i64[1] [0]
         %e1 = const i64[1] [1]
-        %a2b = const i64[1] [2]
-        %bottom_mask = const f32[2] [1.0, 0.0]
+        %a3b = const i64[1] [3]
+        %row_shape2 = const i64[4] [1, 2, 1, 3]
+        %bottom_mask = const f32[1,1,2,1] [1.0, 0.0]
         %w = const f32[2,2,3,3] [${W1}]
         %w2 = const f32[1,2,1,1] [0.5, -1.0]
-        %band = shard_slice(%x) {axis=2, groupSize=2, meshAxis="ring"}
-        %last = Slice(%band, %s1, %e2, %a2)
-        %recv_above = ppermute(%last) {groupSize=2, meshAxis="ring", shift=1}
-        %m0 = shard_slice(%top_mask) {axis=0, groupSize=2, meshAxis="ring"}
-        %above = Mul(%recv_above, %m0)
-        %first = Slice(%band, %s0, %e1, %a2b)
-        %recv_below = ppermute(%first) {groupSize=2, meshAxis="ring", shift=1}
-        %m1 = shard_slice(%bottom_mask) {axis=0, groupSize=2, meshAxis="ring"}
-        %below = Mul(%recv_below, %m1)
-        %xh = Concat(%above, %band, %below) {axis=2}
-        %y = Conv(%xh, %w) {kernel_shape=[3,3], pads=[0,1,0,1]}
-        %z = Conv(%y, %w2) {kernel_shape=[1,1], pads=[0,0,0,0]}
+        %band = shard_slice(%x) {axis=2, groupSize=2, meshAxis="ring"} : f32[1,2,2,3]@shard(2,ring)
+        %bands = Reshape(%band, %bands_shape) : f32[1,2,1,2,3]@shard(2,ring)
+        %last_cut = Slice(%bands, %s1, %e2, %a3) : f32[1,2,1,1,3]@shard(2,ring)
+        %last = Reshape(%last_cut, %row_shape) : f32[1,2,1,3]@shard(2,ring)
+        %recv_above = ppermute(%last) {groupSize=2, meshAxis="ring", shift=1} : f32[1,2,1,3]@shard(2,ring)
+        %m0 = shard_slice(%top_mask) {axis=2, groupSize=2, meshAxis="ring"} : f32[1,1,1,1]@shard(2,ring)
+        %above = Mul(%recv_above, %m0) : f32[1,2,1,3]@shard(2,ring)
+        %bands2 = Reshape(%band, %bands_shape2) : f32[1,2,1,2,3]@shard(2,ring)
+        %first_cut = Slice(%bands2, %s0, %e1, %a3b) : f32[1,2,1,1,3]@shard(2,ring)
+        %first = Reshape(%first_cut, %row_shape2) : f32[1,2,1,3]@shard(2,ring)
+        %recv_below = ppermute(%first) {groupSize=2, meshAxis="ring", shift=1} : f32[1,2,1,3]@shard(2,ring)
+        %m1 = shard_slice(%bottom_mask) {axis=2, groupSize=2, meshAxis="ring"} : f32[1,1,1,1]@shard(2,ring)
+        %below = Mul(%recv_below, %m1) : f32[1,2,1,3]@shard(2,ring)
+        %xh = Concat(%above, %band, %below) {axis=2} : f32[1,2,4,3]@shard(2,ring)@tokens(2:[2,4,2]/2)
+        %y = Conv(%xh, %w) {kernel_shape=[3,3], pads=[0,1,0,1]} : f32[1,2,2,3]@shard(2,ring)
+        %z = Conv(%y, %w2) {kernel_shape=[1,1], pads=[0,0,0,0]} : f32[1,1,2,3]@shard(2,ring)
         %image = all_gather(%z) {axis=2, groupSize=2, meshAxis="ring"}
         return %image
       }`,
     );
     expect(out.graph.nodes.find((n) => n.op === 'Conv')!.outputs[0]!.type.shape).toEqual([1, 2, 2, 3]);
+  });
+
+  test('the SPMD verifier checks the halos: a conv on bands without its halo rows, or with too few, is rejected', () => {
+    const conv = (input: string, type: string, extra = ''): string => `graph main(%x: f32[1,2,8,3]) {
+        %w = const f32[2,2,3,3] [${W1}]
+        %band = shard_slice(%x) {axis=2, groupSize=2, meshAxis="ring"} : f32[1,2,4,3]@shard(2,ring)
+        ${extra}
+        %y = Conv(${input}, %w) {kernel_shape=[3,3], pads=[0,1,0,1]} : ${type}
+        %image = all_gather(%y) {axis=2, groupSize=2, meshAxis="ring"}
+        return %image
+      }`;
+    // No halo: each band would be convolved as if the image ended at its edges.
+    expect(() => verifySharded(ir(conv('%band', 'f32[1,2,2,3]@shard(2,ring)')))).toThrow(/Conv.*input 0 is placed 2@ring, but Conv needs replicated/);
+    // A whole neighbour band (4 rows) in front of each band: the 3x3 kernel needs 2 extra rows, not 4.
+    const above = `%above = ppermute(%band) {groupSize=2, meshAxis="ring", shift=1} : f32[1,2,4,3]@shard(2,ring)
+        %xh = Concat(%above, %band) {axis=2} : f32[1,2,8,3]@shard(2,ring)@tokens(2:[8,8]/2)`;
+    expect(() => verifySharded(ir(conv('%xh', 'f32[1,2,6,3]@shard(2,ring)', above)))).toThrow(/Conv's rows carry 4 halo rows per rank, but its kernel needs 2/);
+    // The pass's own output verifies (runOne verifies around the pass; done again here explicitly).
+    expect(() => verifySharded(runOne(rowsParallelPass, ir(CHAIN), rows(2)))).not.toThrow();
   });
 
   test('must not fire: degree 1 returns the module itself', () => {
