@@ -6,12 +6,13 @@
  *
  *   Before: %y = Conv(%x, %w, %b) {pads=[1,1,1,1]}              # x f32[1,C,H,W]
  *   After:  %x0 = shard_slice(%z) ...                           # x f32[1,C,H/W,W] per rank
- *           %up = Mul(ppermute(Slice(%x0, last row), +1), mask)  # zeros on rank 0
- *           %dn = Mul(ppermute(Slice(%x0, first row), -1), mask) # zeros on rank W-1
+ *           %up = Mul(ppermute(last row of %x0, +1), mask)      # zeros on rank 0
+ *           %dn = Mul(ppermute(first row of %x0, -1), mask)     # zeros on rank W-1
  *           %y0 = Conv(Concat(%up, %x0, %dn, axis=2), %w, %b) {pads=[0,1,0,1]}
  *
  * Requires: static shapes; halo-plan.ts accepts the module at this degree (it is run first).
- * Ensures: graph inputs of rank 4 are split on axis 2 (shard_slice), outputs gathered
+ * Ensures: every value placed (placements.ts; verifySharded accepts the module); graph inputs of
+ * rank 4 are split on axis 2 (shard_slice), outputs gathered
  * (all_gather), so the outputs equal the unsharded module's within fp32 rounding of GroupNorm's
  * all-reduced statistics (convs, resizes and elementwise ops are bitwise the same).
  */

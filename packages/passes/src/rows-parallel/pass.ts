@@ -12,16 +12,17 @@
  *   statistics are all-reduced in fp32 (mean, then the centred sum of squares), the mid-block
  *   attention gathers K and V, and the outputs are gathered (all_gather axis 2). Outputs equal
  *   the unsharded module's within the fp32 rounding of the all-reduced statistics.
- *   Placements are not written into the value types (the halo Slice/Concat pieces have no
- *   placement vocabulary yet), so the pass is verified structurally (verifyModule) and
- *   numerically (simulated ranks), not by the SPMD placement rule.
+ *   Every value carries its placement (placements.ts), so verifySharded checks the module: the
+ *   halo'd conv inputs are Concats in rank-chunk token order whose extra rows per chunk the Conv
+ *   rule (@paradit/ir shard-rules/rows.ts) compares with the kernel's d(k-1)+1-s.
  *
  * Before (W = 2):
  *   %y = Conv(%z, %w, %b) {pads=[1,1,1,1]}                    f32[1,4,8,8] <- z f32[1,16,8,8]
  * After:
- *   %z0 = shard_slice(%z) {meshAxis: ring, axis: 2}           f32[1,16,4,8]
- *   %xh = Concat(Mul(ppermute(Slice(%z0, last row), +1), mask), %z0, Mul(ppermute(Slice(%z0, row 0), -1), mask))
- *   %y0 = Conv(%xh, %w, %b) {pads=[0,1,0,1]}                  f32[1,4,4,8]
+ *   %z0 = shard_slice(%z) {meshAxis: ring, axis: 2}           f32[1,16,4,8]@shard(2,ring)
+ *   %xh = Concat(Mul(ppermute(last row of %z0, +1), mask), %z0, Mul(ppermute(first row, -1), mask))
+ *                                                             f32[1,16,6,8]@shard(2,ring)@tokens(2:[2,8,2]/2)
+ *   %y0 = Conv(%xh, %w, %b) {pads=[0,1,0,1]}                  f32[1,4,4,8]@shard(2,ring)
  *   %y  = all_gather(%y0) {meshAxis: ring, axis: 2}           f32[1,4,8,8]
  *
  * Refusals (IrError E_INPUT, naming the ONNX node): rows not divisible by W, a halo wider than a
