@@ -55,6 +55,7 @@ const accepts = (docType: string, got: string): boolean =>
   docType.split(' or ').some((t) => t === got || (t === 'map' && got === 'object'));
 
 const CFG = { ...TINY_DIT, blocks: 2 };
+const VAE = path.join(REPO_ROOT, 'tests/vae/flux_vae_tiny_dynamo');
 const runs = new Map<string, unknown[]>();
 
 beforeAll(() => {
@@ -70,6 +71,8 @@ beforeAll(() => {
     ['inspect', ['inspect', model, '--json', '--ulysses', '2', '--target', 'cuda']],
     ['inspect', ['inspect', model, '--json', '--fbcache', '0.1', '--dot', path.join(tempDir('json-dot'), 'blocks.dot')]],
     ['inspect', ['inspect', refined, '--json']], // pre-blocks (a text token refiner)
+    ['inspect', ['inspect', VAE, '--json', '--rows-parallel', '2']], // the rows-parallel plan of a VAE decoder
+    ['check', ['check', VAE, '--json', '--rows-parallel', '2']],
     ['check', ['check', model, '--json']],
     ['check', ['check', model, '--json', '--ulysses', '2']],
     ['check', ['check', model, '--json', '--backend', 'cpu']],

@@ -69,6 +69,8 @@ export interface LowerToPlanOptions {
   readonly onPhase?: (phase: string) => void;
   /** Compile for this mesh (context parallelism): one plan that every rank runs. */
   readonly mesh?: Mesh;
+  /** The mesh (ring = W) splits the image rows of a convolutional decoder (passes' rows-parallel), not the tokens. */
+  readonly rowsParallel?: boolean;
   /**
    * Seeded random weights become generator recipes the runtime fills (plan `weights.generated`)
    * instead of bytes in weights.bin (default true; false writes them like real weights).
@@ -98,6 +100,7 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   // The step's passes verify with the verifier its module declares (placements, the cache gate).
   const stepCtx = createPassContext({ ...instruments, verify: opts.verify ? verifyStep : false, ...(opts.mesh ? { options: { mesh: opts.mesh } } : {}) });
   let fused = m;
+  if (sharded && opts.rowsParallel && opts.fbcache) throw new IrError('E_INPUT', 'rows-parallel plans have no First Block Cache gate (it gates transformer blocks); drop --fbcache');
   if (!opts.prepared) {
     opts.onPhase?.('specialize');
     const spec = runPipeline(m, specializePipeline(opts.shapes ?? new Map()), stepCtx);
@@ -106,7 +109,7 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   }
   const gated = opts.fbcache === true;
   if (sharded || gated) opts.onPhase?.(sharded ? 'shard' : 'fbcache');
-  const step = runPipeline(fused, stepPipeline({ fbcache: gated, sharded }), stepCtx);
+  const step = runPipeline(fused, stepPipeline({ fbcache: gated, sharded, rowsParallel: opts.rowsParallel === true }), stepCtx);
   opts.onPhase?.('dtype');
   // The dtype policy drops placements: from here on a module is one rank's program on local shapes.
   const ctx = createPassContext({ ...instruments, verify: opts.verify === true });
@@ -227,10 +230,10 @@ export async function compileToPlan(model: string, out: string, opts: CompileOpt
  * reused instead of running the pipeline a second time (on full FLUX.1-dev, half of inspect's
  * time), unless `raw` has data-dependent token selection that compile rewrites before fusing.
  */
-export function planSummary(raw: Module, target: string, dtype: string, opts: { readonly fbcache?: boolean; readonly mesh?: Mesh; readonly fused?: Module; readonly keepBf16?: readonly KeepPattern[] } = {}): Record<string, number | string> {
+export function planSummary(raw: Module, target: string, dtype: string, opts: { readonly fbcache?: boolean; readonly mesh?: Mesh; readonly rowsParallel?: boolean; readonly fused?: Module; readonly keepBf16?: readonly KeepPattern[] } = {}): Record<string, number | string> {
   if (target !== 'cuda') throw new IrError('E_INPUT', `--target ${target}: only 'cuda' is supported`);
   const reuse = opts.fused !== undefined && maskTokenSelection(raw) === raw;
-  const c = compileModule(reuse ? opts.fused! : raw, { dtype: parsePrecision(dtype), fbcache: opts.fbcache === true, prepared: reuse, ...(opts.mesh ? { mesh: opts.mesh } : {}), ...(opts.keepBf16 ? { keepBf16: opts.keepBf16 } : {}) });
+  const c = compileModule(reuse ? opts.fused! : raw, { dtype: parsePrecision(dtype), fbcache: opts.fbcache === true, prepared: reuse, ...(opts.mesh ? { mesh: opts.mesh } : {}), ...(opts.rowsParallel ? { rowsParallel: true } : {}), ...(opts.keepBf16 ? { keepBf16: opts.keepBf16 } : {}) });
   const plan = c.built.plan({
     compiledFrom: { model: '', modelSha256: '', paradit: PARADIT_VERSION, createdAt: '' },
     target: { backend: 'cuda', arch: TARGET_ARCH, dtype: parsePrecision(dtype), mesh: { cfg: opts.mesh?.cfg ?? 1, ring: opts.mesh?.ring ?? 1, ulysses: opts.mesh?.ulysses ?? 1 } },

@@ -11,6 +11,7 @@ import {
   insertCacheGatePass,
   maskTokenSelectionPass,
   quantizeLinearsFp8Pass,
+  rowsParallelPipeline,
 } from '@paradit/passes';
 import type { KeepPattern, Pass } from '@paradit/passes';
 import {
@@ -28,6 +29,8 @@ export interface StepPipelineOptions {
   readonly fbcache: boolean;
   /** The pass context's mesh has more than one rank. */
   readonly sharded: boolean;
+  /** Shard a convolutional decoder's image rows instead of a transformer's tokens (rows-parallel). */
+  readonly rowsParallel?: boolean;
 }
 
 /** Import -> static shapes (skipped for a module that already went through the default pipeline). */
@@ -51,7 +54,7 @@ export function stepPipeline(o: StepPipelineOptions): Pass[] {
   return [
     // Context parallelism before the gate, so the collectives of the remaining blocks land inside
     // the computed branch.
-    ...(o.sharded ? contextParallelPipeline() : []),
+    ...(o.sharded ? (o.rowsParallel ? rowsParallelPipeline() : contextParallelPipeline()) : []),
     // Last of the step: gates the finished (possibly sharded) step.
     ...(o.fbcache ? [insertCacheGatePass] : []),
   ];

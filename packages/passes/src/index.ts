@@ -16,6 +16,9 @@ export * from './fold-transpose-chains';
 export * from './canonicalize';
 // Context parallelism: pipeline, passes and shard machinery (context-parallel/index.ts lists them).
 export * from './context-parallel';
+export { ROWS_MESH_AXIS, notRowsParallel, rowsDegree, rowsParallelPass, rowsParallelPipeline } from './rows-parallel/pass';
+export { formatRowsPlan, planRowsParallel } from './rows-parallel/halo-plan';
+export type { RowsParallelPlan, RowsStep, RowsStepKind } from './rows-parallel/halo-plan';
 export * from './default-pipeline';
 export * from './fuse-attention';
 export * from './fuse-norms';

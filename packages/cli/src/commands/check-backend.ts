@@ -47,6 +47,8 @@ interface PlanCheckOptions {
   readonly backend: PlanBackend;
   /** Compile a sharded plan for this mesh (its ranks run in this process). */
   readonly mesh?: Mesh;
+  /** The mesh (ring = W) is rows-parallel: split the image rows of a VAE decoder, not the tokens. */
+  readonly rowsParallel?: boolean;
   /** Plan dtype; default from the model (planDtypeFor). */
   readonly dtype?: PlanPrecision;
   /** --keep-bf16 patterns of an fp8 plan. */
@@ -64,6 +66,8 @@ interface PlanCheckReport extends CheckReport {
   readonly dtype: PlanPrecision;
   /** The plan's mesh ({1,1,1}: one rank). */
   readonly mesh: { readonly cfg: number; readonly ring: number; readonly ulysses: number };
+  /** The rows-parallel degree when the mesh split the image rows (null: tokens/batch, or one rank). */
+  readonly rowsParallel: number | null;
   readonly device?: string;
   readonly compileSeconds: number;
   readonly loadSeconds: number;
@@ -149,7 +153,7 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
   const planDir = opts.keepPlan ? path.resolve(opts.keepPlan) : path.join(tmp!, 'plan');
   try {
     const c0 = performance.now();
-    const compiled = await compileToPlan(dir, planDir, { dtype, ...(opts.keepBf16 ? { keepBf16: opts.keepBf16 } : {}), nvcc: opts.backend === 'cuda' ? 'auto' : false, ...(opts.mesh ? { mesh: opts.mesh } : {}) });
+    const compiled = await compileToPlan(dir, planDir, { dtype, ...(opts.keepBf16 ? { keepBf16: opts.keepBf16 } : {}), nvcc: opts.backend === 'cuda' ? 'auto' : false, ...(opts.mesh ? { mesh: opts.mesh } : {}), ...(opts.rowsParallel ? { rowsParallel: true } : {}) });
     const compileSeconds = (performance.now() - c0) / 1000;
     opts.log?.(`compiled ${compiled.plan.program.length} top-level instructions (${dtype}${opts.mesh && worldSize(opts.mesh) > 1 ? `, ${formatMesh(opts.mesh)}` : ''}) in ${compileSeconds.toFixed(2)} s`);
     const l0 = performance.now();
@@ -186,7 +190,8 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
       opts.log?.(formatInstrDebug(d));
     }
     const mesh = plan.target.mesh;
-    return { model: dir, checks, ok: checks.every((c) => c.ok), seconds: (performance.now() - t0) / 1000, backend: opts.backend, dtype, mesh, ...(device ? { device } : {}), compileSeconds, loadSeconds };
+    const rowsParallel = opts.rowsParallel ? mesh.ring : null;
+    return { model: dir, checks, ok: checks.every((c) => c.ok), seconds: (performance.now() - t0) / 1000, backend: opts.backend, dtype, mesh, rowsParallel, ...(device ? { device } : {}), compileSeconds, loadSeconds };
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
@@ -195,7 +200,8 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
 /** The header line of a plan check (the per-output lines are check's formatCheck). */
 export function planCheckHeader(r: PlanCheckReport): string {
   const w = r.mesh.cfg * r.mesh.ring * r.mesh.ulysses;
-  const ranks = w > 1 ? `, mesh ulysses ${r.mesh.ulysses} x ring ${r.mesh.ring} x cfg ${r.mesh.cfg} (${w} ranks in this process)` : '';
+  const mesh = r.rowsParallel !== null ? `rows-parallel ${r.rowsParallel} (image rows split over mesh axis ring, ` : `mesh ulysses ${r.mesh.ulysses} x ring ${r.mesh.ring} x cfg ${r.mesh.cfg} (`;
+  const ranks = w > 1 ? `, ${mesh}${w} ranks in this process)` : '';
   return `plan ${r.dtype} on ${r.backend}${r.device ? ` (${r.device})` : ''}${ranks}: compile ${r.compileSeconds.toFixed(2)} s, load ${r.loadSeconds.toFixed(2)} s`;
 }
 

@@ -18,7 +18,7 @@ import { simulatedExecutor } from '@paradit/passes';
 import { EXIT_MISMATCH, EXIT_OK } from '../errors';
 import { DEFAULT_TIMEOUT_S, withRank } from '../launched';
 import type { RankContext } from '../launched';
-import { addMeshFlags, meshFromFlags } from '../mesh-flags';
+import { addMeshFlags, addRowsParallelFlag, describeParallel, parallelFromFlags } from '../mesh-flags';
 import { keepPatterns } from './compile';
 import { checkModelDirOnPlan, parseCheckBackend, parsePrecision, planCheckHeader } from './check-backend';
 import { checkDataSets } from './check-data';
@@ -111,14 +111,17 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
     .option('--keep-plan <dir>', 'with --backend: write the compiled plan here and keep it')
     .option('--debug-instrs', 'with --backend: compare every instruction\'s outputs with its CPU ref on the same inputs, to localize a mismatch (slow)');
   cmd.option('--timeout <s>', `launched ranks (with --backend): how long a rank waits for its peers (default ${DEFAULT_TIMEOUT_S}, or PARADIT_TIMEOUT)`);
-  addMeshFlags(cmd, 'compile for this mesh and run every rank simulated').action(async (dir: string, opts: CheckFlags) => {
+  addMeshFlags(cmd, 'compile for this mesh and run every rank simulated');
+  addRowsParallelFlag(cmd).action(async (dir: string, opts: CheckFlags) => {
     const tolerance = opts.tolerance === undefined ? undefined : parseTolerance(opts.tolerance);
     const backend = parseCheckBackend(opts.backend);
     if (backend === undefined && (opts.dtype !== undefined || opts.keepPlan !== undefined || opts.debugInstrs)) {
       throw new IrError('E_INPUT', '--dtype, --keep-plan and --debug-instrs configure a compiled plan; add --backend cpu or --backend cuda');
     }
+    // Refuses --rows-parallel mixed with --ulysses/--ring/--cfg before any work.
+    const parallel = parallelFromFlags(opts);
     if (backend !== undefined) {
-      const mesh = meshFromFlags(opts);
+      const mesh = parallel.mesh;
       const dtype = opts.dtype === undefined ? undefined : parsePrecision(opts.dtype);
       const keepBf16 = keepPatterns(opts.keepBf16, dtype ?? '');
       const log = (l: string): void => void process.stderr.write(`${l}\n`);
@@ -127,6 +130,7 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
         const r = await checkModelDirOnPlan(path.resolve(dir), {
           backend,
           ...(mesh ? { mesh } : {}),
+          ...(parallel.rowsParallel !== undefined ? { rowsParallel: true } : {}),
           ...(dtype ? { dtype } : {}),
           ...(keepBf16.length ? { keepBf16 } : {}),
           ...(tolerance !== undefined ? { tolerance } : {}),
@@ -149,12 +153,13 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
     if (env && env.world > 1) {
       throw new IrError('E_INPUT', `check as one rank of a launched world of ${env.world} (${env.describe}) runs a compiled plan: add --backend cpu or --backend cuda, and mesh flags whose product is ${env.world}`);
     }
-    const mesh = meshFromFlags(opts);
-    const execute = mesh ? simulatedExecutor(mesh) : undefined;
+    const mesh = parallel.mesh;
+    const rows = parallel.rowsParallel;
+    const execute = mesh ? simulatedExecutor(mesh, rows !== undefined ? { rowsParallel: true } : {}) : undefined;
     const r0 = checkModelDir(path.resolve(dir), { ...(tolerance !== undefined ? { tolerance } : {}), ...(execute ? { execute } : {}) });
     // Say what ran: the interpreter on one process, or the mesh's ranks simulated.
-    const r = { ...r0, mesh: mesh ? { ulysses: mesh.ulysses, ring: mesh.ring, cfg: mesh.cfg, world: worldSize(mesh) } : null };
-    const ran = mesh ? `  on mesh ulysses ${mesh.ulysses} x ring ${mesh.ring} x cfg ${mesh.cfg}: ${worldSize(mesh)} ranks simulated by the SPMD interpreter` : '  on the reference interpreter (one process)';
+    const r = { ...r0, mesh: mesh ? { ulysses: mesh.ulysses, ring: mesh.ring, cfg: mesh.cfg, world: worldSize(mesh) } : null, rowsParallel: rows ?? null };
+    const ran = mesh ? `  on ${describeParallel(parallel)}: ranks simulated by the SPMD interpreter` : '  on the reference interpreter (one process)';
     process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatCheck(r).replace('\n', `\n${ran}\n`)}\n`);
     setCode(r.ok ? EXIT_OK : EXIT_MISMATCH);
   });
@@ -172,6 +177,7 @@ interface CheckFlags {
   ulysses?: string;
   ring?: string;
   cfg?: string;
+  rowsParallel?: string;
 }
 
 function parseTolerance(s: string): number {

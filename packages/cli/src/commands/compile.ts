@@ -1,6 +1,6 @@
 /**
  * `paradit compile MODEL -o PLAN --target cuda [--dtype bf16|fp16|fp32] [--random-weights [seed]] [--materialize-random-weights]
- *  [--shape name=d0,d1,..]... [--ulysses U --ring R --cfg C] [--fbcache T] [--no-nvcc] [--after PASS] [--time-passes] [--json]`:
+ *  [--shape name=d0,d1,..]... [--ulysses U --ring R --cfg C | --rows-parallel W] [--fbcache T] [--no-nvcc] [--after PASS] [--time-passes] [--json]`:
  * compiles an ONNX model into a plan directory (docs/plan-format.md). A failed compile leaves no
  * directory behind; bad input exits 2 with one paragraph.
  */
@@ -13,7 +13,7 @@ import { compilePassNames, compileToPlan } from '@paradit/compiler';
 import { PassReport } from '@paradit/passes';
 import { fsUserError } from '../errors';
 import type { CompileResult } from '@paradit/compiler';
-import { meshFromFlags, addMeshFlags } from '../mesh-flags';
+import { addMeshFlags, addRowsParallelFlag, parallelFromFlags } from '../mesh-flags';
 import { randomOption } from './inspect';
 import { fmtBytes } from './inspect';
 
@@ -27,6 +27,7 @@ interface CompileFlags {
   ulysses?: string;
   ring?: string;
   cfg?: string;
+  rowsParallel?: string;
   fbcache?: string;
   nvcc: boolean;
   json?: boolean;
@@ -39,11 +40,11 @@ interface CompileFlags {
 
 const mib = fmtBytes;
 
-function formatCompile(out: string, r: CompileResult): string {
+function formatCompile(out: string, r: CompileResult, rows: number | undefined): string {
   const s = r.plan.stats;
   const t = r.seconds;
   const lines = [
-    `plan ${out} (${r.plan.target.backend} ${r.plan.target.arch}, ${r.plan.target.dtype}, ${meshLine(r.plan.target.mesh)})`,
+    `plan ${out} (${r.plan.target.backend} ${r.plan.target.arch}, ${r.plan.target.dtype}, ${meshLine(r.plan.target.mesh, rows)})`,
     `  instructions: ${s['kernels']} kernels (${s['kernelEntries']} entries${s['stubKernels'] ? `, ${s['stubKernels']} without CUDA body` : ''}), ${s['gemms']} gemms, ${s['copies']} copies, ${s['branches']} branches` +
       (s['collectives'] || s['shardSlices'] ? `, ${s['collectives']} collectives, ${s['shardSlices']} shard slices` : ''),
     `  memory: peak activations ${mib(s['peakActivationBytes'] ?? 0)}, weights ${mib(s['weightsBytes'] ?? 0)}${s['generatedWeights'] ? ` (${mib(s['weightsFileBytes'] ?? 0)} in weights.bin, ${s['generatedWeights']} tensors generated at load)` : ''}, io ${mib(s['ioBytes'] ?? 0)}, state ${mib(s['stateBytes'] ?? 0)}`,
@@ -53,8 +54,9 @@ function formatCompile(out: string, r: CompileResult): string {
   return lines.join('\n');
 }
 
-function meshLine(m: { cfg: number; ring: number; ulysses: number }): string {
+function meshLine(m: { cfg: number; ring: number; ulysses: number }, rows: number | undefined): string {
   const w = m.cfg * m.ring * m.ulysses;
+  if (w > 1 && rows !== undefined) return `rows-parallel ${rows}: image rows split over mesh axis ring, ${w} ranks`;
   return w === 1 ? 'one GPU' : `mesh ulysses ${m.ulysses} x ring ${m.ring} x cfg ${m.cfg}: ${w} ranks`;
 }
 
@@ -94,18 +96,20 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
     .option('--time-passes', 'print the wall time of every pass to stderr')
     .option('--json', 'print one JSON object (stats and timings)');
   addMeshFlags(cmd, 'one plan that every rank of the mesh runs (world = ulysses x ring x cfg)');
+  addRowsParallelFlag(cmd);
   cmd.action(async (model: string, flags: CompileFlags) => {
     if (flags.target !== 'cuda') throw new IrError('E_INPUT', `--target ${flags.target}: only 'cuda' plans exist (the CPU backend runs cuda plans through their IR refs)`);
     const dtype = parsePrecision(flags.dtype);
     const keepBf16 = keepPatterns(flags.keepBf16, dtype);
-    const mesh = meshFromFlags(flags);
+    const { mesh, rowsParallel } = parallelFromFlags(flags);
+    if (rowsParallel !== undefined && flags.fbcache !== undefined) throw new IrError('E_INPUT', '--rows-parallel with --fbcache: the First Block Cache gates transformer blocks, and a rows-parallel VAE decoder has none; drop --fbcache');
     let fbcache: number | undefined;
     if (flags.fbcache !== undefined) {
       fbcache = Number(flags.fbcache);
       if (!Number.isFinite(fbcache) || fbcache < 0) throw new IrError('E_INPUT', `--fbcache ${flags.fbcache}: expected a threshold >= 0 such as 0.08`);
     }
     if (flags.after !== undefined) {
-      const names = compilePassNames({ fbcache: fbcache !== undefined, sharded: mesh !== undefined && mesh.cfg * mesh.ring * mesh.ulysses > 1, dtype, flash: true });
+      const names = compilePassNames({ fbcache: fbcache !== undefined, sharded: mesh !== undefined && mesh.cfg * mesh.ring * mesh.ulysses > 1, rowsParallel: rowsParallel !== undefined, dtype, flash: true });
       if (!names.includes(flags.after)) throw new IrError('E_INPUT', `--after ${flags.after}: compile runs no pass of that name; its passes are, in order: ${[...new Set(names)].join(', ')}`);
     }
     let afterText: string | undefined;
@@ -135,6 +139,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
         shapes: parseShapeOption(flags.shape),
         ...random,
         ...(mesh ? { mesh } : {}),
+        ...(rowsParallel !== undefined ? { rowsParallel: true } : {}),
         ...(fbcache !== undefined ? { fbcache } : {}),
         nvcc: flags.nvcc ? 'auto' : false,
         stubKernels: flags.stubKernels === true,
@@ -160,7 +165,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
     }
     if (report) process.stderr.write(`${report.format()}\n`);
     if (afterText !== undefined && !flags.json) process.stdout.write(`${afterText}\n`);
-    if (flags.json) process.stdout.write(`${JSON.stringify({ plan: flags.output, target: r.plan.target, stats: r.plan.stats, seconds: r.seconds, cubin: r.plan.kernels.cubin, ...(afterText !== undefined ? { after: { pass: flags.after, text: afterText } } : {}) })}\n`);
-    else process.stdout.write(`${formatCompile(flags.output, r)}\n`);
+    if (flags.json) process.stdout.write(`${JSON.stringify({ plan: flags.output, target: r.plan.target, stats: r.plan.stats, seconds: r.seconds, cubin: r.plan.kernels.cubin, rowsParallel: rowsParallel ?? null, ...(afterText !== undefined ? { after: { pass: flags.after, text: afterText } } : {}) })}\n`);
+    else process.stdout.write(`${formatCompile(flags.output, r, rowsParallel)}\n`);
   });
 }

@@ -1,13 +1,17 @@
 /** `paradit inspect MODEL [--json]`: what a model takes, returns and contains. */
 import type { Command } from 'commander';
 import { Graph, Module, Value, byteSize, loadModel, numel, isStaticShape, IrError } from '@paradit/ir';
+import type { DType } from '@paradit/ir';
 import fs from 'node:fs';
 import { compileForMesh, createPassContext, defaultPipeline, discoverBlocks, meshInspection, renderBlocksDot, runPipeline } from '@paradit/passes';
-import { meshFromFlags } from '../mesh-flags';
+import { meshFromFlags, parallelFromFlags } from '../mesh-flags';
+import { formatRowsInspection, rowsInspection } from './inspect-rows';
 import { injectFault } from '../fault-injection';
 import { compileDenoiseStep, parseKeepPattern, planFp8Linears, quantizeLinearsFp8Pass, summarizeFp8Plan } from '@paradit/passes';
 import { fbcacheSignature } from '@paradit/runtime';
 import { planSummary } from '@paradit/compiler';
+import { parsePrecision } from '@paradit/codegen-cuda';
+import type { PlanPrecision } from '@paradit/codegen-cuda';
 
 interface ValueSummary {
   readonly name: string;
@@ -94,6 +98,11 @@ function formatSummary(s: ModelSummary): string {
   return lines.join('\n');
 }
 
+/** The dtype a plan of this precision stores activations in (fp8 plans: bf16 between the fp8 GEMMs). */
+function activationDtype(p: PlanPrecision): DType {
+  return p === 'fp8' ? 'bf16' : p;
+}
+
 export function inspectCommand(program: Command, _setCode: (c: number) => void): void {
   program
     .command('inspect')
@@ -107,11 +116,15 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
     .option('--ulysses <n>', 'Ulysses degree (adds collectives and world to --json)')
     .option('--ring <n>', 'ring degree')
     .option('--cfg <n>', 'CFG-parallel degree')
+    .option('--rows-parallel <W>', 'rows-parallel degree of a VAE decoder: adds per-rank halo and all-reduce volumes (rowsParallel), collectives and world to --json')
     .option('--fbcache <threshold>', 'compile one denoising step with the First Block Cache gate (the threshold is a step input; T only turns the gate on); see it with --after insert-cache-gate')
     .option('--target <backend>', 'also lower for this target (cuda) and report the plan: peak activation memory, kernels, gemms')
     .option('--dtype <dtype>', 'with --target: storage dtype bf16, fp16, fp32 or fp8; fp8 also lists which linear layers are fp8 and why the others stay bf16 (--after quantize-linears-fp8 prints the rewrite)', 'bf16')
     .option('--keep-bf16 <pattern>', 'with --dtype fp8: layers (ONNX node or weight name; glob or /regex/) that stay bf16 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .action((model: string, opts: InspectOptions) => {
+      // Mixed --rows-parallel and --ulysses/--ring/--cfg, or --rows-parallel with --fbcache, are refused before any work.
+      const parallel = parallelFromFlags(opts);
+      if (parallel.rowsParallel !== undefined && opts.fbcache !== undefined) throw new IrError('E_INPUT', '--rows-parallel with --fbcache: the First Block Cache gates transformer blocks, and a rows-parallel VAE decoder has none; drop --fbcache');
       // Inspecting needs shapes, not values: a model whose external weights are absent is read
       // graph-only (compile, run, check and denoise still demand the weights).
       const raw = loadModel(model, { ...randomOption(opts.randomWeights), graphOnly: true });
@@ -159,13 +172,17 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
         streams: blocks.streams.map((st) => ({ role: st.role, dtype: st.value.dtype, shape: [...st.value.shape] })),
         ...(opts.dot ? { dot: opts.dot } : {}),
       };
-      const mesh = meshFromFlags(opts); // shared with check (mesh-flags.ts): rejects 0, -1, 'two'
+      const mesh = parallel.mesh; // shared with check (mesh-flags.ts): rejects 0, -1, 'two'
+      const rows = parallel.rowsParallel;
       if (mesh) {
-        Object.assign(out, meshInspection(compileForMesh(m, mesh, { prepared: true }), mesh));
+        Object.assign(out, meshInspection(compileForMesh(m, mesh, { prepared: true, rowsParallel: rows !== undefined }), mesh));
       }
+      // Volumes in the activation dtype: the plan's with --target, else the model's.
+      const rowsInfo = rows === undefined ? undefined : rowsInspection(m, rows, opts.target ? activationDtype(parsePrecision(opts.dtype ?? 'bf16')) : (m.graph.inputs[0]?.dtype ?? 'f32'));
+      if (rowsInfo) out.rowsParallel = rowsInfo;
       const gate = step ? fbcacheSignature(step) : undefined;
       // --target cuda: lower without writing anything (codegen-cuda's planSummary).
-      if (opts.target) out.plan = planSummary(raw, opts.target, opts.dtype ?? 'bf16', { fbcache: opts.fbcache !== undefined, fused: m, ...(mesh ? { mesh } : {}), ...(keep.length ? { keepBf16: keep } : {}) });
+      if (opts.target) out.plan = planSummary(raw, opts.target, opts.dtype ?? 'bf16', { fbcache: opts.fbcache !== undefined, fused: m, ...(mesh ? { mesh } : {}), ...(rows !== undefined ? { rowsParallel: true } : {}), ...(keep.length ? { keepBf16: keep } : {}) });
       if (gate) out.fbcache = { totalBlocks: gate.totalBlocks, skippedBlocks: gate.skippedBlocks, state: gate.state.map((p) => p.role) };
       if (fp8) out.fp8 = fp8;
       if (opts.json) process.stdout.write(`${JSON.stringify(out)}\n`);
@@ -174,6 +191,7 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
         if (blocks.preGroups.length) lines.push(`pre-blocks (in the prologue): ${blocks.preGroups.map((g) => `${g.count} x ${g.kind}`).join(', ')}`);
         if (blocks.streams.length) lines.push(`streams: ${blocks.streams.map((st) => `${st.role} ${st.value.dtype}[${st.value.shape.join(',')}]`).join(', ')}`);
         if (mesh && out.collectives) lines.push(formatCollectives(mesh, out.collectives as CollectiveLine[]));
+        if (rowsInfo) lines.push(formatRowsInspection(rowsInfo));
         if (out.plan) lines.push(...formatPlanStats(`${opts.target}, ${opts.dtype ?? 'bf16'}`, out.plan as Record<string, number | string>));
         if (fp8) lines.push(`fp8 linears: ${fp8.fp8} fp8, ${fp8.bf16} kept in bf16`, ...fp8.kept.map((k) => `  bf16 ${k.node || '(unnamed)'}${k.weight ? ` (${k.weight})` : ''}: ${k.reason}`));
         if (gate) lines.push(`fbcache: gate after block 0; a cached step skips ${gate.skippedBlocks} of ${gate.totalBlocks} blocks; state ${gate.state.map((p) => p.role).join(', ')}`);
@@ -223,6 +241,7 @@ interface InspectOptions {
   ulysses?: string;
   ring?: string;
   cfg?: string;
+  rowsParallel?: string;
 }
 
 /** Writes the drawing through a temporary file, so a failed write leaves nothing half-written. */

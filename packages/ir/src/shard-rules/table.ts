@@ -10,6 +10,7 @@ import { REPLICATED, distOf, formatDist, sameDist } from '../placement';
 import { broadcastRule, unaryRule } from './elementwise';
 import { concatRule, expandRule, gatherRule, reshapeRule, sliceRule, splitRule, transposeRule } from './layout';
 import { axisOpRule, batchParallelRule, gemmRule, lastAxisRule, matmulRule, onnxNormRule, reduceRule, softmaxAxes } from './nn';
+import { convRowsRule, resizeRowsRule } from './rows';
 import { attentionLseShardRule, attentionShardRule, lseMergeShardRule, ropeShardRule } from './attention';
 import {
   allGatherShardRule,
@@ -92,7 +93,7 @@ export const SHARD_RULES: { readonly [K in OpKind]: ShardRule } = {
   Softmax: softmax, LogSoftmax: softmax, Hardmax: softmax,
   // Contractions and normalizations.
   MatMul: matmulRule, Gemm: gemmRule, Einsum: notSharded,
-  Conv: batchParallelRule, ConvTranspose: batchParallelRule, AveragePool: batchParallelRule, MaxPool: batchParallelRule,
+  Conv: convRowsRule, ConvTranspose: batchParallelRule, AveragePool: batchParallelRule, MaxPool: batchParallelRule,
   GlobalAveragePool: batchParallelRule, GlobalMaxPool: batchParallelRule, GroupNormalization: batchParallelRule,
   InstanceNormalization: batchParallelRule, BatchNormalization: batchParallelRule,
   LayerNormalization: onnxNormRule, RMSNormalization: onnxNormRule,
@@ -102,7 +103,7 @@ export const SHARD_RULES: { readonly [K in OpKind]: ShardRule } = {
   Transpose: transposeRule, Concat: concatRule, Split: splitRule, Slice: sliceRule, Gather: gatherRule,
   Expand: expandRule,
   GatherElements: mixes, GatherND: mixes, ScatterND: mixes, ScatterElements: mixes, Tile: mixes, Pad: mixes,
-  DepthToSpace: mixes, SpaceToDepth: mixes, Resize: mixes, Trilu: mixes, NonZero: mixes,
+  DepthToSpace: mixes, SpaceToDepth: mixes, Resize: resizeRowsRule, Trilu: mixes, NonZero: mixes,
   // Shape/Size of a placed value become constants in the sharding pass (global shapes are static).
   Shape: shapeOf, Size: shapeOf,
   ConstantOfShape: notSharded, Range: notSharded, Constant: notSharded, OneHot: notSharded, EyeLike: notSharded,

@@ -19,6 +19,7 @@ import { splitCfgBatch } from './split-cfg-batch';
 import { shardSequence } from './shard-sequence';
 import { insertAllToAllPass } from './insert-all-to-all';
 import { insertRingAttentionPass } from './insert-ring-attention';
+import { rowsParallelPipeline } from '../rows-parallel/pass';
 
 /** The context-parallel passes, in order. */
 export function contextParallelPipeline(): Pass[] {
@@ -36,17 +37,23 @@ interface CompileForMeshOptions {
   /** Verify the IR (with the SPMD placement rule) around every pass (default true). */
   readonly verify?: boolean;
   readonly report?: PassReport;
+  /**
+   * Split the image rows of a convolutional decoder over the mesh's ring axis (rows-parallel/pass.ts)
+   * instead of the token axis (placements on the types, checked by the SPMD verifier like the others).
+   */
+  readonly rowsParallel?: boolean;
 }
 
-/** Compiles `m` for `mesh`: default pipeline (unless prepared), then the context-parallel passes. */
+/** Compiles `m` for `mesh`: default pipeline (unless prepared), then the context-parallel (or rows-parallel) passes. */
 export function compileForMesh(m: Module, mesh: Mesh, opts: CompileForMeshOptions = {}): Module {
   const verify = opts.verify ?? true;
+  const rows = opts.rowsParallel === true;
   const ctx = createPassContext({
     options: { mesh },
     verify: verify ? (x: Module) => verifySharded(x, { placementRules: DEFAULT_PLACEMENT_RULES }) : false,
     ...(opts.report ? { report: opts.report } : {}),
   });
-  const passes = [...(opts.prepared ? [] : defaultPipeline()), ...contextParallelPipeline()];
+  const passes = [...(opts.prepared ? [] : defaultPipeline()), ...(rows ? rowsParallelPipeline() : contextParallelPipeline())];
   return runPipeline(m, passes, ctx);
 }
 
@@ -101,7 +108,7 @@ export function collectiveSummary(m: Module): CollectiveStat[] {
   return [...stats.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(([op, s]) => ({ op, count: s.count, bytesPerRank: Math.round(s.bytes) }));
 }
 
-/** For `paradit check DIR --ulysses U --ring R --cfg C`: compile for the mesh, run every rank simulated. */
+/** For `paradit check DIR --ulysses U --ring R --cfg C` (or `--rows-parallel W`): compile for the mesh, run every rank simulated. */
 export function simulatedExecutor(mesh: Mesh, opts: CompileForMeshOptions = {}): (m: Module, inputs: readonly Tensor[]) => Tensor[] {
   return (m, inputs) => runSimulated(compileForMesh(m, mesh, opts), mesh, inputs);
 }

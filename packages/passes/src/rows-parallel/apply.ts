@@ -6,18 +6,20 @@
  *
  *   Before: %y = Conv(%x, %w, %b) {pads=[1,1,1,1]}              # x f32[1,C,H,W]
  *   After:  %x0 = shard_slice(%z) ...                           # x f32[1,C,H/W,W] per rank
- *           %up = Mul(ppermute(Slice(%x0, last row), +1), mask)  # zeros on rank 0
- *           %dn = Mul(ppermute(Slice(%x0, first row), -1), mask) # zeros on rank W-1
+ *           %up = Mul(ppermute(last row of %x0, +1), mask)      # zeros on rank 0
+ *           %dn = Mul(ppermute(first row of %x0, -1), mask)     # zeros on rank W-1
  *           %y0 = Conv(Concat(%up, %x0, %dn, axis=2), %w, %b) {pads=[0,1,0,1]}
  *
  * Requires: static shapes; halo-plan.ts accepts the module at this degree (it is run first).
- * Ensures: graph inputs of rank 4 are split on axis 2 (shard_slice), outputs gathered
+ * Ensures: every value placed (placements.ts; verifySharded accepts the module); graph inputs of
+ * rank 4 are split on axis 2 (shard_slice), outputs gathered
  * (all_gather), so the outputs equal the unsharded module's within fp32 rounding of GroupNorm's
  * all-reduced statistics (convs, resizes and elementwise ops are bitwise the same).
  */
 import { GraphBuilder, IrError, Module, Tensor } from '@paradit/ir';
-import type { AttrValue, Attrs, Node, Value } from '@paradit/ir';
+import type { AttrValue, Attrs, Dist, Node, Value } from '@paradit/ir';
 import { planRowsParallel } from './halo-plan';
+import { placeByRules } from './placements';
 
 /** Rows of a value: the sub-axis of `axis` with inner stride `inner` (1 for NCHW axis 2), H rows. */
 interface Rows {
@@ -29,6 +31,11 @@ interface Rows {
 interface Local {
   readonly v: Value;
   readonly rows?: Rows;
+  /**
+   * The rows are a middle factor of `rows.axis` (GroupNorm's [B, G, C/G*h*W]): the local value
+   * keeps them as an axis of their own ([B, G, C/G, h/W, W]) so that its split is a placement.
+   */
+  readonly refined?: boolean;
 }
 
 const int = (value: number): AttrValue => ({ kind: 'int', value });
@@ -51,12 +58,20 @@ function i64(values: number[]): Tensor {
 class RowsBuilder {
   readonly b: GraphBuilder;
   private readonly env = new Map<Value, Local>();
+  /** Reshape outputs whose split axis the rewrite states (a rule reading per-rank shapes cannot tell). */
+  readonly placed = new Map<Value, Dist>();
   constructor(
     opset: number,
     readonly world: number,
     readonly meshAxis: string,
   ) {
     this.b = new GraphBuilder(opset);
+  }
+
+  /** `v` (a Reshape output) has its rows split on `axis`. */
+  place(v: Value, axis: number): Value {
+    this.placed.set(v, { shards: [{ axis, meshAxis: this.meshAxis }] });
+    return v;
   }
 
   group(extra: Attrs = {}): Attrs {
@@ -72,30 +87,36 @@ class RowsBuilder {
     this.env.set(v, l);
   }
 
-  /** `x` with `top` rows from the rank above and `bottom` from the rank below (zeros at the image edges). */
-  halo(x: Value, axis: number, top: number, bottom: number, name: string): Value {
-    const h = shapeOf(x)[axis]!;
+  /**
+   * `x` (local [B, C, h, W], rows split) with `top` rows from the rank above and `bottom` from the
+   * rank below (zeros at the image edges). Each piece is cut as "rows [a, a+n) of every band":
+   * Reshape to [B, C, 1, h, W] (globally [B, C, ranks, h, W]), Slice the unsplit axis 3, Reshape
+   * to [B, C, n, W], so every value keeps a placement the SPMD verifier checks.
+   */
+  halo(x: Value, top: number, bottom: number, name: string): Value {
+    const [B, C, h, W] = shapeOf(x) as [number, number, number, number];
     const parts: Value[] = [];
-    const edgeMask = (zeroRank: number): Value => {
-      const m = Array.from({ length: this.world }, (_, r) => (r === zeroRank ? 0 : 1));
-      const [s] = this.b.add('shard_slice', [this.b.constant(Tensor.from(x.type.dtype, [this.world], m))], this.group({ axis: int(0) }), { name: `${name}/mask` });
+    const edgeMask = (zeroRank: number, n: number): Value => {
+      const m = Array.from({ length: this.world * n }, (_, i) => (Math.floor(i / n) === zeroRank ? 0 : 1));
+      const [s] = this.b.add('shard_slice', [this.b.constant(Tensor.from(x.type.dtype, [1, 1, this.world * n, 1], m))], this.group({ axis: int(2) }), { name: `${name}/mask` });
       return s!;
     };
-    const slice = (start: number, end: number): Value => {
-      const [s] = this.b.add('Slice', [x, this.b.constant(i64([start])), this.b.constant(i64([end])), this.b.constant(i64([axis]))], {}, { name: `${name}/slice` });
-      return s!;
+    const rowsOfBand = (start: number, n: number, what: string): Value => {
+      const bands = this.place(this.b.add('Reshape', [x, this.b.constant(i64([B, C, 1, h, W]))], {}, { name: `${name}/${what}_bands` })[0]!, 2);
+      const [cut] = this.b.add('Slice', [bands, this.b.constant(i64([start])), this.b.constant(i64([start + n])), this.b.constant(i64([3]))], {}, { name: `${name}/${what}_rows` });
+      return this.place(this.b.add('Reshape', [cut!, this.b.constant(i64([B, C, n, W]))], {}, { name: `${name}/${what}` })[0]!, 2);
     };
     if (top > 0) {
-      const [recv] = this.b.add('ppermute', [slice(h - top, h)], this.group({ shift: int(1) }), { name: `${name}/from_above` });
-      parts.push(this.b.add('Mul', [recv!, edgeMask(0)], {}, { name: `${name}/from_above_mask` })[0]!);
+      const [recv] = this.b.add('ppermute', [rowsOfBand(h - top, top, 'last')], this.group({ shift: int(1) }), { name: `${name}/from_above` });
+      parts.push(this.b.add('Mul', [recv!, edgeMask(0, top)], {}, { name: `${name}/from_above_mask` })[0]!);
     }
     parts.push(x);
     if (bottom > 0) {
-      const [recv] = this.b.add('ppermute', [slice(0, bottom)], this.group({ shift: int(this.world - 1) }), { name: `${name}/from_below` });
-      parts.push(this.b.add('Mul', [recv!, edgeMask(this.world - 1)], {}, { name: `${name}/from_below_mask` })[0]!);
+      const [recv] = this.b.add('ppermute', [rowsOfBand(0, bottom, 'first')], this.group({ shift: int(this.world - 1) }), { name: `${name}/from_below` });
+      parts.push(this.b.add('Mul', [recv!, edgeMask(this.world - 1, bottom)], {}, { name: `${name}/from_below_mask` })[0]!);
     }
     if (parts.length === 1) return x;
-    return this.b.add('Concat', parts, { axis: int(axis) }, { name: `${name}/halo` })[0]!;
+    return this.b.add('Concat', parts, { axis: int(2) }, { name: `${name}/halo` })[0]!;
   }
 }
 
@@ -128,6 +149,10 @@ function rule(rb: RowsBuilder, n: Node): void {
     return;
   }
   const out = (v: Value, rows: Rows | undefined): void => rb.set(n.outputs[0]!, rows ? { v, rows } : { v });
+  const refinedAt = ins.findIndex((l) => l?.refined);
+  if (refinedAt >= 0 && n.op !== 'Reshape' && n.op !== 'InstanceNormalization') {
+    fail(n, `operand ${refinedAt} holds the image rows inside axis ${ins[refinedAt]!.rows!.axis} (a GroupNorm layout); only InstanceNormalization and Reshape may read it`);
+  }
   switch (n.op) {
     case 'Conv': {
       if (split[0]?.axis !== 2 || split[0].inner !== 1 || split.slice(1).some((s) => s)) fail(n, 'expected rows on axis 2 of the input only');
@@ -135,7 +160,7 @@ function rule(rb: RowsBuilder, n: Node): void {
       const k = n.attrs.kernel_shape?.kind === 'ints' ? n.attrs.kernel_shape.value[0]! : shapeOf(n.inputs[1]!)[2]!;
       const s = n.attrs.strides?.kind === 'ints' ? n.attrs.strides.value[0]! : 1;
       const d = n.attrs.dilations?.kind === 'ints' ? n.attrs.dilations.value[0]! : 1;
-      const xh = rb.halo(x!.v, 2, pads[0]!, Math.max(0, d * (k - 1) - pads[0]! - s + 1), n.name);
+      const xh = rb.halo(x!.v, pads[0]!, Math.max(0, d * (k - 1) - pads[0]! - s + 1), n.name);
       const attrs: Attrs = { ...n.attrs, pads: ints([0, pads[1]!, 0, pads[3]!]) };
       out(copy([xh, ...ins.slice(1).map((l) => l?.v ?? null)], attrs)[0]!, { axis: 2, inner: 1, H: shapeOf(n.outputs[0]!)[2]! });
       return;
@@ -148,9 +173,16 @@ function rule(rb: RowsBuilder, n: Node): void {
       return;
     }
     case 'Reshape': {
-      const rows = reshapeRows(n, r, shapeOf(n.inputs[0]!), shapeOf(n.outputs[0]!));
-      const shape = rb.b.constant(i64(localShape(shapeOf(n.outputs[0]!), rows, rb.world)));
-      out(rb.b.add('Reshape', [x!.v, shape], {}, { name: n.name })[0]!, rows);
+      const outShape = shapeOf(n.outputs[0]!);
+      const rows = reshapeRows(n, r, shapeOf(n.inputs[0]!), outShape);
+      const j = rows.axis;
+      if (rows.inner * rows.H === outShape[j]) {
+        out(rb.place(rb.b.add('Reshape', [x!.v, rb.b.constant(i64(localShape(outShape, rows, rb.world)))], {}, { name: n.name })[0]!, j), rows);
+        return;
+      }
+      // The rows are a middle factor of axis j: [.., outer, H/W, inner, ..] locally.
+      const refined = [...outShape.slice(0, j), outShape[j]! / (rows.H * rows.inner), rows.H / rb.world, rows.inner, ...outShape.slice(j + 1)];
+      rb.set(n.outputs[0]!, { v: rb.place(rb.b.add('Reshape', [x!.v, rb.b.constant(i64(refined))], {}, { name: n.name })[0]!, j + 1), rows, refined: true });
       return;
     }
     case 'Transpose': {
@@ -169,10 +201,10 @@ function rule(rb: RowsBuilder, n: Node): void {
       return;
     }
     case 'InstanceNormalization':
-      out(groupNorm(rb, n, x!.v, ins[1]!.v, ins[2]!.v), r);
+      rb.set(n.outputs[0]!, { v: groupNorm(rb, n, x!.v, ins[1]!.v, ins[2]!.v), rows: r, ...(x!.refined ? { refined: true } : {}) });
       return;
     default:
-      if (!ELEMENTWISE.has(n.op)) fail(n, 'this op has no rows-parallel rule');
+      if (!ELEMENTWISE.has(n.op)) fail(n, `this op has no rows-parallel rule (split image rows pass through Conv, nearest Resize, GroupNorm, attention, linear, Reshape, Transpose and ${[...ELEMENTWISE].join('/')}); decode without --rows-parallel`);
       ins.forEach((l, i) => {
         const shape = l ? shapeOf(l.v) : [];
         const aligned = r.axis - (shapeOf(n.outputs[0]!).length - shape.length);
@@ -182,13 +214,18 @@ function rule(rb: RowsBuilder, n: Node): void {
   }
 }
 
-/** InstanceNormalization over the last axis of a local [B,G,L/W] with all-reduced fp32 statistics (two-pass). */
+/**
+ * InstanceNormalization of a local [B, G, L/W] or refined [B, G, C/G, h/W, W] (rows split) over
+ * every axis from 2, with all-reduced fp32 statistics (two-pass).
+ */
 function groupNorm(rb: RowsBuilder, n: Node, x: Value, scale: Value, bias: Value): Value {
-  const [, G, L] = shapeOf(x) as [number, number, number];
-  const count = L * rb.world;
+  const shape = shapeOf(x);
+  const G = shape[1]!;
+  const reduced = shape.slice(2).map((_, i) => i + 2);
+  const count = shape.slice(2).reduce((p, d) => p * d, 1) * rb.world;
   const b = rb.b;
   const eps = n.attrs.epsilon?.kind === 'float' ? n.attrs.epsilon.value : 1e-5;
-  const axes = b.constant(i64([2]));
+  const axes = b.constant(i64(reduced));
   const inv = b.constant(Tensor.from('f32', [], [1 / count]));
   const globalMean = (t: Value, what: string): Value => {
     const [s] = b.add('ReduceSum', [t, axes], { keepdims: int(1) }, { name: `${n.name}/${what}_local` });
@@ -202,7 +239,7 @@ function groupNorm(rb: RowsBuilder, n: Node, x: Value, scale: Value, bias: Value
   const [ve] = b.add('Add', [variance, b.constant(Tensor.from('f32', [], [eps]))], {}, { name: `${n.name}/variance_eps` });
   const [sd] = b.add('Sqrt', [ve!], {}, { name: `${n.name}/std` });
   const [normed] = b.add('Div', [centered!, sd!], {}, { name: `${n.name}/normed` });
-  const gShape = b.constant(i64([1, G, 1]));
+  const gShape = b.constant(i64([1, G, ...reduced.map(() => 1)]));
   const [g] = b.add('Reshape', [scale, gShape], {}, { name: `${n.name}/scale` });
   const [be] = b.add('Reshape', [bias, gShape], {}, { name: `${n.name}/bias` });
   const [scaled] = b.add('Mul', [normed!, g!], {}, { name: `${n.name}/scaled` });
@@ -230,5 +267,5 @@ export function shardRows(m: Module, world: number, meshAxis = 'ring'): Module {
     if (l.rows.inner * l.rows.H !== shapeOf(o)[l.rows.axis]) throw new IrError('E_INPUT', `rows-parallel: output '${o.name}' holds its rows inside axis ${l.rows.axis}; cannot gather it`);
     return rb.b.add('all_gather', [l.v], rb.group({ axis: int(l.rows.axis) }), { name: `${o.name}/gather`, outputNames: [o.name] })[0]!;
   });
-  return new Module(rb.b.build(outs, m.graph.name), m.opsets, m.meta);
+  return placeByRules(new Module(rb.b.build(outs, m.graph.name), m.opsets, m.meta), world, meshAxis, rb.placed);
 }

@@ -28,6 +28,9 @@ export interface RowsStep {
   readonly kind: RowsStepKind;
   /** The node's label, `Conv '/decoder/conv_in/Conv'`. */
   readonly node: string;
+  /** The ONNX node name and op, `/decoder/conv_in/Conv` and `Conv`. */
+  readonly name: string;
+  readonly op: string;
   /** Global rows of the node's (first) input. */
   readonly rows: number;
   /** Rows of that input each rank owns. */
@@ -35,6 +38,8 @@ export interface RowsStep {
   /** Conv only: rows needed from the rank above and from the rank below. */
   readonly haloTop: number;
   readonly haloBottom: number;
+  /** Conv only: halo rows each rank receives (edge ranks one side; 0 for other steps). */
+  readonly haloRowsByRank: readonly number[];
   /** Bytes each rank receives for this step (halo rows, gathered K/V, or fp32 statistics). */
   readonly bytesByRank: readonly number[];
 }
@@ -99,7 +104,7 @@ function convStep(n: Node, world: number, bytes: number): RowsStep {
     fail(n, `a halo of ${Math.max(top, bottom)} rows is larger than a band of ${hi} rows at degree ${world}; use a smaller degree`);
   }
   const row = B * C * W * bytes;
-  return { kind: 'conv-halo', node: n.label, rows: H, rowsPerRank: hi, haloTop: top, haloBottom: bottom, bytesByRank: byRank(world, bottom * row, top * row, (top + bottom) * row) };
+  return { kind: 'conv-halo', node: n.label, name: n.name, op: n.op, rows: H, rowsPerRank: hi, haloTop: top, haloBottom: bottom, haloRowsByRank: byRank(world, bottom, top, top + bottom), bytesByRank: byRank(world, bottom * row, top * row, (top + bottom) * row) };
 }
 
 function resizeStep(n: Node, world: number): RowsStep {
@@ -108,7 +113,7 @@ function resizeStep(n: Node, world: number): RowsStep {
   const x = staticShape(n, n.inputs[0] ?? null, 'input X');
   const y = staticShape(n, n.outputs[0] ?? null, 'output Y');
   if (x.length !== 4 || y[2]! % x[2]! !== 0) fail(n, `expected an integer upsampling of NCHW rows, got [${x.join(', ')}] -> [${y.join(', ')}]`);
-  return { kind: 'upsample', node: n.label, rows: x[2]!, rowsPerRank: band(n, x[2]!, world), haloTop: 0, haloBottom: 0, bytesByRank: byRank(world, 0, 0, 0) };
+  return { kind: 'upsample', node: n.label, name: n.name, op: n.op, rows: x[2]!, rowsPerRank: band(n, x[2]!, world), haloTop: 0, haloBottom: 0, haloRowsByRank: byRank(world, 0, 0, 0), bytesByRank: byRank(world, 0, 0, 0) };
 }
 
 /** GroupNorm as exported: Reshape(NCHW -> [B, G, C/G*H*W]) -> InstanceNormalization. */
@@ -119,7 +124,7 @@ function normStep(n: Node, world: number, producers: ReadonlyMap<Value, Node>): 
   if (!src || src.length !== 4) fail(n, 'expected its input to be a Reshape of an NCHW activation (GroupNorm as the exporters write it)');
   const [B, G] = x as [number, number];
   const stats = 2 * B * G * 4; // sum and sum of squares per (n, group), fp32
-  return { kind: 'norm-all-reduce', node: n.label, rows: src[2]!, rowsPerRank: band(n, src[2]!, world), haloTop: 0, haloBottom: 0, bytesByRank: byRank(world, stats, stats, stats) };
+  return { kind: 'norm-all-reduce', node: n.label, name: n.name, op: n.op, rows: src[2]!, rowsPerRank: band(n, src[2]!, world), haloTop: 0, haloBottom: 0, haloRowsByRank: byRank(world, 0, 0, 0), bytesByRank: byRank(world, stats, stats, stats) };
 }
 
 function attentionStep(n: Node, world: number, bytes: number): RowsStep {
@@ -131,7 +136,7 @@ function attentionStep(n: Node, world: number, bytes: number): RowsStep {
   band(n, Skv, world);
   const other = ((world - 1) * Skv) / world;
   const kv = other * B * Nkv * (H + v[3]!) * bytes;
-  return { kind: 'attention-gather', node: n.label, rows: q[2]!, rowsPerRank: per, haloTop: 0, haloBottom: 0, bytesByRank: byRank(world, kv, kv, kv) };
+  return { kind: 'attention-gather', node: n.label, name: n.name, op: n.op, rows: q[2]!, rowsPerRank: per, haloTop: 0, haloBottom: 0, haloRowsByRank: byRank(world, 0, 0, 0), bytesByRank: byRank(world, kv, kv, kv) };
 }
 
 function sum(steps: readonly RowsStep[], kind: RowsStepKind, world: number): number[] {
@@ -153,7 +158,7 @@ export function planRowsParallel(m: Module, world: number, dtype: DType = 'f32')
     else if (n.op === 'InstanceNormalization') steps.push(normStep(n, world, producers));
     else if (n.op === 'attention') steps.push(attentionStep(n, world, bytes));
     else if (n.op === 'GroupNormalization' || n.op === 'ConvTranspose' || n.op === 'MaxPool' || n.op === 'AveragePool') {
-      fail(n, 'this op has no rows-parallel rule yet');
+      fail(n, 'this op has no rows-parallel rule yet; decode without --rows-parallel');
     }
   }
   return {
