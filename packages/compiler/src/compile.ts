@@ -11,7 +11,6 @@
  *   render (codegen)   gemm / attention / fused fragments / branches; streams; memory plan
  *   write              plan.json, weights.bin, kernels/module.cu (+ .fatbin), atomically
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,7 +19,7 @@ import type { Mesh } from '@paradit/ir';
 import type { KeepPattern } from '@paradit/passes';
 import { createPassContext, maskTokenSelection, runPipeline, verifyStep } from '@paradit/passes';
 import type { PassReport } from '@paradit/passes';
-import { listTestDataSets, openPlan, readTestDataSet } from '@paradit/runtime';
+import { listTestDataSets, openPlan, readTestDataSet, sha256OfFile } from '@paradit/runtime';
 import type { OpenedPlan, Plan } from '@paradit/runtime';
 import {
   buildPlan,
@@ -154,18 +153,6 @@ interface CompileOptions extends Omit<LowerToPlanOptions, 'fbcache' | 'mesh'>, W
   readonly fbcache?: number;
 }
 
-function sha256File(file: string): string {
-  const h = crypto.createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  const buf = Buffer.alloc(1 << 20);
-  try {
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
 /** Input shapes (in graph input order) of the model folder's first test data set, if any. */
 export function testDataShapes(dir: string): number[][] {
   const sets = listTestDataSets(dir);
@@ -209,7 +196,7 @@ export async function compileToPlan(model: string, out: string, opts: CompileOpt
     {
       compiledFrom: {
         model: file,
-        modelSha256: sha256File(file),
+        modelSha256: sha256OfFile(file),
         ...(raw.meta.randomWeights && opts.randomWeights ? { randomWeightsSeed: opts.randomWeights.seed } : {}),
         paradit: PARADIT_VERSION,
         createdAt: new Date().toISOString(),

@@ -39,7 +39,8 @@ const refuse = (dir: string, why: string, fix: string): never => {
   throw new IrError('E_INPUT', `cannot load plan ${dir}: ${why}; ${fix}`);
 };
 
-function sha256OfFile(file: string): string {
+/** The sha256 of a file of any size, read in 8 MiB pieces (hex). */
+export function sha256OfFile(file: string): string {
   const h = crypto.createHash('sha256');
   const fd = fs.openSync(file, 'r');
   const buf = Buffer.alloc(8 << 20);
