@@ -77,6 +77,8 @@ export interface PrepareEnv {
    * plan's largest FP8 gemm; absent: no fallback (the heuristic's error stands).
    */
   readonly fp8Scratch?: (bytes: number) => Ptr;
+  /** Take the fallback for every FP8 gemm (PARADIT_FP8_FALLBACK=1: to measure it on a card that has the scaled algorithm). */
+  readonly forceFp8Fallback?: boolean;
   /** Load-time notes (the FP8 fallback says when it is taken). */
   readonly log?: (line: string) => void;
 }
@@ -124,6 +126,7 @@ function prepareOp(env: PrepareEnv, ins: Instr, index: string): PreparedOp {
         throw new Error(`${(e as Error).message} (instruction ${index}; ONNX nodes ${origin.join(', ')})`);
       }
       let gemm: PreparedGemm;
+      if (lt.scales && env.forceFp8Fallback && env.fp8Scratch) return prepareFp8Fallback(env, ins, lt, view(ins.out), ctx, index);
       try {
         gemm = env.lt().prepare(lt, env.workspace, env.workspaceBytes, ctx);
       } catch (e) {
@@ -184,7 +187,8 @@ function prepareFp8Fallback(env: PrepareEnv, ins: Extract<Instr, { op: 'gemm' }>
   const gemm = env.lt().prepare(unscaledFp8Gemm(lt, scratch), env.workspace, env.workspaceBytes, ctx);
   env.gemms.push(gemm);
   const dt = fp8OutDType(out.dtype);
-  env.log?.(`FP8 gemm (instruction ${index}, ONNX nodes ${ins.origin.join(', ')}): cuBLASLt offers no outer-vector-scaled (OUTER_VEC_32F) algorithm for ${ins.m}x${ins.n}x${ins.k}; using an unscaled e4m3 gemm with fp32 output + the ${fp8EpilogueKernelName(dt)} scale epilogue`);
+  const why = env.forceFp8Fallback ? 'PARADIT_FP8_FALLBACK=1' : 'cuBLASLt offers no outer-vector-scaled (OUTER_VEC_32F) algorithm';
+  env.log?.(`FP8 gemm (instruction ${index}, ONNX nodes ${ins.origin.join(', ')}): ${why} for ${ins.m}x${ins.n}x${ins.k}; using an unscaled e4m3 gemm with fp32 output + the ${fp8EpilogueKernelName(dt)} scale epilogue`);
   const fn = env.helperFunction(fp8EpilogueKernelName(dt), ctx);
   const post = packLaunch(env.blocks, fn, helperGrid(ins.m * ins.n), [256, 1, 1], 0, [
     { kind: 'ptr', value: out.ptr },

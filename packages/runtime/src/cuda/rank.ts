@@ -97,6 +97,7 @@ export class CudaRank {
             this.fp8Scratch ??= this.d.memAlloc(need, `rank ${this.rank}'s FP8 gemm fallback scratch`);
             return this.fp8Scratch;
           },
+          forceFp8Fallback: process.env['PARADIT_FP8_FALLBACK'] === '1',
           log: opts.log ?? ((l) => void process.stderr.write(`paradit: ${l}\n`)),
         },
         this.plan.program,
