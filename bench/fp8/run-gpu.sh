@@ -7,7 +7,13 @@
 #      cuda` (median of N graph replays after warm-up), and torch eager bf16 in the same call;
 #   3. the 4608x3072x12288 FP8 GEMM (gemm-fp8.cjs: TFLOP/s, bf16 beside it, sampled correctness);
 #   4. the quality report (quality.cjs): 28-step denoise of flux-dev-2x4 with fp32, bf16 and fp8
-#      plans from the same noise: final-latent rel. L2 pairs, FBCache@0.08 pattern, step time.
+#      plans from the same noise: final-latent rel. L2 pairs, FBCache@0.08 pattern, step time;
+#   5. the scale-epilogue fallback forced (PARADIT_FP8_FALLBACK=1): fixtures' fp8 check and the
+#      flux-dev-2x4 fp8 step with it, beside step 2's (what the fallback costs; the log says which
+#      gemms took it; without the variable it is taken only where cuBLASLt has no OUTER_VEC_32F);
+#   6. --comm-dtype fp8 on one GPU (ranks in one process): check --backend cuda --ulysses 2 and
+#      --ring 2 with and without it (the quantize/dequantize kernels and the e4m3 byte packing).
+#      The bytes saved need NCCL between GPUs: an x2 session runs the launched form (docs/fp8.md).
 # Prepare here: bash scripts/pack-gpu.sh; node bench/flux/build.mjs; node bench/fp8/build.mjs; copy
 # the fixtures to .gpu-work/fixtures (or they are read from ../shared/fixtures). Device call: carry
 # [".gpu", ".gpu-work/flux", ".gpu-work/fp8", ".gpu-work/fixtures"], command `bash bench/fp8/run-gpu.sh`.
@@ -55,3 +61,28 @@ timeout 300 node .gpu-work/fp8/gemm-fp8.cjs 4608 3072 12288 2>&1 | tee -a "$L"
 
 echo "== 4. quality: 28-step denoise, fp32 / bf16 / fp8 plans, same noise" | tee -a "$L"
 timeout 540 node .gpu-work/fp8/quality.cjs "$MODEL" --backend cuda --random-weights 0 --steps 28 --cli .gpu/paradit.cjs 2>&1 | tee -a "$L"
+
+echo "== 5. FP8 gemm scale-epilogue fallback forced (PARADIT_FP8_FALLBACK=1)" | tee -a "$L"
+for f in "$FIX"/*/; do
+  [ -d "$f/test_data_set_0" ] || continue
+  echo "-- $(basename "$f") fp8, fallback" | tee -a "$L"
+  PARADIT_FP8_FALLBACK=1 timeout 300 $P check "$f" --backend cuda --dtype fp8 2>&1 | grep -m1 'FP8 gemm' | tee -a "$L"
+  PARADIT_FP8_FALLBACK=1 timeout 300 $P check "$f" --backend cuda --dtype fp8 2>&1 | tail -2 | tee -a "$L"
+done
+PARADIT_FP8_FALLBACK=1 $P run "$W/plan-fp8" --inputs "$W/inputs" --bench "$N" --backend cuda --no-verify-weights --json >"$W/run-fp8-fallback.json" 2>>"$L"
+node -e '
+const fs=require("fs"); const rd=(f)=>{try{const s=fs.readFileSync(f,"utf8").trim().split("\n");return JSON.parse(s[s.length-1])}catch{return {}}};
+const a=rd(process.argv[1]), b=rd(process.argv[2]); const ma=a.bench&&a.bench.medianMs, mb=b.bench&&b.bench.medianMs;
+console.log(`flux-dev-2x4 fp8 step: cuBLASLt-scaled ${ma} ms, fallback ${mb} ms (${ma&&mb?(mb/ma).toFixed(2):"?"}x)`);
+' "$W/run-fp8.json" "$W/run-fp8-fallback.json" | tee -a "$L"
+
+echo "== 6. --comm-dtype fp8 on one GPU (ranks in this process)" | tee -a "$L"
+for f in "$FIX"/flux-dynamo18/ "$FIX"/wan-dynamo18/; do
+  [ -d "$f/test_data_set_0" ] || continue
+  for mesh in "--ulysses 2" "--ring 2"; do
+    for c in "" "--comm-dtype fp8"; do
+      echo "-- $(basename "$f") $mesh $c" | tee -a "$L"
+      timeout 300 $P check "$f" --backend cuda --dtype bf16 $mesh $c 2>&1 | tail -2 | tee -a "$L"
+    done
+  done
+done

@@ -61,3 +61,25 @@ export function describeParallel(c: ParallelChoice): string {
   const m = c.mesh;
   return `mesh ulysses ${m.ulysses} x ring ${m.ring} x cfg ${m.cfg} (${worldSize(m)} ranks)`;
 }
+
+/** `--comm-dtype fp8` (compile, check, inspect; docs/fp8.md): context-parallel attention payloads as e4m3. */
+export const COMM_DTYPE_FLAG = [
+  '--comm-dtype <dtype>',
+  'with --ulysses/--ring: fp8 moves the attention all-to-all and ring K/V payloads as e4m3 with per-row fp32 scales (about half the bf16 bytes); default: the storage dtype',
+] as const;
+
+export function addCommDtypeFlag(cmd: Command): Command {
+  return cmd.option(...COMM_DTYPE_FLAG);
+}
+
+/**
+ * The value of `--comm-dtype` (undefined: the storage dtype). Refused without a sequence mesh
+ * (nothing would move) and under rows-parallel (its halos and sums are not attention payloads).
+ */
+export function commDtypeFromFlags(value: string | undefined, c: ParallelChoice): 'fp8' | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'fp8') throw new IrError('E_INPUT', `--comm-dtype ${value}: expected fp8 (the only communication dtype other than the storage dtype); drop the flag for the storage dtype`);
+  if (c.rowsParallel !== undefined) throw new IrError('E_INPUT', '--comm-dtype fp8 with --rows-parallel: rows-parallel moves conv halos and GroupNorm sums, not attention payloads; drop --comm-dtype');
+  if (!c.mesh || c.mesh.ring * c.mesh.ulysses <= 1) throw new IrError('E_INPUT', '--comm-dtype fp8 quantizes the Ulysses all-to-all and ring K/V transfers; without --ulysses N or --ring N (N > 1) nothing moves them: add one, or drop --comm-dtype');
+  return 'fp8';
+}

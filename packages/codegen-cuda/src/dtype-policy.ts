@@ -10,6 +10,7 @@
  *     operands differ, the widest non-constant one wins (constants convert to it), so timestep
  *     and positional math that is fp32 before the first linear (sinusoid tables, Cos/Sin for rope)
  *     stays fp32 and no constant is rounded before high-precision arithmetic reads it;
+ *   - dequantize_fp8_rows (--comm-dtype fp8) writes T (the attention or linear reading it casts to T);
  *   - f64 is computed in f32 (the plan format has no f64); an explicit Cast to f32 stays (a
  *     bf16-exported model keeps its upcasts), a Cast to f16/bf16 casts to T, no-op Casts vanish;
  *   - graph inputs and outputs keep their declared dtypes (outputs are cast back), state
@@ -118,6 +119,8 @@ class Policy {
     const base = ins.map((v) => (v && v.constant && v.dtype === 'f64' ? this.constant(v, 'f32') : v));
     if (node.op === 'Cast') return this.castNode(node, base[0]!, ctx);
     if (node.op === 'If') return this.ifNode(node, base, ctx);
+    // --comm-dtype fp8: the received payload is written in the storage dtype (attention reads T).
+    if (node.op === 'dequantize_fp8_rows') return ctx.replay(node, base, { ...node.attrs, oDtype: { kind: 'int', value: dtypeToOnnx(this.storage(this.T)) } });
     if (LOW_PRECISION.has(node.op)) {
       const attn = node.op === 'attention' || node.op === 'attention_lse';
       const cast = base.map((v, i) => (v && isFloat(v.dtype) && !(attn && i === 3) ? this.cast(v, this.T, ctx, node.name) : v));

@@ -70,6 +70,8 @@ export interface LowerToPlanOptions {
   readonly mesh?: Mesh;
   /** The mesh (ring = W) splits the image rows of a convolutional decoder (passes' rows-parallel), not the tokens. */
   readonly rowsParallel?: boolean;
+  /** `--comm-dtype fp8` (docs/fp8.md): the context-parallel attention payloads move as e4m3 (needs a sharded mesh). */
+  readonly commDtype?: 'fp8';
   /**
    * Seeded random weights become generator recipes the runtime fills (plan `weights.generated`)
    * instead of bytes in weights.bin (default true; false writes them like real weights).
@@ -99,6 +101,9 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   // The step's passes verify with the verifier its module declares (placements, the cache gate).
   const stepCtx = createPassContext({ ...instruments, verify: opts.verify ? verifyStep : false, ...(opts.mesh ? { options: { mesh: opts.mesh } } : {}) });
   let fused = m;
+  if (opts.commDtype === 'fp8' && (!sharded || opts.rowsParallel)) {
+    throw new IrError('E_INPUT', `--comm-dtype fp8 moves the attention payloads of context parallelism (Ulysses all-to-all, ring K/V) as e4m3; ${sharded ? 'a rows-parallel decoder has none' : 'this compile has no mesh'}: add --ulysses N or --ring N, or drop --comm-dtype`);
+  }
   if (sharded && opts.rowsParallel && opts.fbcache) throw new IrError('E_INPUT', 'rows-parallel plans have no First Block Cache gate (it gates transformer blocks); drop --fbcache');
   if (!opts.prepared) {
     opts.onPhase?.('specialize');
@@ -108,7 +113,7 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   }
   const gated = opts.fbcache === true;
   if (sharded || gated) opts.onPhase?.(sharded ? 'shard' : 'fbcache');
-  const step = runPipeline(fused, stepPipeline({ fbcache: gated, sharded, rowsParallel: opts.rowsParallel === true }), stepCtx);
+  const step = runPipeline(fused, stepPipeline({ fbcache: gated, sharded, rowsParallel: opts.rowsParallel === true, commFp8: opts.commDtype === 'fp8' }), stepCtx);
   opts.onPhase?.('dtype');
   // The dtype policy drops placements: from here on a module is one rank's program on local shapes.
   const ctx = createPassContext({ ...instruments, verify: opts.verify === true });

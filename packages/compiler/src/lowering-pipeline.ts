@@ -10,6 +10,7 @@ import {
   defaultPipeline,
   insertCacheGatePass,
   maskTokenSelectionPass,
+  quantizeCommFp8Pass,
   quantizeLinearsFp8Pass,
   rowsParallelPipeline,
 } from '@paradit/passes';
@@ -31,6 +32,8 @@ export interface StepPipelineOptions {
   readonly sharded: boolean;
   /** Shard a convolutional decoder's image rows instead of a transformer's tokens (rows-parallel). */
   readonly rowsParallel?: boolean;
+  /** `--comm-dtype fp8`: quantize-comm-fp8 after the context-parallel passes. */
+  readonly commFp8?: boolean;
 }
 
 /** Import -> static shapes (skipped for a module that already went through the default pipeline). */
@@ -55,6 +58,9 @@ export function stepPipeline(o: StepPipelineOptions): Pass[] {
     // Context parallelism before the gate, so the collectives of the remaining blocks land inside
     // the computed branch.
     ...(o.sharded ? (o.rowsParallel ? rowsParallelPipeline() : contextParallelPipeline()) : []),
+    // --comm-dtype fp8: on the finished collectives (it rewrites the payloads the passes above
+    // created), before the gate so the gated blocks' transfers are e4m3 too.
+    ...(o.sharded && !o.rowsParallel && o.commFp8 ? [quantizeCommFp8Pass] : []),
     // Last of the step: gates the finished (possibly sharded) step.
     ...(o.fbcache ? [insertCacheGatePass] : []),
   ];

@@ -27,7 +27,7 @@ const BEFORE: [string, OpTrait[], string[]][] = [
   [
     'kernels/fragments ELSEWHERE (+ the fp8 ops)',
     ['ownKernel'],
-    ['quantize_fp8_rows', 'linear_fp8', 'linear', 'MatMul', 'Gemm', 'Einsum', 'Conv', 'ConvTranspose', 'attention', 'Attention', 'attention_lse', 'lse_merge', 'all_to_all', 'all_gather', 'all_reduce', 'ppermute', 'shard_slice', 'to_token_order', 'from_token_order', 'If'],
+    ['quantize_fp8_rows', 'linear_fp8', 'dequantize_fp8_rows', 'linear', 'MatMul', 'Gemm', 'Einsum', 'Conv', 'ConvTranspose', 'attention', 'Attention', 'attention_lse', 'lse_merge', 'all_to_all', 'all_gather', 'all_reduce', 'ppermute', 'shard_slice', 'to_token_order', 'from_token_order', 'If'],
   ],
   [
     'lower-collectives NOT_FUSED',

@@ -43,4 +43,7 @@ export type { QuantizeLinearsFp8Options } from './fp8/quantize-linears-fp8';
 export { formatFp8Plan, planFp8Linears, summarizeFp8Plan } from './fp8/plan';
 export type { Fp8Decision, Fp8Plan, Fp8Reason } from './fp8/plan';
 export { parseKeepPattern } from './fp8/patterns';
+// --comm-dtype fp8 (docs/fp8.md): attention payloads of context parallelism move as e4m3.
+export { findCommFp8Sites, quantizeCommFp8, quantizeCommFp8Pass } from './fp8/quantize-comm-fp8';
+export type { CommFp8Site, CommPayload } from './fp8/quantize-comm-fp8';
 export type { KeepPattern } from './fp8/patterns';

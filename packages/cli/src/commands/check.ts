@@ -18,9 +18,9 @@ import { simulatedExecutor } from '@paradit/passes';
 import { EXIT_MISMATCH, EXIT_OK } from '../errors';
 import { DEFAULT_TIMEOUT_S, withRank } from '../launched';
 import type { RankContext } from '../launched';
-import { addMeshFlags, addRowsParallelFlag, describeParallel, parallelFromFlags } from '../mesh-flags';
+import { addCommDtypeFlag, addMeshFlags, addRowsParallelFlag, commDtypeFromFlags, describeParallel, parallelFromFlags } from '../mesh-flags';
 import { keepPatterns } from './compile';
-import { checkModelDirOnPlan, parseCheckBackend, parsePrecision, planCheckHeader } from './check-backend';
+import { FP8_COMM_TOLERANCE, checkModelDirOnPlan, parseCheckBackend, parsePrecision, planCheckHeader } from './check-backend';
 import { checkDataSets } from './check-data';
 
 export interface OutputCheck {
@@ -112,6 +112,7 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
     .option('--debug-instrs', 'with --backend: compare every instruction\'s outputs with its CPU ref on the same inputs, to localize a mismatch (slow)');
   cmd.option('--timeout <s>', `launched ranks (with --backend): how long a rank waits for its peers (default ${DEFAULT_TIMEOUT_S}, or PARADIT_TIMEOUT)`);
   addMeshFlags(cmd, 'compile for this mesh and run every rank simulated');
+  addCommDtypeFlag(cmd);
   addRowsParallelFlag(cmd).action(async (dir: string, opts: CheckFlags) => {
     const tolerance = opts.tolerance === undefined ? undefined : parseTolerance(opts.tolerance);
     const backend = parseCheckBackend(opts.backend);
@@ -120,6 +121,7 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
     }
     // Refuses --rows-parallel mixed with --ulysses/--ring/--cfg before any work.
     const parallel = parallelFromFlags(opts);
+    const commDtype = commDtypeFromFlags(opts.commDtype, parallel);
     if (backend !== undefined) {
       const mesh = parallel.mesh;
       const dtype = opts.dtype === undefined ? undefined : parsePrecision(opts.dtype);
@@ -131,6 +133,7 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
           backend,
           ...(mesh ? { mesh } : {}),
           ...(parallel.rowsParallel !== undefined ? { rowsParallel: true } : {}),
+          ...(commDtype ? { commDtype } : {}),
           ...(dtype ? { dtype } : {}),
           ...(keepBf16.length ? { keepBf16 } : {}),
           ...(tolerance !== undefined ? { tolerance } : {}),
@@ -155,8 +158,10 @@ export function checkCommand(program: Command, setCode: (c: number) => void): vo
     }
     const mesh = parallel.mesh;
     const rows = parallel.rowsParallel;
-    const execute = mesh ? simulatedExecutor(mesh, rows !== undefined ? { rowsParallel: true } : {}) : undefined;
-    const r0 = checkModelDir(path.resolve(dir), { ...(tolerance !== undefined ? { tolerance } : {}), ...(execute ? { execute } : {}) });
+    const execute = mesh ? simulatedExecutor(mesh, { ...(rows !== undefined ? { rowsParallel: true } : {}), ...(commDtype ? { commDtype } : {}) }) : undefined;
+    // --comm-dtype fp8: e4m3 transfers, checked at the fp8 bound unless a tolerance is given.
+    const tol = tolerance ?? (commDtype ? FP8_COMM_TOLERANCE : undefined);
+    const r0 = checkModelDir(path.resolve(dir), { ...(tol !== undefined ? { tolerance: tol } : {}), ...(execute ? { execute } : {}) });
     // Say what ran: the interpreter on one process, or the mesh's ranks simulated.
     const r = { ...r0, mesh: mesh ? { ulysses: mesh.ulysses, ring: mesh.ring, cfg: mesh.cfg, world: worldSize(mesh) } : null, rowsParallel: rows ?? null };
     const ran = mesh ? `  on ${describeParallel(parallel)}: ranks simulated by the SPMD interpreter` : '  on the reference interpreter (one process)';
@@ -171,6 +176,7 @@ interface CheckFlags {
   backend?: string;
   dtype?: string;
   keepBf16: string[];
+  commDtype?: string;
   keepPlan?: string;
   debugInstrs?: boolean;
   timeout?: string;

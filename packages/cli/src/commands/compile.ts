@@ -13,7 +13,7 @@ import { compilePassNames, compileToPlan } from '@paradit/compiler';
 import { PassReport } from '@paradit/passes';
 import { fsUserError } from '../errors';
 import type { CompileResult } from '@paradit/compiler';
-import { addMeshFlags, addRowsParallelFlag, parallelFromFlags } from '../mesh-flags';
+import { addCommDtypeFlag, addMeshFlags, addRowsParallelFlag, commDtypeFromFlags, parallelFromFlags } from '../mesh-flags';
 import { randomOption } from './inspect';
 import { fmtBytes } from './inspect';
 
@@ -28,6 +28,7 @@ interface CompileFlags {
   ring?: string;
   cfg?: string;
   rowsParallel?: string;
+  commDtype?: string;
   fbcache?: string;
   nvcc: boolean;
   json?: boolean;
@@ -97,11 +98,14 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
     .option('--json', 'print one JSON object (stats and timings)');
   addMeshFlags(cmd, 'one plan that every rank of the mesh runs (world = ulysses x ring x cfg)');
   addRowsParallelFlag(cmd);
+  addCommDtypeFlag(cmd);
   cmd.action(async (model: string, flags: CompileFlags) => {
     if (flags.target !== 'cuda') throw new IrError('E_INPUT', `--target ${flags.target}: only 'cuda' plans exist (the CPU backend runs cuda plans through their IR refs)`);
     const dtype = parsePrecision(flags.dtype);
     const keepBf16 = keepPatterns(flags.keepBf16, dtype);
-    const { mesh, rowsParallel } = parallelFromFlags(flags);
+    const parallel = parallelFromFlags(flags);
+    const { mesh, rowsParallel } = parallel;
+    const commDtype = commDtypeFromFlags(flags.commDtype, parallel);
     if (rowsParallel !== undefined && flags.fbcache !== undefined) throw new IrError('E_INPUT', '--rows-parallel with --fbcache: the First Block Cache gates transformer blocks, and a rows-parallel VAE decoder has none; drop --fbcache');
     let fbcache: number | undefined;
     if (flags.fbcache !== undefined) {
@@ -109,7 +113,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
       if (!Number.isFinite(fbcache) || fbcache < 0) throw new IrError('E_INPUT', `--fbcache ${flags.fbcache}: expected a threshold >= 0 such as 0.08`);
     }
     if (flags.after !== undefined) {
-      const names = compilePassNames({ fbcache: fbcache !== undefined, sharded: mesh !== undefined && mesh.cfg * mesh.ring * mesh.ulysses > 1, rowsParallel: rowsParallel !== undefined, dtype, flash: true });
+      const names = compilePassNames({ fbcache: fbcache !== undefined, sharded: mesh !== undefined && mesh.cfg * mesh.ring * mesh.ulysses > 1, rowsParallel: rowsParallel !== undefined, commFp8: commDtype === 'fp8', dtype, flash: true });
       if (!names.includes(flags.after)) throw new IrError('E_INPUT', `--after ${flags.after}: compile runs no pass of that name; its passes are, in order: ${[...new Set(names)].join(', ')}`);
     }
     let afterText: string | undefined;
@@ -140,6 +144,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
         ...random,
         ...(mesh ? { mesh } : {}),
         ...(rowsParallel !== undefined ? { rowsParallel: true } : {}),
+        ...(commDtype ? { commDtype } : {}),
         ...(fbcache !== undefined ? { fbcache } : {}),
         nvcc: flags.nvcc ? 'auto' : false,
         stubKernels: flags.stubKernels === true,

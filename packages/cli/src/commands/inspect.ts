@@ -3,8 +3,8 @@ import type { Command } from 'commander';
 import { Graph, Module, Value, byteSize, loadModel, numel, isStaticShape, IrError } from '@paradit/ir';
 import type { DType } from '@paradit/ir';
 import fs from 'node:fs';
-import { compileForMesh, createPassContext, defaultPipeline, discoverBlocks, meshInspection, renderBlocksDot, runPipeline } from '@paradit/passes';
-import { meshFromFlags, parallelFromFlags } from '../mesh-flags';
+import { commFp8Inspection, compileForMesh, createPassContext, defaultPipeline, discoverBlocks, meshInspection, renderBlocksDot, runPipeline } from '@paradit/passes';
+import { COMM_DTYPE_FLAG, commDtypeFromFlags, meshFromFlags, parallelFromFlags } from '../mesh-flags';
 import { formatRowsInspection, rowsInspection } from './inspect-rows';
 import { injectFault } from '../fault-injection';
 import { compileDenoiseStep, parseKeepPattern, planFp8Linears, quantizeLinearsFp8Pass, summarizeFp8Plan } from '@paradit/passes';
@@ -121,9 +121,11 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
     .option('--target <backend>', 'also lower for this target (cuda) and report the plan: peak activation memory, kernels, gemms')
     .option('--dtype <dtype>', 'with --target: storage dtype bf16, fp16, fp32 or fp8; fp8 also lists which linear layers are fp8 and why the others stay bf16 (--after quantize-linears-fp8 prints the rewrite)', 'bf16')
     .option('--keep-bf16 <pattern>', 'with --dtype fp8: layers (ONNX node or weight name; glob or /regex/) that stay bf16 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option(...COMM_DTYPE_FLAG)
     .action((model: string, opts: InspectOptions) => {
       // Mixed --rows-parallel and --ulysses/--ring/--cfg, or --rows-parallel with --fbcache, are refused before any work.
       const parallel = parallelFromFlags(opts);
+      const commDtype = commDtypeFromFlags(opts.commDtype, parallel);
       if (parallel.rowsParallel !== undefined && opts.fbcache !== undefined) throw new IrError('E_INPUT', '--rows-parallel with --fbcache: the First Block Cache gates transformer blocks, and a rows-parallel VAE decoder has none; drop --fbcache');
       // Inspecting needs shapes, not values: a model whose external weights are absent is read
       // graph-only (compile, run, check and denoise still demand the weights).
@@ -175,7 +177,9 @@ export function inspectCommand(program: Command, _setCode: (c: number) => void):
       const mesh = parallel.mesh; // shared with check (mesh-flags.ts): rejects 0, -1, 'two'
       const rows = parallel.rowsParallel;
       if (mesh) {
-        Object.assign(out, meshInspection(compileForMesh(m, mesh, { prepared: true, rowsParallel: rows !== undefined }), mesh));
+        Object.assign(out, meshInspection(compileForMesh(m, mesh, { prepared: true, rowsParallel: rows !== undefined, ...(commDtype ? { commDtype } : {}) }), mesh));
+        // --comm-dtype fp8: the received bytes per rank without it (before) and with it (after).
+        if (commDtype) out.commDtype = commFp8Inspection(compileForMesh(m, mesh, { prepared: true }), compileForMesh(m, mesh, { prepared: true, commDtype }));
       }
       // Volumes in the activation dtype: the plan's with --target, else the model's.
       const rowsInfo = rows === undefined ? undefined : rowsInspection(m, rows, opts.target ? activationDtype(parsePrecision(opts.dtype ?? 'bf16')) : (m.graph.inputs[0]?.dtype ?? 'f32'));
@@ -229,6 +233,7 @@ function formatPlanStats(what: string, p: Readonly<Record<string, number | strin
 }
 
 interface InspectOptions {
+  commDtype?: string;
   json?: boolean;
   raw?: boolean;
   after?: string;

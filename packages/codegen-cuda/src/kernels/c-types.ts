@@ -1,7 +1,10 @@
 /**
  * C types of each dtype in emitted kernels: the storage type in device memory and the compute
  * type in registers (f16/bf16/f32 compute in float, f64 in double, integers as themselves),
- * with conversion, rounding and literal helpers. fp8 has no entry: cuda_fp8.h is not allowed.
+ * with conversion, rounding and literal helpers. f8e4m3fn is its byte (`unsigned char`), for
+ * kernels that only move it (the packing around an e4m3 all_to_all, --comm-dtype fp8): no kernel
+ * computes on it here (cuda_fp8.h is not allowed); cuda-coverage refuses any other op reading or
+ * writing it, and the fp8 kernels (fp8-quantize.ts, the FP8 gemm) convert it themselves.
  */
 import type { DType } from '@paradit/ir';
 import { CodegenError } from './codegen-error';
@@ -25,7 +28,7 @@ const TABLE: { readonly [K in DType]: CType | undefined } = {
   u32: { storage: 'unsigned int', compute: 'unsigned int' },
   u64: { storage: 'unsigned long long', compute: 'unsigned long long' },
   bool: { storage: 'unsigned char', compute: 'bool' },
-  f8e4m3fn: undefined,
+  f8e4m3fn: { storage: 'unsigned char', compute: 'unsigned char' },
   f8e4m3fnuz: undefined,
   f8e5m2: undefined,
   f8e5m2fnuz: undefined,

@@ -108,3 +108,62 @@ export function emitFp8Quantize(node: Node): EmittedKernel {
     writes: [q, s],
   };
 }
+
+const DEQUANT_THREADS = 256;
+
+/**
+ * The dequantize kernel source (--comm-dtype fp8: the receiving side of an e4m3 collective): one
+ * thread per element, y = (out type)(e4m3_to_f32(q) * s[row]). e4m3 -> f16 is exact (PTX
+ * `cvt.rn.f16x2.e4m3x2`, sm_89+), so the only roundings are the fp32 product and the output cast,
+ * the reference's two.
+ */
+export function fp8DequantizeSource(entry: string, ot: string): string {
+  return `${KERNEL_HEADER}
+#ifndef PARADIT_FP8_DEQUANTIZE
+#define PARADIT_FP8_DEQUANTIZE
+__device__ __forceinline__ float pdt_e4m3_to_f(unsigned char b) {
+  unsigned int r;
+  const unsigned short in = b;
+  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(in));
+  return __half2float(__ushort_as_half((unsigned short)(r & 0xffffu)));
+}
+#endif
+/* dequantize_fp8_rows: q [rows, K] e4m3, s [rows] f32 -> y [rows, K] (${ot}); one thread per element. */
+extern "C" __global__ void __launch_bounds__(${DEQUANT_THREADS}) ${entry}(const unsigned char* __restrict__ q, const float* __restrict__ s, ${ot}* __restrict__ y, long long n, int K) {
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  y[i] = pdt_from_f<${ot}>(__fmul_rn(pdt_e4m3_to_f(q[i]), s[i / K]));
+}
+`;
+}
+
+/** The kernel computing one dequantize_fp8_rows node. */
+export function emitFp8Dequantize(node: Node): EmittedKernel {
+  const [q, s] = node.inputs as [typeof node.outputs[0], typeof node.outputs[0]];
+  const y = node.outputs[0]!;
+  const ot = C_TYPE[y.dtype];
+  if (!ot) throw CodegenError.at(node, `y is ${y.dtype}; the dequantize kernel writes f32, bf16 or f16`);
+  const shape = q.shape as number[];
+  const K = shape[shape.length - 1]!;
+  const n = shape.reduce((p, d) => p * d, 1);
+  const blocks = Math.ceil(n / DEQUANT_THREADS);
+  if (blocks > 2147483647 || K > 2147483647 || K < 1) throw CodegenError.at(node, `${n} elements in rows of ${K} do not fit the grid`);
+  const entry = `pdt_fp8_dequantize_rows_${y.dtype}`;
+  return {
+    entry,
+    source: fp8DequantizeSource(entry, ot),
+    grid: [Math.max(1, blocks), 1, 1],
+    block: [DEQUANT_THREADS, 1, 1],
+    smem: 0,
+    args: [
+      { kind: 'value', value: q },
+      { kind: 'value', value: s },
+      { kind: 'value', value: y },
+      { kind: 'i64', v: n },
+      { kind: 'i32', v: K },
+    ],
+    covers: [node],
+    reads: [q, s],
+    writes: [y],
+  };
+}

@@ -68,7 +68,7 @@ export const CUDA_PATHS: { readonly [K in OpKind]: CudaPath } = {
   If: PLAN,
   // ParaDiT ops
   attention: ATT, rms_norm: R, layer_norm: R, gelu: P, silu: P, rope: P, modulate: P, gated_residual: P, linear: G,
-  quantize_fp8_rows: R, linear_fp8: G, // kernels/fp8-quantize.ts; lower/gemm-fp8.ts
+  quantize_fp8_rows: R, linear_fp8: G, dequantize_fp8_rows: R, // kernels/fp8-quantize.ts; lower/gemm-fp8.ts
   // context parallelism
   all_to_all: PLAN, all_gather: PLAN, all_reduce: PLAN, ppermute: PLAN, shard_slice: PLAN,
   to_token_order: V, from_token_order: V, attention_lse: ATT, lse_merge: P,
@@ -85,6 +85,18 @@ function walk(g: Graph, f: (n: Node) => void): void {
   }
 }
 
+/**
+ * Ops that may read or write e4m3 values: moves of their bytes (views, copies, collectives; the
+ * kernels store f8e4m3fn as `unsigned char`, c-types.ts) and the fp8 ops whose kernels convert it.
+ */
+const FP8_BYTE_OPS: ReadonlySet<string> = new Set<OpKind>([
+  'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'Concat', 'Split', 'Slice', 'Gather', 'Identity', 'Expand',
+  'all_to_all', 'all_gather', 'ppermute', 'shard_slice', 'If',
+  'quantize_fp8_rows', 'linear_fp8', 'dequantize_fp8_rows',
+]);
+
+const touchesFp8 = (n: Node): boolean => [...n.inputs, ...n.outputs].some((v) => v !== null && v.dtype === 'f8e4m3fn');
+
 /** One line per refused node: "NonZero 'nz_3': <reason>". */
 export function refusedNodes(m: Module): string[] {
   const lines: string[] = [];
@@ -92,6 +104,7 @@ export function refusedNodes(m: Module): string[] {
     const p = cudaPathOf(n.op);
     if (!p) lines.push(`${n.label}: op ${n.op} has no entry in the CUDA lowering table`);
     else if (p.kind === 'refused') lines.push(`${n.label}: ${p.reason}`);
+    else if (touchesFp8(n) && !FP8_BYTE_OPS.has(n.op)) lines.push(`${n.label}: computes on f8e4m3fn values; CUDA kernels only move e4m3 bytes or read them in the fp8 ops (quantize/dequantize_fp8_rows, linear_fp8)`);
   });
   return lines;
 }

@@ -21,7 +21,7 @@ import { originOf } from './program';
 import { placeStateInPlace } from './state-in-place';
 import { statePairs as runtimeStatePairs } from '@paradit/runtime';
 import { coverageError } from './cuda-coverage';
-import { emitFp8Quantize } from '../kernels/fp8-quantize';
+import { emitFp8Dequantize, emitFp8Quantize } from '../kernels/fp8-quantize';
 
 /** Constants with more elements than this are ref inputs (weights-space buffers), not inline text. */
 export const REF_INLINE_LIMIT = 64;
@@ -133,6 +133,10 @@ class Lowerer {
         // fp8 plans: the standalone row-quantize kernel (kernels/fp8-quantize.ts).
         flush();
         out.push(...this.take({ kernels: [emitFp8Quantize(n)], aliases: [] }));
+      } else if (n.op === 'dequantize_fp8_rows') {
+        // --comm-dtype fp8: the receiving side of an e4m3 collective (kernels/fp8-quantize.ts).
+        flush();
+        out.push(...this.take({ kernels: [emitFp8Dequantize(n)], aliases: [] }));
       } else if (n.op === 'If') {
         flush();
         out.push(this.branch(n));

@@ -45,8 +45,8 @@ type OnnxOp = ElementwiseOp | ReduceOp | NnOp | ShapeOp | ControlOp;
 /** ops/paradit.ts: ParaDiT's DiT-level ops, created by passes (never imported from ONNX). */
 export type ParaditOp =
   | 'attention' | 'rms_norm' | 'layer_norm' | 'gelu' | 'silu' | 'rope' | 'modulate' | 'gated_residual' | 'linear'
-  /** ops/paradit-fp8.ts: `--dtype fp8` linear layers (quantize-linears-fp8). */
-  | 'quantize_fp8_rows' | 'linear_fp8';
+  /** ops/paradit-fp8.ts: `--dtype fp8` linear layers (quantize-linears-fp8), `--comm-dtype fp8` (quantize-comm-fp8). */
+  | 'quantize_fp8_rows' | 'linear_fp8' | 'dequantize_fp8_rows';
 
 /**
  * ops/collective.ts: context-parallel ops (created by the context-parallel passes): collectives

@@ -10,6 +10,9 @@
  *   linear_fp8(q [...,K] f8, s [...,1] f32, wq [N,K] f8 (transB=1) or [K,N], ws [N] f32, bias? [N])
  *       {transB, oDtype=bf16} -> y [...,N] in oDtype:
  *       y_mn = (sum_k q_mk * wq_kn) * s_m * ws_n + bias_n, accumulated in fp32 or wider, rounded once.
+ *   dequantize_fp8_rows(q [...,K] f8e4m3fn, s [...,1] f32) {oDtype=bf16} -> y [...,K] in oDtype:
+ *       y_k = round_oDtype(fround(q_k * s)); the inverse of quantize_fp8_rows up to its rounding
+ *       (`--comm-dtype fp8`: the receiving side of an e4m3 collective, docs/fp8.md).
  *
  * The weight side (wq, ws) is computed at compile time by the pass with the same rounding
  * (quantizeWeightColumns below, per output channel n). Why two ops and not QuantizeLinear /
@@ -202,3 +205,36 @@ export const linearFp8Rule: OpRule = {
 };
 
 export const quantizeFp8RowsRule: OpRule = quantizeRule;
+
+function inferDequantize(ctx: InferCtx): TensorType[] {
+  if (ctx.inputs.length !== 2) ctx.fail(`takes 2 inputs (q, s), got ${ctx.inputs.length}`);
+  const q = need(ctx, ctx.inputs, 0);
+  const s = need(ctx, ctx.inputs, 1);
+  if (q.dtype !== 'f8e4m3fn') ctx.fail(`q must be f8e4m3fn, got ${q.dtype}`);
+  if (s.dtype !== 'f32') ctx.fail(`s must be f32, got ${s.dtype}`);
+  if (q.shape.length < 1) ctx.fail('q must have rank >= 1 ([...,K]), got a scalar');
+  const lead = q.shape.slice(0, -1);
+  if (s.shape.length !== q.shape.length || !lead.every((d, i) => dimsAgree(d, s.shape[i]!)) || !dimsAgree(s.shape[s.shape.length - 1]!, 1)) {
+    ctx.fail(`s must be [...,1] = ${fmt([...lead, 1])} (one scale per row of q ${fmt(q.shape)}), got ${fmt(s.shape)}`);
+  }
+  return [tensorType(outDtype(ctx), q.shape)];
+}
+
+function runDequantize(ctx: RunCtx): Tensor[] {
+  const q = need(ctx, ctx.inputs, 0);
+  const s = need(ctx, ctx.inputs, 1);
+  const K = q.shape[q.shape.length - 1]!;
+  const rows = numel(q.shape.slice(0, -1));
+  const out = new Float32Array(rows * K);
+  for (let r = 0; r < rows; r++) {
+    const sr = s.data[r]!;
+    for (let k = 0; k < K; k++) out[r * K + k] = Math.fround(q.data[r * K + k]! * sr);
+  }
+  return [Tensor.normalized(outDtype(ctx), q.shape, out)];
+}
+
+export const dequantizeFp8RowsRule: OpRule = {
+  doc: 'dequantize_fp8_rows(q [...,K] f8e4m3fn, s [...,1] f32) {oDtype=bf16}: y = q * s (fp32 product, rounded once to oDtype) -> [...,K]',
+  infer: inferDequantize,
+  run: runDequantize,
+};

@@ -22,7 +22,7 @@ import { alloc, finish, fmt, gemm, permute } from './nn-kernels';
 import { attentionRule, dimsAgree } from './paradit-attention';
 import { layerNormRule, rmsNormRule } from './paradit-norm';
 import { ropeRule } from './paradit-rope';
-import { linearFp8Rule, quantizeFp8RowsRule } from './paradit-fp8';
+import { dequantizeFp8RowsRule, linearFp8Rule, quantizeFp8RowsRule } from './paradit-fp8';
 
 function requireFloat(ctx: RuleCtx, t: TensorType, what: string): void {
   if (!isFloat(t.dtype)) ctx.fail(`${what} must be a float tensor, got ${t.dtype}`);
@@ -151,4 +151,5 @@ export const paraditRules: { readonly [K in ParaditOp]: OpRule } = {
   linear: linearRule,
   quantize_fp8_rows: quantizeFp8RowsRule,
   linear_fp8: linearFp8Rule,
+  dequantize_fp8_rows: dequantizeFp8RowsRule,
 };

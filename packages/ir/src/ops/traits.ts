@@ -198,6 +198,7 @@ export const OP_TRAITS: { readonly [K in OpKind]: readonly OpTrait[] } = {
   // Not 'contraction': the dtype policy must not cast the e4m3 operands or the fp32 scales.
   quantize_fp8_rows: ['ownKernel'],
   linear_fp8: ['heavy', 'ownKernel'],
+  dequantize_fp8_rows: ['ownKernel'],
   // CollectiveOp
   all_to_all: ['communicating', 'ownKernel', 'movesData'],
   all_gather: ['communicating', 'ownKernel', 'movesData'],

@@ -63,6 +63,8 @@ interface TypedAttrs {
   readonly quantize_fp8_rows: NoAttrs;
   /** `oDtype`: the ONNX dtype code of the output Y (bf16, f16 or f32). */
   readonly linear_fp8: { readonly transB: number; readonly oDtype: number };
+  /** `oDtype`: the ONNX dtype code of the output y (bf16, f16 or f32). */
+  readonly dequantize_fp8_rows: { readonly oDtype: number };
 }
 
 /** The attributes of a node of op K (what attrsOf returns: defaults filled in). */
@@ -120,6 +122,7 @@ const SCHEMAS = {
   lse_merge: {},
   quantize_fp8_rows: {},
   linear_fp8: { transB: { kind: 'int', default: 1 }, oDtype: { kind: 'int', default: dtypeToOnnx('bf16') } },
+  dequantize_fp8_rows: { oDtype: { kind: 'int', default: dtypeToOnnx('bf16') } },
 } satisfies { readonly [K in TypedAttrOp]: Schema<TypedAttrs[K]> };
 
 type AnyField = { readonly kind: 'meshAxis' | 'int' | 'float' | 'ints' | 'string'; readonly default?: unknown; readonly oneOf?: readonly string[] };

@@ -37,6 +37,20 @@ const last = (v: ShardView): number => v.inShapes[0]!.length - 1;
 /** linear, layer_norm, rms_norm: everything but the last axis is per token. */
 export const lastAxisRule = featureRule(last, 'feature');
 
+/**
+ * dequantize_fp8_rows(q [...,K], s [...,1]): per row like lastAxisRule, but the scales are not
+ * weights: they are placed like q (every axis but the last), as quantize_fp8_rows made them.
+ */
+export const rowScaledRule: ShardRule = {
+  propagate(v): ShardPlan {
+    const r = v.inShapes[0]!.length;
+    const x = restrict(v.dists[0]!, (a) => a < r - 1);
+    const changed = x.shards.length !== v.dists[0]!.shards.length || x.tokens !== v.dists[0]!.tokens;
+    return { ins: [x, x], outs: [x], ...(changed ? { note: `feature axis ${r - 1} must be whole; gathered first` } : {}) };
+  },
+  trace: (v, axis): TraceResult => (axis < v.inShapes[0]!.length - 1 ? [{ input: 0, axis }] : 'stop'),
+};
+
 /** LayerNormalization / RMSNormalization {axis}: normalized over axes axis..rank-1. */
 export const onnxNormRule = featureRule((v) => normalize(v.attr.int('axis', -1), v.inShapes[0]!.length), 'normalized');
 

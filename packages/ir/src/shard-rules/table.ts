@@ -9,7 +9,7 @@ import { replicateAll } from './core';
 import { REPLICATED, distOf, formatDist, sameDist } from '../placement';
 import { broadcastRule, unaryRule } from './elementwise';
 import { concatRule, expandRule, gatherRule, reshapeRule, sliceRule, splitRule, transposeRule } from './layout';
-import { axisOpRule, batchParallelRule, gemmRule, lastAxisRule, matmulRule, onnxNormRule, reduceRule, softmaxAxes } from './nn';
+import { axisOpRule, batchParallelRule, gemmRule, lastAxisRule, matmulRule, onnxNormRule, reduceRule, rowScaledRule, softmaxAxes } from './nn';
 import { convRowsRule, resizeRowsRule } from './rows';
 import { attentionLseShardRule, attentionShardRule, lseMergeShardRule, ropeShardRule } from './attention';
 import {
@@ -111,8 +111,9 @@ export const SHARD_RULES: { readonly [K in OpKind]: ShardRule } = {
   // ParaDiT ops.
   attention: attentionShardRule, rope: ropeShardRule,
   rms_norm: lastAxisRule, layer_norm: lastAxisRule, linear: lastAxisRule,
-  // The fp8 rewrite runs after sharding (on one rank's program), so these never meet a placement.
-  quantize_fp8_rows: notSharded, linear_fp8: notSharded,
+  // quantize-linears-fp8 runs after sharding (on one rank's program), so linear_fp8 never meets a
+  // placement; quantize-comm-fp8 (--comm-dtype fp8) quantizes and dequantizes placed rows.
+  quantize_fp8_rows: lastAxisRule, dequantize_fp8_rows: rowScaledRule, linear_fp8: notSharded,
   gelu: unaryRule, silu: unaryRule, modulate: broadcastRule, gated_residual: broadcastRule,
   // Collectives: placement transitions.
   all_gather: allGatherShardRule, shard_slice: shardSliceShardRule, all_to_all: allToAllShardRule,

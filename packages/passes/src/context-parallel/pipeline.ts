@@ -20,6 +20,7 @@ import { shardSequence } from './shard-sequence';
 import { insertAllToAllPass } from './insert-all-to-all';
 import { insertRingAttentionPass } from './insert-ring-attention';
 import { rowsParallelPipeline } from '../rows-parallel/pass';
+import { findCommFp8Sites, quantizeCommFp8Pass } from '../fp8/quantize-comm-fp8';
 
 /** The context-parallel passes, in order. */
 export function contextParallelPipeline(): Pass[] {
@@ -42,6 +43,8 @@ interface CompileForMeshOptions {
    * instead of the token axis (placements on the types, checked by the SPMD verifier like the others).
    */
   readonly rowsParallel?: boolean;
+  /** `--comm-dtype fp8`: the attention payloads move as e4m3 (quantize-comm-fp8, after the context-parallel passes). */
+  readonly commDtype?: 'fp8';
 }
 
 /** Compiles `m` for `mesh`: default pipeline (unless prepared), then the context-parallel (or rows-parallel) passes. */
@@ -53,7 +56,8 @@ export function compileForMesh(m: Module, mesh: Mesh, opts: CompileForMeshOption
     verify: verify ? (x: Module) => verifySharded(x, { placementRules: DEFAULT_PLACEMENT_RULES }) : false,
     ...(opts.report ? { report: opts.report } : {}),
   });
-  const passes = [...(opts.prepared ? [] : defaultPipeline()), ...(rows ? rowsParallelPipeline() : contextParallelPipeline())];
+  const fp8 = opts.commDtype === 'fp8' ? [quantizeCommFp8Pass] : [];
+  const passes = [...(opts.prepared ? [] : defaultPipeline()), ...(rows ? rowsParallelPipeline() : [...contextParallelPipeline(), ...fp8])];
   return runPipeline(m, passes, ctx);
 }
 
@@ -106,6 +110,16 @@ export function collectiveSummary(m: Module): CollectiveStat[] {
   };
   visit(m.graph.nodes);
   return [...stats.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(([op, s]) => ({ op, count: s.count, bytesPerRank: Math.round(s.bytes) }));
+}
+
+/**
+ * `inspect --comm-dtype fp8 --json`: the bytes each rank receives per step without and with
+ * quantize-comm-fp8, in the step module's dtypes (an fp32 export: 4 bytes before; the plan's
+ * bf16 payloads are 2), and the payload collectives it rewrote.
+ */
+export function commFp8Inspection(before: Module, after: Module): { dtype: 'fp8'; payloads: number; bytesPerRankBefore: number; bytesPerRankAfter: number } {
+  const total = (m: Module): number => collectiveSummary(m).reduce((a, c) => a + c.bytesPerRank, 0);
+  return { dtype: 'fp8', payloads: findCommFp8Sites(before).length, bytesPerRankBefore: total(before), bytesPerRankAfter: total(after) };
 }
 
 /** For `paradit check DIR --ulysses U --ring R --cfg C` (or `--rows-parallel W`): compile for the mesh, run every rank simulated. */

@@ -15,7 +15,10 @@
  *    (plan/collectives.ts, float64 then Float32Array then the dtype), so the bytes agree exactly.
  *    max propagates NaN and prefers +0 over -0, as Math.max does.
  *  - paradit_scale_<dtype>: p[i] *= s, the mean of an all_reduce on an NCCL without ncclAvg (< 2.10).
+ *  - paradit_fp8_epilogue_<dtype>: the FP8 gemm's scale epilogue when cuBLASLt has no
+ *    outer-vector-scaled algorithm (fp8-fallback.ts).
  */
+import { FP8_EPILOGUE_SOURCE } from './fp8-fallback';
 export const SET_CONDITIONAL_PTX = `.version 8.4
 .target sm_80
 .address_size 64
@@ -116,7 +119,7 @@ __device__ __forceinline__ double paradit_max_js(double a, double x) {
 PARADIT_REDUCE_ALL(float, f32)
 PARADIT_REDUCE_ALL(__half, f16)
 PARADIT_REDUCE_ALL(__nv_bfloat16, bf16)
-`;
+${FP8_EPILOGUE_SOURCE}`;
 
 export type ReduceDType = 'f32' | 'f16' | 'bf16';
 

@@ -13,6 +13,7 @@ import type { NativeBlock, Ptr } from './ffi';
 import { CublasLt, PreparedGemm } from './cublaslt';
 import { GemmOperand, toColumnMajor } from './gemm-layout';
 import { postOpKernelName } from './helper-kernels';
+import { FP8_EPILOGUE_ACT, fp8EpilogueKernelName, fp8OutDType, fp8ScratchBytes, isNoAlgorithm, unscaledFp8Gemm } from './fp8-fallback';
 import { resolveKernelArg } from './params';
 import { Launch, helperGrid, packLaunch } from './launch';
 import { CollectiveMode, PreparedCollective, PreparedShardSlice, prepareCollective, prepareShardSlice } from './prepare-comm';
@@ -71,6 +72,15 @@ export interface PrepareEnv {
   readonly scratch: Ptr;
   /** NCCL mode without ncclAvg: a mean all_reduce also needs a scale kernel. */
   readonly meanNeedsScale: boolean;
+  /**
+   * The FP8 fallback's fp32 scratch (fp8-fallback.ts), allocated on first use at the size of the
+   * plan's largest FP8 gemm; absent: no fallback (the heuristic's error stands).
+   */
+  readonly fp8Scratch?: (bytes: number) => Ptr;
+  /** Take the fallback for every FP8 gemm (PARADIT_FP8_FALLBACK=1: to measure it on a card that has the scaled algorithm). */
+  readonly forceFp8Fallback?: boolean;
+  /** Load-time notes (the FP8 fallback says when it is taken). */
+  readonly log?: (line: string) => void;
 }
 
 
@@ -115,7 +125,14 @@ function prepareOp(env: PrepareEnv, ins: Instr, index: string): PreparedOp {
       } catch (e) {
         throw new Error(`${(e as Error).message} (instruction ${index}; ONNX nodes ${origin.join(', ')})`);
       }
-      const gemm = env.lt().prepare(lt, env.workspace, env.workspaceBytes, ctx);
+      let gemm: PreparedGemm;
+      if (lt.scales && env.forceFp8Fallback && env.fp8Scratch) return prepareFp8Fallback(env, ins, lt, view(ins.out), ctx, index);
+      try {
+        gemm = env.lt().prepare(lt, env.workspace, env.workspaceBytes, ctx);
+      } catch (e) {
+        if (!lt.scales || !isNoAlgorithm(e) || !env.fp8Scratch) throw e;
+        return prepareFp8Fallback(env, ins, lt, view(ins.out), ctx, index);
+      }
       env.gemms.push(gemm);
       if (lt.postOp === 'none') return { op: 'gemm', ctx, gemm };
       const out = view(ins.out);
@@ -158,6 +175,34 @@ function prepareOp(env: PrepareEnv, ins: Instr, index: string): PreparedOp {
       throw new Error(`unknown instruction ${JSON.stringify(never)}`);
     }
   }
+}
+
+/**
+ * An FP8 gemm whose outer-vector-scaled descriptor has no cuBLASLt algorithm: the unscaled e4m3
+ * gemm into the fp32 scratch, then paradit_fp8_epilogue_<dtype> (scales, bias, activation, cast).
+ */
+function prepareFp8Fallback(env: PrepareEnv, ins: Extract<Instr, { op: 'gemm' }>, lt: ReturnType<typeof toColumnMajor>, out: GemmOperand, ctx: InstrContext, index: string): PreparedOp {
+  if ((ins.stream ?? 0) !== 0) throw new Error(`FP8 gemm (instruction ${index}): the scale-epilogue fallback shares one scratch on the compute stream; this gemm runs on stream ${ins.stream}`);
+  const scratch = env.fp8Scratch!(fp8ScratchBytes(ins.m, ins.n));
+  const gemm = env.lt().prepare(unscaledFp8Gemm(lt, scratch), env.workspace, env.workspaceBytes, ctx);
+  env.gemms.push(gemm);
+  const dt = fp8OutDType(out.dtype);
+  const why = env.forceFp8Fallback ? 'PARADIT_FP8_FALLBACK=1' : 'cuBLASLt offers no outer-vector-scaled (OUTER_VEC_32F) algorithm';
+  env.log?.(`FP8 gemm (instruction ${index}, ONNX nodes ${ins.origin.join(', ')}): ${why} for ${ins.m}x${ins.n}x${ins.k}; using an unscaled e4m3 gemm with fp32 output + the ${fp8EpilogueKernelName(dt)} scale epilogue`);
+  const fn = env.helperFunction(fp8EpilogueKernelName(dt), ctx);
+  const post = packLaunch(env.blocks, fn, helperGrid(ins.m * ins.n), [256, 1, 1], 0, [
+    { kind: 'ptr', value: out.ptr },
+    { kind: 'i64', value: BigInt(out.ld) },
+    { kind: 'ptr', value: scratch },
+    { kind: 'ptr', value: env.address(ins.scaleA!) },
+    { kind: 'ptr', value: env.address(ins.scaleB!) },
+    { kind: 'ptr', value: ins.bias !== undefined ? env.address(ins.bias) : 0n },
+    { kind: 'i32', value: ins.bias !== undefined ? 1 : 0 },
+    { kind: 'i32', value: FP8_EPILOGUE_ACT[ins.epilogue] },
+    { kind: 'i64', value: BigInt(ins.m) },
+    { kind: 'i64', value: BigInt(ins.n) },
+  ]);
+  return { op: 'gemm', ctx, gemm, post };
 }
 
 function bytesOf(decl: BufferDecl): number {

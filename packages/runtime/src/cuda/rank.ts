@@ -18,6 +18,7 @@ import type { NativeBlock, Ptr } from './ffi';
 import { CublasLt, GEMM_WORKSPACE_BYTES, PreparedGemm, cublasLt } from './cublaslt';
 import { PreparedInstr, prepareProgram } from './program';
 import { CollectiveMode, allReduceScratchBytes } from './prepare-comm';
+import { fp8ScratchBytes } from './fp8-fallback';
 
 interface CudaRankOptions {
   /** This rank's index in the plan's mesh (default 0). */
@@ -26,6 +27,8 @@ interface CudaRankOptions {
   readonly collectives?: CollectiveMode;
   /** NCCL without ncclAvg: prepare a scale kernel for mean all_reduces. */
   readonly meanNeedsScale?: boolean;
+  /** Load-time notes (the FP8 gemm fallback); default: stderr. */
+  readonly log?: (line: string) => void;
 }
 
 const OWN_SPACES: readonly Exclude<Space, 'weights'>[] = ['io', 'state', 'arena'];
@@ -46,6 +49,7 @@ export class CudaRank {
   private readonly nativeBlocks: NativeBlock[] = [];
   private workspace: Ptr = 0n;
   private scratch: Ptr = 0n;
+  private fp8Scratch: Ptr | undefined;
   private disposed = false;
 
   constructor(readonly dp: DevicePlan, opts: CudaRankOptions = {}) {
@@ -87,6 +91,14 @@ export class CudaRank {
           collectives: mode,
           scratch: this.scratch,
           meanNeedsScale: opts.meanNeedsScale ?? false,
+          fp8Scratch: (bytes) => {
+            // One buffer for every fallback gemm (they run one after another on stream 0).
+            const need = Math.max(bytes, fp8FallbackScratchBytes(this.plan.program));
+            this.fp8Scratch ??= this.d.memAlloc(need, `rank ${this.rank}'s FP8 gemm fallback scratch`);
+            return this.fp8Scratch;
+          },
+          forceFp8Fallback: process.env['PARADIT_FP8_FALLBACK'] === '1',
+          log: opts.log ?? ((l) => void process.stderr.write(`paradit: ${l}\n`)),
         },
         this.plan.program,
       );
@@ -196,5 +208,16 @@ export class CudaRank {
     for (const s of OWN_SPACES) quiet(() => this.d.memFree(this.bases.get(s) ?? 0n));
     quiet(() => this.d.memFree(this.workspace));
     quiet(() => this.d.memFree(this.scratch));
+    if (this.fp8Scratch !== undefined) quiet(() => this.d.memFree(this.fp8Scratch!));
   }
+}
+
+/** fp32 bytes of the largest FP8 gemm (one with scales) of a program, branches included. */
+export function fp8FallbackScratchBytes(program: Plan['program']): number {
+  let most = 0;
+  for (const i of program) {
+    if (i.op === 'gemm' && i.scaleA !== undefined) most = Math.max(most, fp8ScratchBytes(i.m, i.n));
+    if (i.op === 'branch') most = Math.max(most, fp8FallbackScratchBytes(i.then), fp8FallbackScratchBytes(i.else));
+  }
+  return most;
 }
