@@ -4,7 +4,8 @@
  * DiT (embedders and the head stay bf16), pattern syntax and its errors, and numerics: the
  * rewritten module against the original within the tolerance docs/fp8.md derives.
  */
-import { Tensor, interpret } from '@paradit/ir';
+import { Tensor, interpret, makeMesh } from '@paradit/ir';
+import { compileForMesh } from '../src/context-parallel/pipeline';
 import { formatFp8Plan, parseKeepPattern, planFp8Linears, quantizeLinearsFp8, quantizeLinearsFp8Pass, summarizeFp8Plan } from '@paradit/passes';
 import { buildTinyDit, tinyDitInputs } from '../../../tests/models/tiny-dit';
 import { compile, relL2 } from '../../../tests/models/pipeline-helpers';
@@ -75,6 +76,18 @@ describe('quantize-linears-fp8', () => {
     expect(p.layers.map((d) => [d.op, d.k, d.n, d.keep])).toEqual([['MatMul', K, N, undefined]]);
     const after = runOne(quantizeLinearsFp8Pass(), m);
     expect(after.graph.nodes.map((n) => n.op)).toEqual(['quantize_fp8_rows', 'linear_fp8', 'MatMul']);
+  });
+
+  test('a ring-sharded step makes the same decisions as the unsharded model (blocks found through attention_lse)', () => {
+    // fp8 runs after context parallelism; ring attention replaces each attention by partial
+    // attention_lse ops, which block discovery must still take for the block's attention.
+    const dit = buildTinyDit();
+    const plain = summarizeFp8Plan(planFp8Linears(compile(dit).graph, []));
+    const ring = compileForMesh(dit, makeMesh({ ring: 2 }));
+    expect(ring.graph.nodes.some((n) => n.op === 'attention_lse')).toBe(true);
+    const sharded = summarizeFp8Plan(planFp8Linears(ring.graph, []));
+    expect(sharded.fp8).toBe(plain.fp8);
+    expect(sharded.kept.map((k) => [k.weight, k.reason])).toEqual(plain.kept.map((k) => [k.weight, k.reason]));
   });
 
   test('tiny DiT: block linears become fp8; embedders (prologue) and the head stay, with their reasons', () => {

@@ -19,6 +19,7 @@ import { Graph, IrError, Node } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
 import type { Value } from '@paradit/ir';
 import { discoverBlocks } from '../blocks/discover';
+import { discoveryView } from '../blocks/discovery-view';
 import { GraphView } from '../blocks/graph-view';
 import { findResidualOps } from '../blocks/residual';
 
@@ -44,17 +45,8 @@ export interface CachePlan {
   readonly skipTo: ReadonlyMap<Value, Value>;
 }
 
-/** A view of `g` for block discovery: ring attention's partial attention counts as attention. */
-function discoveryView(g: Graph): Graph {
-  if (!g.nodes.some((n) => n.op === 'attention_lse')) return g;
-  const nodes = g.nodes.map((n) => (n.op === 'attention_lse' ? new Node('attention', n.inputs, n.outputs, n.attrs, n.name) : n));
-  return new Graph(g.inputs, nodes, g.outputs, g.name);
-}
-
 export function planCacheGate(g: Graph): CachePlan {
-  const viewGraph = discoveryView(g);
-  const back = new Map<Node, Node>(viewGraph.nodes.map((n, i) => [n, g.nodes[i]!]));
-  const orig = (n: Node): Node => back.get(n) ?? n;
+  const { graph: viewGraph, orig } = discoveryView(g);
   const report = discoverBlocks(viewGraph);
   if (report.blocks.length < 2) {
     throw new IrError(

@@ -19,6 +19,7 @@
 import type { Graph, Node, Value } from '@paradit/ir';
 import { isFloat } from '@paradit/ir';
 import { discoverBlocks } from '../blocks/discover';
+import { discoveryView } from '../blocks/discovery-view';
 import { KeepPattern, matchesAny } from './patterns';
 
 export type Fp8Reason = 'pattern' | 'dynamic' | 'embedder' | 'head' | 'alignment';
@@ -95,10 +96,12 @@ function walkSubgraphs(n: Node, keep: readonly KeepPattern[], out: Fp8Decision[]
 
 /** Decides every layer of `g` (and of its subgraphs), in graph order. */
 export function planFp8Linears(g: Graph, keep: readonly KeepPattern[]): Fp8Plan {
-  const report = discoverBlocks(g);
+  // A ring-sharded step (fp8 runs after context parallelism) has the unsharded model's blocks.
+  const view = discoveryView(g);
+  const report = discoverBlocks(view.graph);
   const noBlocks = report.blocks.length === 0;
-  const prologue = new Set(noBlocks ? [] : report.prologue);
-  const head = new Set(noBlocks ? [] : report.head);
+  const prologue = new Set(noBlocks ? [] : report.prologue.map(view.orig));
+  const head = new Set(noBlocks ? [] : report.head.map(view.orig));
   const layers: Fp8Decision[] = [];
   const fp8 = new Set<Node>();
   for (const n of g.nodes) {
