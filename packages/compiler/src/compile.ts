@@ -18,7 +18,7 @@ import path from 'node:path';
 import { IrError, Module, loadModel, makeMesh, resolveModelPath, worldSize } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
 import type { KeepPattern } from '@paradit/passes';
-import { createPassContext, maskTokenSelection, runPipeline, verifyStep } from '@paradit/passes';
+import { createPassContext, maskTokenSelection, runPipeline } from '@paradit/passes';
 import type { PassReport } from '@paradit/passes';
 import { listTestDataSets, openPlan, readTestDataSet } from '@paradit/runtime';
 import type { OpenedPlan, Plan } from '@paradit/runtime';
@@ -97,8 +97,8 @@ export interface CompiledModule {
 export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModule {
   const instruments = { ...(opts.report ? { report: opts.report } : {}), ...(opts.printAfter ? { printAfter: opts.printAfter } : {}), ...(opts.dump ? { dump: opts.dump } : {}) };
   const sharded = opts.mesh !== undefined && worldSize(opts.mesh) > 1;
-  // The step's passes verify with the verifier its module declares (placements, the cache gate).
-  const stepCtx = createPassContext({ ...instruments, verify: opts.verify ? verifyStep : false, ...(opts.mesh ? { options: { mesh: opts.mesh } } : {}) });
+  // The step's passes verify with the rules its module declares (placements, the cache gate): ir's verify.
+  const stepCtx = createPassContext({ ...instruments, verify: opts.verify === true, ...(opts.mesh ? { options: { mesh: opts.mesh } } : {}) });
   let fused = m;
   if (sharded && opts.rowsParallel && opts.fbcache) throw new IrError('E_INPUT', 'rows-parallel plans have no First Block Cache gate (it gates transformer blocks); drop --fbcache');
   if (!opts.prepared) {

@@ -6,7 +6,7 @@
  * token order, the GroupNorm sums are partial until all_reduce. Node by node, the operands get
  * their placed types first (so the rule sees global shapes), then the outputs; a Reshape's output
  * dist is the one the rewrite states (its per-rank shape alone is ambiguous: [B,C,1,h,W] may hold
- * the band index or the rows). verifySharded then checks the whole module; an operand placed
+ * the band index or the rows). verify (the SPMD rule) then checks the whole module; an operand placed
  * otherwise than its op needs is a bug in apply.ts and is reported here already.
  */
 import { Graph, IrError, Module, Node, SHARD_RULES, Value, distOf, formatDist, makeView, placementOf, sameDist, tensorType } from '@paradit/ir';
