@@ -15,7 +15,7 @@
  *   stream L = Concat(text, image) after the single-stream blocks, entering = Concat(text_1,
  *   image_1) of the first block's outputs: exactly ParaAttention's per-stream residuals.
  */
-import { Graph, IrError, Node } from '@paradit/ir';
+import { Graph, IrError, Node, updateNode } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
 import type { Value } from '@paradit/ir';
 import { discoverBlocks } from '../blocks/discover';
@@ -47,7 +47,7 @@ export interface CachePlan {
 /** A view of `g` for block discovery: ring attention's partial attention counts as attention. */
 function discoveryView(g: Graph): Graph {
   if (!g.nodes.some((n) => n.op === 'attention_lse')) return g;
-  const nodes = g.nodes.map((n) => (n.op === 'attention_lse' ? new Node('attention', n.inputs, n.outputs, n.attrs, n.name) : n));
+  const nodes = g.nodes.map((n) => (n.op === 'attention_lse' ? updateNode(n, { op: 'attention' }) : n));
   return new Graph(g.inputs, nodes, g.outputs, g.name);
 }
 
