@@ -30,8 +30,8 @@ import { ConstData, DType, Graph, IrError, Module, Node, Tensor, Value, buildNod
 import { opsWith } from '@paradit/ir';
 import { quantizeLinearsFp8 } from '@paradit/passes';
 import type { KeepPattern } from '@paradit/passes';
-import { rebuildModule } from './lower/rebuild';
-import type { ReplayCtx } from './lower/rebuild';
+import { rebuildModule } from '@paradit/ir';
+import type { ReplayCtx } from '@paradit/ir';
 import type { Pass } from '@paradit/passes';
 
 /** A plan's precision: a storage dtype, or 'fp8' (bf16 storage, e4m3 linear layers). */

@@ -4,6 +4,8 @@ export * from './tensor';
 export * from './graph';
 export * from './errors';
 export * from './builder';
+export { rebuildModule } from './rebuild';
+export type { NodeHook, RebuildOptions, ReplayCtx } from './rebuild';
 export * from './interpreter';
 export { OPS, isOpKind } from './ops';
 export type { OpKind, OpRule, InferCtx, RunCtx } from './ops';

@@ -22,8 +22,8 @@
 import { Graph, IrError, Module, Node, Tensor, Value, attrsOf, capturedValues, dtypeToOnnx, naturalToOrdered, orderedToNatural, updateNode } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
 import type { AttrValue, GraphBuilder, OpKind } from '@paradit/ir';
-import { rebuildModule } from './rebuild';
-import type { ReplayCtx } from './rebuild';
+import { rebuildModule } from '@paradit/ir';
+import type { ReplayCtx } from '@paradit/ir';
 import type { Pass } from '@paradit/passes';
 
 const int = (value: number): AttrValue => ({ kind: 'int', value });
