@@ -57,7 +57,7 @@ test('golden: the decision after block 0, one If with the cached and computed re
   }`,
   );
   // The computed branch holds block 1: its attention and feed-forward run only there.
-  const gate = gated.graph.nodes.find((n) => n.op === 'If')!;
+  const gate = findCacheGate(gated.graph)!;
   const computed = gate.attrs.else_branch!.kind === 'graph' ? gate.attrs.else_branch.value : undefined;
   expect(computed!.nodes.filter((n) => n.op === 'attention')).toHaveLength(1);
   expect(gated.graph.nodes.filter((n) => n.op === 'attention')).toHaveLength(1); // block 0's
