@@ -11,7 +11,7 @@
  * unfused and fused, and a 2-D mask on a cross-attention over unsplit text. Tolerance: relative
  * L2 1e-5 against the unsharded interpreter.
  */
-import { GraphBuilder, Module, Tensor, interpret, makeMesh, orderedLength, parseModule, printModule, runSimulated, verifySharded } from '@paradit/ir';
+import { GraphBuilder, Module, Tensor, interpret, makeMesh, orderedLength, parseModule, printModule, runSimulated, verify } from '@paradit/ir';
 import type { AttrValue, Value } from '@paradit/ir';
 import { compileForMesh } from '../../packages/passes/src/context-parallel';
 import { randomTensor, rng } from '../models/tiny-dit';
@@ -138,7 +138,7 @@ describe('2-D attention masks on rank-chunk token orders', () => {
     test.each(MESHES)(`${label}: U%i R%i C%i`, (u, r, cfg) => {
       const mesh = makeMesh({ ulysses: u, ring: r, cfg });
       const out = compileForMesh(m, mesh, { prepared: true });
-      verifySharded(out);
+      verify(out);
       // Split, not run whole: the attention runs on this rank's query rows only.
       const att = out.graph.nodes.filter((n) => n.op === 'attention' || n.op === 'attention_lse');
       expect(att.length).toBe(r);

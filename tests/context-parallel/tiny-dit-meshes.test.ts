@@ -4,7 +4,7 @@
  * masks, rope, grouped-query heads, cross-attention and a sequence reduction, at every mesh the
  * issue lists. Tolerance: relative L2 1e-4 (the fp32 check tolerance); observed ~1e-7.
  */
-import { IrError, interpret, makeMesh, parseModule, printModule, runSimulated, structurallyEqual, verifySharded } from '@paradit/ir';
+import { IrError, interpret, makeMesh, parseModule, printModule, runSimulated, structurallyEqual, verify } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
 import { compileForMesh } from '../../packages/passes/src/context-parallel';
 import { TINY_DIT, buildTinyDit, randomTensor, rng, tinyDitInputs } from '../models/tiny-dit';
@@ -62,7 +62,7 @@ describe('fused test DiT (tests/models/tiny-dit-cp.ts)', () => {
         const out = compileForMesh(m, meshOf(mesh), { prepared: true });
         // GQA with fewer kv heads than U: each kv head is repeated (Gather on the head axis).
         expect(out.graph.nodes.some((n) => n.op === 'Gather' && n.name.endsWith('_repeat_heads'))).toBe(v.cfg.kvHeads % u !== 0);
-        verifySharded(out);
+        verify(out);
         runSimulated(out, meshOf(mesh), ins).forEach((t, k) => expect(relL2(t, refs[k]!)).toBeLessThan(TOL));
       });
     }

@@ -2,7 +2,7 @@
  * The SPMD placement check of the verifier: placements are checked, not trusted. Each case breaks
  * one thing a plan must get right and expects the message that names it.
  */
-import { IrError, Module, Node, Value, makeMesh, parseModule, tensorType, verifyModule, verifySharded } from '@paradit/ir';
+import { IrError, Module, Node, Value, makeMesh, parseModule, tensorType, updateNode, verifyModule, verifySharded } from '@paradit/ir';
 import type { Pass } from '@paradit/passes';
 import { contextParallelPipeline, createPassContext, defaultPipeline, editGraph, runPipeline, withMesh } from '@paradit/passes';
 import { compileForMesh } from '../../packages/passes/src/context-parallel';
@@ -155,7 +155,7 @@ describe('verifyModule checks placements by default', () => {
         if (!target || target.outputs[0]!.type.placement === undefined) return x;
         const outs = target.outputs.map((o, k) => (k === 0 ? new Value(tensorType(o.dtype, o.shape), o.name) : o));
         const subst = new Map([[target.outputs[0]!, outs[0]!]]);
-        const mapNode = (n: Node): Node => (n === target ? new Node(n.op, n.inputs, outs, n.attrs, n.name) : n);
+        const mapNode = (n: Node): Node => (n === target ? updateNode(n, { outputs: outs }) : n);
         return x.withGraph(editGraph(x.graph, { subst, mapNode }));
       },
     };

@@ -3,7 +3,7 @@
  * and both branches), the state/control interface a runtime finds by name, the must-not-fire case
  * and the error cases.
  */
-import { IrError, parseModule, printModule, structurallyEqual, verifyModule } from '@paradit/ir';
+import { IrError, Module, cacheGateAttrsOf, findCacheGate, hasCacheGate, parseModule, printModule, structurallyEqual, verifyModule } from '@paradit/ir';
 import { compileDenoiseStep, createPassContext, defaultPipeline, formatCachePlan, insertCacheGate, planCacheGate, runPipeline } from '@paradit/passes';
 import { FBCACHE_NAMES, fbcacheSignature, statePairs } from '@paradit/runtime';
 import { TINY_DIT, buildTinyDit } from '../models/tiny-dit';
@@ -15,7 +15,7 @@ const gated = insertCacheGate(prepared);
 function gateLines(text: string): string {
   return text
     .split('\n')
-    .filter((l) => /# fbcache|graph main|If\(|branch=|return|^\s+\},?$|Blocks=/.test(l) && !l.includes('= const'))
+    .filter((l) => /# fbcache|graph main|If\(|branch=|return|^\s+\},?$|Blocks=|cacheGate=/.test(l) && !l.includes('= const'))
     .join('\n');
 }
 
@@ -39,6 +39,7 @@ test('golden: the decision after block 0, one If with the cached and computed re
     %112 = And(%111, %108) : bool[]  # fbcache/cond_2
     %113 = And(%112, %106) : bool[]  # fbcache/cached
     %114, %115, %116, %117, %118 = If(%113) {  # fbcache/gate
+      cacheGate="first_block",
       else_branch=graph fbcache_computed() {
         %170 = Sub(%169, %93) : f32[1,22,16]  # fbcache/residual_0
         %171 = Identity(%133) : f32[]  # fbcache/reset_run
@@ -56,7 +57,7 @@ test('golden: the decision after block 0, one If with the cached and computed re
   }`,
   );
   // The computed branch holds block 1: its attention and feed-forward run only there.
-  const gate = gated.graph.nodes.find((n) => n.op === 'If')!;
+  const gate = findCacheGate(gated.graph)!;
   const computed = gate.attrs.else_branch!.kind === 'graph' ? gate.attrs.else_branch.value : undefined;
   expect(computed!.nodes.filter((n) => n.op === 'attention')).toHaveLength(1);
   expect(gated.graph.nodes.filter((n) => n.op === 'attention')).toHaveLength(1); // block 0's
@@ -86,6 +87,34 @@ test('the printed step parses back to the same module, names included', () => {
 
 test('must not fire: a step that already has a gate is returned as it is', () => {
   expect(insertCacheGate(gated)).toBe(gated);
+});
+
+/** `m` with every value named fbcache.* renamed (the gate's mark must not depend on names). */
+function renamedIo(m: Module): Module {
+  return parseModule(printModule(m).replaceAll('fbcache.', 'cachestep.'));
+}
+
+test('the gate is found by its cacheGate mark, not by value names', () => {
+  const gate = findCacheGate(gated.graph)!;
+  expect(gate.op).toBe('If');
+  expect(cacheGateAttrsOf(gate)).toEqual({ kind: 'first_block', totalBlocks: 2, skippedBlocks: 1 });
+  expect(hasCacheGate(prepared)).toBe(false);
+  // Guards against discovery by the name fbcache.threshold: renamed I/O still has the gate ...
+  const renamed = renamedIo(gated);
+  expect(renamed.graph.inputs.some((v) => v.name === FBCACHE_NAMES.threshold)).toBe(false);
+  expect(hasCacheGate(renamed)).toBe(true);
+  expect(insertCacheGate(renamed)).toBe(renamed);
+  // ... and the mark survives the text round trip.
+  expect(hasCacheGate(parseModule(printModule(gated)))).toBe(true);
+});
+
+test('error: a malformed cache gate mark names the node and what is wrong', () => {
+  const text = printModule(gated);
+  const bad = parseModule(text.replace('cacheGate="first_block"', 'cacheGate="last_block"'));
+  expect(() => hasCacheGate(bad)).toThrow(IrError);
+  expect(() => hasCacheGate(bad)).toThrow(/If 'fbcache\/gate': cache gate attribute 'cacheGate' must be "first_block", got "last_block"/);
+  const noCount = parseModule(text.replace('totalBlocks=2', 'totalBlocks=2.5'));
+  expect(() => hasCacheGate(noCount)).toThrow(/cache gate attribute 'totalBlocks' must be an int, got float/);
 });
 
 test('error: a model without transformer blocks', () => {

@@ -8,7 +8,7 @@
  * block. A cached step's output comes from the same module with the last block's output replaced
  * by an extra input (the head then runs on entering + residual).
  */
-import { Graph, Module, Node, Tensor, Value, interpret } from '@paradit/ir';
+import { Graph, Module, Node, Tensor, Value, interpret, updateNode } from '@paradit/ir';
 
 export interface RefOptions {
   readonly steps: number;
@@ -40,7 +40,7 @@ export function tinyDitStream(g: Graph): Value[] {
 /** `m` with every read of `v` reading a new graph input `name` instead. */
 function overriding(m: Module, v: Value, name: string): Module {
   const x = new Value(v.type, name);
-  const nodes = m.graph.nodes.map((n) => (n.inputs.includes(v) ? new Node(n.op, n.inputs.map((i) => (i === v ? x : i)), n.outputs, n.attrs, n.name) : n));
+  const nodes = m.graph.nodes.map((n) => (n.inputs.includes(v) ? updateNode(n, { inputs: n.inputs.map((i) => (i === v ? x : i)) }) : n));
   return m.withGraph(new Graph([...m.graph.inputs, x], nodes, m.graph.outputs, m.graph.name));
 }
 

@@ -5,9 +5,9 @@
  * context-parallel tolerance). The tiny DiT here has 6 text tokens, so sp = 4 pads them (the
  * diff's means must skip padding), and a CFG batch of 2 (the decision covers the whole batch).
  */
-import { makeMesh } from '@paradit/ir';
+import { findCacheGate, makeMesh, verify } from '@paradit/ir';
 import type { Graph, Mesh, Tensor } from '@paradit/ir';
-import { compileDenoiseStep, verifyCacheGated } from '@paradit/passes';
+import { compileDenoiseStep } from '@paradit/passes';
 import { InterpreterStepExecutor, SimulatedStepExecutor, denoise } from '@paradit/runtime';
 import type { DenoiseResult } from '@paradit/runtime';
 import { TINY_DIT, buildTinyDit, tinyDitInputs } from '../models/tiny-dit';
@@ -57,8 +57,8 @@ describe.each(MESHES)('%s', (_label, mesh, blockCollective) => {
   });
 
   test('collectives of the remaining blocks sit in the computed branch; the diff is all-reduced before the gate', () => {
-    verifyCacheGated(step);
-    const gate = step.graph.nodes.find((n) => n.op === 'If')!;
+    verify(step);
+    const gate = findCacheGate(step.graph)!;
     const [cachedBranch, computedBranch] = [gate.attrs.then_branch, gate.attrs.else_branch].map((a) => (a?.kind === 'graph' ? a.value : undefined));
     if (blockCollective) expect(ops(computedBranch!)).toContain(blockCollective);
     expect(ops(cachedBranch!).filter((o) => ['all_to_all', 'all_gather', 'ppermute', 'all_reduce'].includes(o))).toEqual([]);

@@ -27,12 +27,12 @@
  *   after:              %c = Cast(%x) {to=16} : bf16[1,64,16]
  *                       %3 = linear(%c, %w': bf16[16,32], %b': bf16[32]) : bf16[1,64,32]
  */
-import { ConstData, DType, Graph, IrError, Module, Node, Tensor, Value, dtypeToOnnx, isFloat, isIrError, tensorType } from '@paradit/ir';
+import { ConstData, DType, Graph, IrError, Module, Node, Tensor, Value, buildNode, dtypeToOnnx, isFloat, isIrError, tensorType } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
 import { quantizeLinearsFp8 } from '@paradit/passes';
 import type { KeepPattern } from '@paradit/passes';
-import { rebuildModule } from './lower/rebuild';
-import type { ReplayCtx } from './lower/rebuild';
+import { rebuildModule } from '@paradit/ir';
+import type { ReplayCtx } from '@paradit/ir';
 import type { Pass } from '@paradit/passes';
 
 /** A plan's precision: a storage dtype, or 'fp8' (bf16 storage, e4m3 linear layers). */
@@ -163,8 +163,8 @@ class Policy {
       if (v.dtype === o.dtype || !isFloat(v.dtype) || !isFloat(o.dtype)) return v.dtype;
       return rank(v.dtype) > rank(o.dtype) ? v.dtype : rank(o.dtype) > rank(v.dtype) ? o.dtype : 'f32';
     });
-    t = castOutputs(t, want, node.name);
-    e = castOutputs(e, want, node.name);
+    t = castOutputs(t, want, node.name, ctx.builder.opset);
+    e = castOutputs(e, want, node.name, ctx.builder.opset);
     return ctx.replay(node, ins, { ...node.attrs, then_branch: { kind: 'graph', value: t }, else_branch: { kind: 'graph', value: e } });
   }
 
@@ -219,14 +219,14 @@ export function applyDtypePolicy(m: Module, T: PlanPrecision, opts: DtypePolicyO
 }
 
 /** `g` with Casts appended so that output i has dtype want[i]. */
-function castOutputs(g: Graph, want: readonly DType[], name: string): Graph {
+function castOutputs(g: Graph, want: readonly DType[], name: string, opset: number): Graph {
   const nodes = [...g.nodes];
   const outs = g.outputs.map((v, i) => {
     const d = want[i]!;
     if (v.dtype === d) return v;
-    const o = new Value(tensorType(d, v.shape), v.name);
-    nodes.push(new Node('Cast', [v], [o], { to: { kind: 'int', value: dtypeToOnnx(d) } }, `${name}/branch_cast_${i}`));
-    return o;
+    const cast = buildNode(opset, 'Cast', [v], { to: { kind: 'int', value: dtypeToOnnx(d) } }, { name: `${name}/branch_cast_${i}`, outputNames: [v.name] });
+    nodes.push(cast);
+    return cast.outputs[0]!;
   });
   return outs.every((v, i) => v === g.outputs[i]) ? g : new Graph(g.inputs, nodes, outs, g.name);
 }

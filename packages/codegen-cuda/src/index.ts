@@ -11,8 +11,9 @@ export * from './plan-writer';
 export { abortAll, checkPlanOutput, onAbort } from './plan-output';
 export { RandomWeightPool, randomJob } from './weight-pool';
 export type { RandomJob } from './weight-pool';
-export { rebuildModule } from './lower/rebuild';
-export type { ReplayCtx, NodeHook, RebuildOptions } from './lower/rebuild';
+// rebuildModule moved to @paradit/ir (the one graph rebuild); re-exported for existing callers.
+export { rebuildModule } from '@paradit/ir';
+export type { ReplayCtx, NodeHook, RebuildOptions } from '@paradit/ir';
 export { specializeShapes, specializeShapesPass, parseShapeOption } from './lower/specialize-shapes';
 export type { ShapeBindings } from './lower/specialize-shapes';
 export { lowerModule, refOf, REF_INLINE_LIMIT, isRefInlineConstant, instrOrigin } from './lower/lower-graph';

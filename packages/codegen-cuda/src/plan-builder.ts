@@ -2,9 +2,9 @@
  * Renders a lowered program and its memory plan as the plan.json object (plan-format.md) and the kernel
  * module source. Decisions are all made already; this only numbers buffers and prints refs.
  */
-import { DType, Graph, IrError, Module, Value, printModule } from '@paradit/ir';
+import { DType, Graph, IrError, Module, Value, cacheGateAttrsOf, printModule } from '@paradit/ir';
 import type { Instr, KernelArg, MatrixView, Plan, PlanDType, RefFragment } from '@paradit/runtime';
-import { FBCACHE_IF_ATTRS, PLAN_FORMAT, PLAN_VERSION, streamHazard, streamRuleViolation } from '@paradit/runtime';
+import { PLAN_FORMAT, PLAN_VERSION, streamHazard, streamRuleViolation } from '@paradit/runtime';
 import type { LInstr, LMatrix, LoweredProgram, RefSpec } from './lower/program';
 import { REF_INLINE_LIMIT, instrOrigin } from './lower/lower-graph';
 import type { MemoryPlan } from './memory-plan';
@@ -126,11 +126,10 @@ class Renderer {
         return { op: 'copy', src: this.id(i.src), dst: this.id(i.dst), origin };
       case 'branch': {
         this.counts.branches++;
-        const total = i.node.attrs[FBCACHE_IF_ATTRS.totalBlocks];
-        const skipped = i.node.attrs[FBCACHE_IF_ATTRS.skippedBlocks];
-        if (total?.kind === 'int' && skipped?.kind === 'int') {
-          this.gate['fbcacheTotalBlocks'] = total.value;
-          this.gate['fbcacheSkippedBlocks'] = skipped.value;
+        const gate = cacheGateAttrsOf(i.node);
+        if (gate) {
+          this.gate['fbcacheTotalBlocks'] = gate.totalBlocks;
+          this.gate['fbcacheSkippedBlocks'] = gate.skippedBlocks;
         }
         return { op: 'branch', cond: this.id(i.cond), then: i.then.map((x) => this.instr(x)), else: i.else.map((x) => this.instr(x)), origin };
       }

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { IrError, Module, loadModel, makeMesh, resolveModelPath, worldSize } from '@paradit/ir';
 import type { Mesh } from '@paradit/ir';
 import type { KeepPattern } from '@paradit/passes';
-import { createPassContext, maskTokenSelection, runPipeline, verifyStep } from '@paradit/passes';
+import { createPassContext, maskTokenSelection, runPipeline } from '@paradit/passes';
 import type { PassReport } from '@paradit/passes';
 import { listTestDataSets, openPlan, readTestDataSet, sha256OfFile } from '@paradit/runtime';
 import type { OpenedPlan, Plan } from '@paradit/runtime';
@@ -98,8 +98,8 @@ export interface CompiledModule {
 export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModule {
   const instruments = { ...(opts.report ? { report: opts.report } : {}), ...(opts.printAfter ? { printAfter: opts.printAfter } : {}), ...(opts.dump ? { dump: opts.dump } : {}) };
   const sharded = opts.mesh !== undefined && worldSize(opts.mesh) > 1;
-  // The step's passes verify with the verifier its module declares (placements, the cache gate).
-  const stepCtx = createPassContext({ ...instruments, verify: opts.verify ? verifyStep : false, ...(opts.mesh ? { options: { mesh: opts.mesh } } : {}) });
+  // The step's passes verify with the rules its module declares (placements, the cache gate): ir's verify.
+  const stepCtx = createPassContext({ ...instruments, verify: opts.verify === true, ...(opts.mesh ? { options: { mesh: opts.mesh } } : {}) });
   let fused = m;
   if (opts.commDtype === 'fp8' && (!sharded || opts.rowsParallel)) {
     throw new IrError('E_INPUT', `--comm-dtype fp8 moves the attention payloads of context parallelism (Ulysses all-to-all, ring K/V) as e4m3; ${sharded ? 'a rows-parallel decoder has none' : 'this compile has no mesh'}: add --ulysses N or --ring N, or drop --comm-dtype`);

@@ -1,10 +1,16 @@
 /**
- * GraphBuilder: the only way nodes are made. `add` checks operands through the op's shape rule
+ * GraphBuilder: the only way new nodes are made. `add` checks operands through the op's shape rule
  * (which throws at once with a readable message) and creates typed output values. The builder
  * also tracks values known at compile time (small constants and what folds from them) so that
- * shape inputs such as Reshape's target shape are available to the rules.
+ * shape inputs such as Reshape's target shape are available to the rules. `buildNode` is `add`
+ * for one node that a caller collects itself.
+ *
+ * `updateNode` is the one way to rebuild an existing node with some fields changed (inputs read
+ * through a substitution, outputs renamed or trimmed, attributes edited): it returns the same node
+ * when nothing changed, and does not re-infer (the verifier checks the result; use GraphBuilder or
+ * rebuildModule when types must follow new operands). dev/builders.md maps the other helpers.
  */
-import { Attrs, ConstData, Graph, Node, TensorType, Value, isStaticShape } from './graph';
+import { Attrs, ConstData, Graph, Node, Placement, TensorType, Value, isStaticShape, tensorType } from './graph';
 import { Tensor, numel } from './tensor';
 import { OPS, AttrReader, makeFail, isOpKind } from './ops';
 import type { OpKind } from './ops';
@@ -24,6 +30,11 @@ export interface AddOptions {
   readonly outputNames?: readonly string[];
   /** Declared output types to use when inference cannot tell (e.g. symbolic If branches). */
   readonly declared?: readonly (TensorType | undefined)[];
+  /**
+   * Placements of the outputs (per-rank programs): the rule infers local types, the caller states
+   * how each output is placed (the SPMD verifier checks it against the sharding rule).
+   */
+  readonly placements?: readonly (Placement | undefined)[];
 }
 
 export class GraphBuilder {
@@ -101,7 +112,7 @@ export class GraphBuilder {
     const rule = OPS[op];
     let types = rule.infer(ctx);
     if (types.length < numOutputs) fail(`produces ${types.length} outputs, but the node declares ${numOutputs}`);
-    types = types.slice(0, numOutputs).map((t, i) => refineWithDeclared(t, opts.declared?.[i]));
+    types = types.slice(0, numOutputs).map((t, i) => withPlacement(refineWithDeclared(t, opts.declared?.[i]), opts.placements?.[i]));
     const outs = types.map((t, i) => new Value(t, opts.outputNames?.[i] ?? ''));
     const node = new Node(op, ins, outs, attrs, opts.name ?? '');
     this.nodes.push(node);
@@ -147,4 +158,43 @@ function refineWithDeclared(t: TensorType, d: TensorType | undefined): TensorTyp
   // Replace inferred symbols with declared static sizes (never the other way round).
   if (t.shape.every((x) => typeof x === 'number')) return t;
   return { dtype: t.dtype, shape: t.shape.map((x, i) => (typeof x === 'string' && typeof d.shape[i] === 'number' ? d.shape[i]! : x)) };
+}
+
+function withPlacement(t: TensorType, p: Placement | undefined): TensorType {
+  return p === undefined ? t : tensorType(t.dtype, t.shape, p);
+}
+
+/**
+ * One new node whose output types come from the op's rule (GraphBuilder.add on a scratch
+ * builder), for code that collects nodes itself. Compile-time values of the caller's graph are not
+ * visible (no parent builder): use a GraphBuilder where a shape input must be read.
+ */
+export function buildNode(opset: number, op: OpKind | string, inputs: readonly (Value | null | undefined)[], attrs: Attrs = {}, opts: AddOptions = {}): Node {
+  const b = new GraphBuilder(opset);
+  b.add(op, inputs, attrs, opts);
+  return b.build([]).nodes[0]!;
+}
+
+/** The fields of a node that `updateNode` may change. */
+export interface NodeUpdate {
+  readonly op?: OpKind;
+  readonly inputs?: readonly (Value | null)[];
+  readonly outputs?: readonly Value[];
+  readonly attrs?: Attrs;
+  readonly name?: string;
+}
+
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** `n` with the given fields replaced; `n` itself when every given field equals n's. */
+export function updateNode(n: Node, u: NodeUpdate): Node {
+  const op = u.op ?? n.op;
+  const inputs = u.inputs && !sameList(u.inputs, n.inputs) ? u.inputs : n.inputs;
+  const outputs = u.outputs && !sameList(u.outputs, n.outputs) ? u.outputs : n.outputs;
+  const attrs = u.attrs ?? n.attrs;
+  const name = u.name ?? n.name;
+  if (op === n.op && inputs === n.inputs && outputs === n.outputs && attrs === n.attrs && name === n.name) return n;
+  return new Node(op, inputs, outputs, attrs, name);
 }

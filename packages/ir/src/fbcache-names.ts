@@ -20,10 +20,13 @@
  *     fbcache.cached       bool[]  this step reused the residuals
  *     fbcache.diff         f32[]   mean|r1 - r_ref| / mean|r_ref| (meaningless while valid = false)
  *
- * The gate's `If` node carries `totalBlocks` and `skippedBlocks` (the blocks a cached step does not
- * run) for cost accounting.
+ * The gate's `If` node is marked by the attribute `cacheGate = "first_block"` and carries
+ * `totalBlocks` and `skippedBlocks` (the blocks a cached step does not run) for cost accounting
+ * (CacheGateAttrs). IR-level code finds the gate by that mark (findCacheGate, hasCacheGate), never
+ * by value names; the names above are the interface of the compiled step only (plans, runtimes).
  */
-import type { Module, Node, Value } from './graph';
+import type { AttrValue, Attrs, Graph, Module, Node, Value } from './graph';
+import { IrError } from './errors';
 
 export const FBCACHE_PREFIX = 'fbcache.';
 export const FBCACHE_STATE_PREFIX = 'fbcache.state.';
@@ -42,8 +45,60 @@ export const FBCACHE_NAMES = Object.freeze({
   residual: (k: number): string => `fbcache.state.residual.${k}`,
 });
 
-/** Attribute names on the gate's If node. */
-export const FBCACHE_IF_ATTRS = Object.freeze({ totalBlocks: 'totalBlocks', skippedBlocks: 'skippedBlocks' });
+/** Attribute names on the gate's If node: `gate` marks it, the counts are for cost accounting. */
+export const FBCACHE_IF_ATTRS = Object.freeze({ gate: 'cacheGate', totalBlocks: 'totalBlocks', skippedBlocks: 'skippedBlocks' });
+
+/** The typed attributes of a cache gate's If (beyond its branches). */
+export interface CacheGateAttrs {
+  /** The caching scheme; the only one is First Block Cache. */
+  readonly kind: 'first_block';
+  readonly totalBlocks: number;
+  /** Blocks a cached step does not run. */
+  readonly skippedBlocks: number;
+}
+
+/** The attributes that mark an If as the cache gate (merge them with its branches). */
+export function cacheGateAttrsFor(a: Omit<CacheGateAttrs, 'kind'>): Attrs {
+  return {
+    [FBCACHE_IF_ATTRS.gate]: { kind: 'string', value: 'first_block' },
+    [FBCACHE_IF_ATTRS.totalBlocks]: { kind: 'int', value: a.totalBlocks },
+    [FBCACHE_IF_ATTRS.skippedBlocks]: { kind: 'int', value: a.skippedBlocks },
+  };
+}
+
+/**
+ * The gate attributes of `n`, or undefined when `n` is not a marked cache gate. A marked node with
+ * malformed attributes (not an If, a count missing or not an int, an unknown scheme) throws
+ * IrError('E_OP') naming the node.
+ */
+export function cacheGateAttrsOf(n: Node): CacheGateAttrs | undefined {
+  const mark = n.attrs[FBCACHE_IF_ATTRS.gate];
+  if (mark === undefined) return undefined;
+  const bad = (what: string): never => {
+    throw new IrError('E_OP', `${n.label}: cache gate ${what}`, n.name);
+  };
+  if (n.op !== 'If') return bad(`must be an If, got ${n.op}`);
+  if (mark.kind !== 'string' || mark.value !== 'first_block') return bad(`attribute '${FBCACHE_IF_ATTRS.gate}' must be "first_block", got ${describeAttr(mark)}`);
+  const count = (key: string): number => {
+    const a = n.attrs[key];
+    return a?.kind === 'int' ? a.value : bad(`attribute '${key}' must be an int, got ${a ? a.kind : 'nothing'}`);
+  };
+  return { kind: 'first_block', totalBlocks: count(FBCACHE_IF_ATTRS.totalBlocks), skippedBlocks: count(FBCACHE_IF_ATTRS.skippedBlocks) };
+}
+
+function describeAttr(a: AttrValue): string {
+  return a.kind === 'string' ? `"${a.value}"` : a.kind;
+}
+
+/** The cache gate among the nodes of `g` (the gate sits in the step's top-level graph). */
+export function findCacheGate(g: Graph): Node | undefined {
+  return g.nodes.find((n) => cacheGateAttrsOf(n) !== undefined);
+}
+
+/** True when `m` has a cache gate (an If marked `cacheGate`). */
+export function hasCacheGate(m: Module): boolean {
+  return findCacheGate(m.graph) !== undefined;
+}
 
 export interface StatePair {
   /** e.g. 'r_ref', 'residual.0' */
@@ -93,11 +148,8 @@ export function fbcacheSignature(m: Module): FbcacheSignature | undefined {
   const cached = output(FBCACHE_NAMES.cached);
   const diff = output(FBCACHE_NAMES.diff);
   if (!threshold || !mustCompute || !maxCached || !cached || !diff) return undefined;
-  const gate = m.graph.nodes.find((n: Node) => n.op === 'If' && n.attrs[FBCACHE_IF_ATTRS.skippedBlocks] !== undefined);
-  const intAttr = (key: string): number => {
-    const a = gate?.attrs[key];
-    return a?.kind === 'int' ? a.value : 0;
-  };
+  const gateNode = findCacheGate(m.graph);
+  const gate = gateNode ? cacheGateAttrsOf(gateNode) : undefined;
   return {
     state: statePairs(m).filter((p) => p.input.name.startsWith(FBCACHE_STATE_PREFIX)),
     threshold,
@@ -105,7 +157,7 @@ export function fbcacheSignature(m: Module): FbcacheSignature | undefined {
     maxCached,
     cached,
     diff,
-    totalBlocks: intAttr(FBCACHE_IF_ATTRS.totalBlocks),
-    skippedBlocks: intAttr(FBCACHE_IF_ATTRS.skippedBlocks),
+    totalBlocks: gate?.totalBlocks ?? 0,
+    skippedBlocks: gate?.skippedBlocks ?? 0,
   };
 }

@@ -4,6 +4,8 @@ export * from './tensor';
 export * from './graph';
 export * from './errors';
 export * from './builder';
+export { rebuildModule } from './rebuild';
+export type { NodeHook, RebuildOptions, ReplayCtx } from './rebuild';
 export * from './interpreter';
 export { OPS, isOpKind } from './ops';
 export type { OpKind, OpRule, InferCtx, RunCtx } from './ops';
@@ -39,6 +41,8 @@ export type { ResizeAxisTaps } from './ops/shape-resize';
 export * from './shard-rules/view';
 export { carriesPlacements, meshAxisSizes, spmdPlacementRule, outputsReplicated, verifySharded } from './verify-spmd';
 export * from './fbcache-names';
+export { verify, verifyPlan } from './verify-declared';
+export type { VerifyPlan } from './verify-declared';
 export * from './prng';
 // FP8 linear layers (docs/fp8.md): rounding, scales, weight quantization.
 export { E4M3_MAX, e4m3Bits, fp8RowScale, quantizeWeightColumns, roundE4m3 } from './ops/paradit-fp8';

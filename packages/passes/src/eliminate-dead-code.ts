@@ -20,7 +20,7 @@
  *     after:   %2 = LayerNormalization(%x, %w) {axis=-1} : f32[2,4]
  *              return %2
  */
-import { Graph, Module, Node, Value } from '@paradit/ir';
+import { Graph, Module, Node, Value, updateNode } from '@paradit/ir';
 import type { OpKind } from '@paradit/ir';
 import type { Pass } from './pass';
 import { editGraph, hasSubgraphs } from './graph-edit';
@@ -84,7 +84,7 @@ function sweep(g: Graph, plan: { dead: Set<Node>; trimmed: Map<Node, Node> }): S
       if (min !== undefined) {
         let k = n.outputs.length;
         while (k > min && !live.has(n.outputs[k - 1]!)) k--;
-        if (k < n.outputs.length) kept = new Node(n.op, n.inputs, n.outputs.slice(0, k), n.attrs, n.name);
+        if (k < n.outputs.length) kept = updateNode(n, { outputs: n.outputs.slice(0, k) });
       }
     }
     for (const v of kept.inputs) if (v) live.add(v);
@@ -109,5 +109,5 @@ function trimIf(n: Node, live: ReadonlySet<Value>): Node {
     const b = a.value;
     attrs[key] = { kind: 'graph', value: new Graph(b.inputs, b.nodes, b.outputs.filter((_, i) => keep[i]), b.name) };
   }
-  return new Node(n.op, n.inputs, n.outputs.filter((_, i) => keep[i]), attrs, n.name);
+  return updateNode(n, { outputs: n.outputs.filter((_, i) => keep[i]), attrs });
 }

@@ -31,7 +31,7 @@
  *              %r = Reshape(%x, %t) : f32[r_0,r_1,r_2,r_3]
  *     after:   %r = Reshape(%x, %t) : f32[B,S,2,4]
  */
-import { ConstData, Dim, Graph, GraphBuilder, Module, Node, Tensor, TensorType, Value, isStaticShape, numel } from '@paradit/ir';
+import { ConstData, Dim, Graph, GraphBuilder, Module, Node, Tensor, TensorType, Value, isStaticShape, numel, updateNode } from '@paradit/ir';
 import type { Pass } from './pass';
 import { VIEW_OPS } from './rewrite';
 import { hasSubgraphs, resolveValue, substituteNode } from './graph-edit';
@@ -306,7 +306,7 @@ function withOutputTypes(n: Node, types: readonly (TensorType | undefined)[], su
     subst.set(o, v);
     touched.add(v);
   });
-  return outs ? new Node(n.op, n.inputs, outs, n.attrs, n.name) : n;
+  return outs ? updateNode(n, { outputs: outs }) : n;
 }
 
 /** Bounds at or past this count as "to the end" (torch exports INT64_MAX, tests often 2^31-1). */

@@ -4,7 +4,7 @@
  * Every helper returns its input object when nothing changes, so unchanged graphs, nodes and
  * subgraphs keep their identity.
  */
-import { AttrValue, Attrs, Graph, Node, Value } from '@paradit/ir';
+import { AttrValue, Attrs, Graph, Node, Value, updateNode } from '@paradit/ir';
 
 interface GraphEdit {
   /** Reads of a key read its value instead (chains a -> b -> c resolve to c). */
@@ -66,8 +66,7 @@ export function editNode(n: Node, edit: GraphEdit): Node {
     });
   }
   const attrs = hasSubgraphs(n) ? mapSubgraphAttrs(n.attrs, (sg) => editGraph(sg, edit)) : n.attrs;
-  if (!inputs && attrs === n.attrs) return n;
-  return new Node(n.op, inputs ?? n.inputs, n.outputs, attrs, n.name);
+  return updateNode(n, { ...(inputs ? { inputs } : {}), attrs });
 }
 
 /** The node with substituted inputs (and captures in its subgraphs); itself when none apply. */
@@ -119,7 +118,7 @@ export function keepOutputNames(before: Graph, after: Graph): Graph {
     if (!p || after.outputs.some((o, j) => j !== k && o.name === want)) return;
     const named = new Value(v.type, want);
     const q = renamed.get(p) ?? p;
-    renamed.set(p, new Node(q.op, q.inputs, q.outputs.map((o) => (o === v ? named : o)), q.attrs, q.name));
+    renamed.set(p, updateNode(q, { outputs: q.outputs.map((o) => (o === v ? named : o)) }));
     subst.set(v, named);
   });
   if (subst.size === 0) return after;

@@ -33,7 +33,7 @@ export { foldSymbolicShapes, foldSymbolicShapesPass, formatSymbolicShapes } from
 export { insertCacheGate, insertCacheGatePass, hasCacheGate } from './insert-cache-gate';
 export { planCacheGate, formatCachePlan } from './fbcache/analyze';
 export type { CachePlan } from './fbcache/analyze';
-export { compileDenoiseStep, denoiseStepPipeline, verifyCacheGated, verifyStep } from './fbcache/compile';
+export { compileDenoiseStep, denoiseStepPipeline } from './fbcache/compile';
 export type { CompileStepOptions } from './fbcache/compile';
 export * from './mask-token-selection';
 export * from './split-sample-norm-scales';

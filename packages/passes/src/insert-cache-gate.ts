@@ -10,7 +10,8 @@
  *   entering + residual, r_ref kept) and whose else-branch is the computed path (the remaining
  *   blocks; r_ref <- r1, residual <- leaving - entering). The state and controls are graph inputs
  *   and outputs named by the convention in @paradit/ir's fbcache-names.ts
- *   (docs/fbcache.md). A module that already has a gate is returned unchanged.
+ *   (docs/fbcache.md); the If is marked `cacheGate="first_block"` (found by that, not by names).
+ *   A module that already has a gate is returned unchanged.
  *
  * Before:
  *   %h1 = gated_residual(%h0, %g, %f0)            # block 0
@@ -25,7 +26,7 @@
  */
 import { Graph, IrError, Module, Tensor, Value, axisSize, distOf, isMeshAxis, meshAxisSizes, tensorType } from '@paradit/ir';
 import type { AttrValue, TensorType } from '@paradit/ir';
-import { FBCACHE_IF_ATTRS, FBCACHE_NAMES, STATE_NEXT_SUFFIX } from '@paradit/ir';
+import { FBCACHE_NAMES, STATE_NEXT_SUFFIX, cacheGateAttrsFor, hasCacheGate } from '@paradit/ir';
 import type { Pass, PassContext } from './pass';
 import { editNode } from './graph-edit';
 import { meshOf } from './context-parallel/shard/mesh-options';
@@ -36,10 +37,8 @@ import { buildEntering } from './fbcache/entering';
 
 const scalarType = (dtype: 'f32' | 'bool'): TensorType => tensorType(dtype, []);
 
-/** True when `m` already has a cache gate (the pass then does nothing). */
-export function hasCacheGate(m: Module): boolean {
-  return m.graph.inputs.some((v) => v.name === FBCACHE_NAMES.threshold);
-}
+/** True when `m` already has a cache gate (the pass then does nothing): @paradit/ir's mark on the If. */
+export { hasCacheGate };
 
 export function insertCacheGate(m: Module, ctx?: PassContext): Module {
   if (hasCacheGate(m)) return m;
@@ -97,8 +96,7 @@ function applyPlan(g: Graph, plan: CachePlan, opset: number, sizeOf: (axis: stri
   const attrs: Record<string, AttrValue> = {
     then_branch: { kind: 'graph', value: thenBranch },
     else_branch: { kind: 'graph', value: elseBranch },
-    [FBCACHE_IF_ATTRS.totalBlocks]: { kind: 'int', value: plan.totalBlocks },
-    [FBCACHE_IF_ATTRS.skippedBlocks]: { kind: 'int', value: plan.skippedBlocks },
+    ...cacheGateAttrsFor({ totalBlocks: plan.totalBlocks, skippedBlocks: plan.skippedBlocks }),
   };
   const dists = thenBranch.outputs.map((v) => distOf(v.type.placement));
   const ifOuts = top.add('If', [gate.cond], attrs, 'fbcache/gate', dists, outNames.length, outNames);

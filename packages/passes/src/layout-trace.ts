@@ -297,6 +297,8 @@ export function reshapeDims(b: RewriteBuilder, x: Value, out: readonly Dim[]): V
   // Inference (on a scratch builder) may invent a symbol where the trace knows the name.
   const inferred = new GraphBuilder(b.opset).add('Reshape', [x, target])[0]!;
   if (sameShape(inferred.shape, out)) return b.op('Reshape', [x, target]);
+  // The one bare Node outside packages/ir (dev/builders.md): GraphBuilder's `declared` refines
+  // invented symbols to static sizes only, not to the symbol name the trace knows.
   const typed = new Value({ dtype: x.dtype, shape: [...out] }, '');
   b.addNode(new Node('Reshape', [x, target], [typed], {}, typedViewName(b)));
   return typed;

@@ -8,7 +8,7 @@
  * Everything a pass may depend on besides its input comes through the PassContext: typed options
  * and instruments (verifier, timing report, print-after dumps). Nothing reads env vars or globals.
  */
-import { Mesh, Module, makeMesh, printModule, verifyModule } from '@paradit/ir';
+import { Mesh, Module, makeMesh, printModule, verify } from '@paradit/ir';
 import { PassReport } from './report';
 
 export interface Pass {
@@ -79,7 +79,7 @@ export interface PassContext {
 /** What callers set when making a context; everything has a default. */
 export interface PassContextInit {
   readonly options?: Partial<PassOptions>;
-  /** true: run the IR verifier (verifyModule) around every pass; or a verifier of your own. */
+  /** true: run the IR verifier around every pass (@paradit/ir's `verify`: the rules the module declares); or a verifier of your own. */
   readonly verify?: boolean | ((m: Module) => void);
   /** true: make a fresh report (read it back from `ctx.instruments.report`); or one to add to. */
   readonly report?: boolean | PassReport;
@@ -90,10 +90,10 @@ export interface PassContextInit {
 
 /** Makes a context: default options overridden by `init.options`, instruments as asked. */
 export function createPassContext(init: PassContextInit = {}): PassContext {
-  const verify = init.verify === true ? verifyModule : init.verify === false ? undefined : init.verify;
+  const check = init.verify === true ? verify : init.verify === false ? undefined : init.verify;
   const report = init.report === true ? new PassReport() : init.report === false ? undefined : init.report;
   const instruments: Instruments = {
-    verify,
+    verify: check,
     report,
     printAfter: init.printAfter,
     dump: init.dump,

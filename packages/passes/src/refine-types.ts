@@ -7,7 +7,7 @@
  * a size) and agrees with every size known before; otherwise the node is kept as it is. Nodes with
  * subgraphs are never re-inferred. Returns `g` itself when no type changed.
  */
-import { Graph, GraphBuilder, Node, TensorType, Value } from '@paradit/ir';
+import { Graph, GraphBuilder, Node, TensorType, Value, updateNode } from '@paradit/ir';
 import { resolveValue, substituteNode, hasSubgraphs } from './graph-edit';
 
 /** Re-infers the readers of `dirty` values (transitively) and refines their output types. */
@@ -31,7 +31,7 @@ export function refineTypes(g: Graph, opset: number, dirty: ReadonlySet<Value>):
         subst.set(o, v);
         touched.add(v);
       });
-      if (outs) n = new Node(n.op, n.inputs, outs, n.attrs, n.name);
+      if (outs) n = updateNode(n, { outputs: outs });
     }
     if (n !== n0) changed = true;
     nodes.push(n);

@@ -12,7 +12,7 @@
  * The input graph is never touched: when no rule applies, the same Graph object comes back;
  * otherwise a new Graph that shares every untouched node.
  */
-import { Graph, IrError, Module, Node, Placement, Tensor, Value, capturedValues, formatType, numel } from '@paradit/ir';
+import { Graph, IrError, Module, Node, Placement, Tensor, Value, capturedValues, formatType, numel, updateNode } from '@paradit/ir';
 import type { OpKind } from '@paradit/ir';
 import type { Pass } from './pass';
 import { GraphView, Rewrite, RewriteBuilder, RewriteRule, sameShape, staticShapeOf } from './rewrite';
@@ -139,7 +139,7 @@ class WorkGraph implements GraphView {
       const n = s.node;
       if (!hasSubgraphs(n)) continue;
       const attrs = mapSubgraphAttrs(n.attrs, (sg) => applyRewrites(sg, rules, opts, this));
-      if (attrs !== n.attrs) this.replaceNode(n, new Node(n.op, n.inputs, n.outputs, attrs, n.name));
+      if (attrs !== n.attrs) this.replaceNode(n, updateNode(n, { attrs }));
     }
   }
 
@@ -241,7 +241,7 @@ class WorkGraph implements GraphView {
     const p = this.producers.get(v);
     if (!p || v.constant) return v;
     const named = new Value(v.type, name);
-    const p2 = new Node(p.op, p.inputs, p.outputs.map((o) => (o === v ? named : o)), p.attrs, p.name);
+    const p2 = updateNode(p, { outputs: p.outputs.map((o) => (o === v ? named : o)) });
     this.replaceNode(p, p2);
     this.enqueue(p2);
     this.replaceAllUses(v, named);

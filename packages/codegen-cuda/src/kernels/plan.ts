@@ -5,6 +5,21 @@
  * inputs of views that cannot be expressed lazily, and results of reductions. `finish` then turns
  * the materialized values (sinks) into kernel plans: epilogues and prologues of row kernels, or
  * pointwise kernels (see assign.ts).
+ *
+ * One fusion decision is still made here, on purpose: `mergeNorms` (Concat(norm(a), norm(b)) along
+ * a non-normalized axis -> one row kernel over the concatenation; FLUX's q/k norms of the text and
+ * image streams, whose epilogue then takes the rope). It stays in the renderer because the IR
+ * cannot state the merged op without changing numerics or widening an op contract:
+ * - the merged norm's weight differs per piece (FLUX: norm_added_q vs norm_q). rms_norm and
+ *   layer_norm take `weight [D]` by contract (the shape rule and interpreter in ops/paradit-norm.ts,
+ *   the shard rule lastAxisRule, the row kernels' operand layout all assume one row of weights), so
+ *   a per-row weight [.., S, D] is a new op form in every table, and its sharding rule would have to
+ *   split the weight with the tokens;
+ * - the weight-free form, norm(Concat(a, b)) * Concat(expand(w_a), expand(w_b)), is not the same
+ *   program: the norm's rule rounds its result to x's dtype before the multiply (bf16 twice instead
+ *   of once), so interpreter(pass(m)) != interpreter(m), and keeping the kernel count would need
+ *   this planner to re-fuse the Mul into the row kernel's epilogue, i.e. the decision again here.
+ * The way out is the per-row weight form of the norms (issue 14 item 10; dev/builders.md lists it).
  */
 import type { Graph, Node, OpKind, Value } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';

@@ -10,8 +10,8 @@
  *           %o = MatMul(Cast(%p2){bf16}, %v)
  */
 import { Module, Node, Tensor, Value, dtypeToOnnx } from '@paradit/ir';
-import { rebuildModule } from './rebuild';
-import type { ReplayCtx } from './rebuild';
+import { rebuildModule } from '@paradit/ir';
+import type { ReplayCtx } from '@paradit/ir';
 import { flashSupported, isAttentionOp } from './attention';
 import type { Pass } from '@paradit/passes';
 

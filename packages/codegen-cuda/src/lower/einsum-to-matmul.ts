@@ -12,8 +12,8 @@
  *   after:  %y = Reshape(MatMul(Reshape(%a, [1,B*S,K]), Reshape(%b, [1,K,N])), [B,S,N])
  */
 import { Module, Node, Tensor, Value } from '@paradit/ir';
-import { rebuildModule } from './rebuild';
-import type { ReplayCtx } from './rebuild';
+import { rebuildModule } from '@paradit/ir';
+import type { ReplayCtx } from '@paradit/ir';
 import type { Pass } from '@paradit/passes';
 
 interface Parsed {

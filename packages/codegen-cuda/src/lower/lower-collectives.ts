@@ -19,11 +19,11 @@
  *           %t = Transpose(%e) {perm=[1,0,2,3]} : bf16[12,2,S,128]
  *           %o = Reshape(%t) : bf16[1,12,2S,128]
  */
-import { Graph, IrError, Module, Node, Tensor, Value, attrsOf, capturedValues, dtypeToOnnx, naturalToOrdered, orderedToNatural } from '@paradit/ir';
+import { Graph, IrError, Module, Node, Tensor, Value, attrsOf, capturedValues, dtypeToOnnx, naturalToOrdered, orderedToNatural, updateNode } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
 import type { AttrValue, GraphBuilder, OpKind } from '@paradit/ir';
-import { rebuildModule } from './rebuild';
-import type { ReplayCtx } from './rebuild';
+import { rebuildModule } from '@paradit/ir';
+import type { ReplayCtx } from '@paradit/ir';
 import type { Pass } from '@paradit/passes';
 
 const int = (value: number): AttrValue => ({ kind: 'int', value });
@@ -236,14 +236,15 @@ function neighbourhood(m: Module): (n: Node) => Neighbours {
     }
   };
   visit(m.graph.nodes);
-  m.graph.outputs.forEach((v) => readers.set(v, [...(readers.get(v) ?? []), new Node('Identity', [v], [], {}, 'graph output')]));
+  // A graph output is read by the caller too: it is never solely one node's, nor fused away.
+  const isOutput = new Set<Value>(m.graph.outputs);
   const perm = (t: Node | undefined): readonly number[] | undefined => (t?.op === 'Transpose' && t.attrs['perm']?.kind === 'ints' ? t.attrs['perm'].value : undefined);
   return (n) => {
     const x = n.inputs[0]!;
     const y = n.outputs[0]!;
     const p = producer.get(x);
-    const solelyMine = (readers.get(x) ?? []).length === 1;
-    const outReaders = readers.get(y) ?? [];
+    const solelyMine = !isOutput.has(x) && (readers.get(x) ?? []).length === 1;
+    const outReaders = isOutput.has(y) ? [] : (readers.get(y) ?? []);
     return {
       producerFusable: solelyMine && p !== undefined && isFusedKernelOp(p.op),
       ...(solelyMine && perm(p) ? { producerPerm: perm(p)! } : {}),
@@ -326,7 +327,7 @@ function withSunkSubgraphs(n: Node): Node {
       attrs[k] = { kind: 'graph', value: sg };
     } else attrs[k] = a;
   }
-  return changed ? new Node(n.op, n.inputs, n.outputs, attrs, n.name) : n;
+  return changed ? updateNode(n, { attrs }) : n;
 }
 
 export const lowerCollectivesPass: Pass = { name: 'lower-collectives', description: 'collectives in their contiguous plan forms (pack/unpack around them), token reorders as gathers, LSE merges as fp32 arithmetic', run: (m) => lowerCollectives(m) };

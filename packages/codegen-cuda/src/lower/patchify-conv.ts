@@ -14,8 +14,8 @@
  */
 import { Module, Node, Tensor, Value } from '@paradit/ir';
 import type { AttrValue } from '@paradit/ir';
-import { rebuildModule } from './rebuild';
-import type { ReplayCtx } from './rebuild';
+import { rebuildModule } from '@paradit/ir';
+import type { ReplayCtx } from '@paradit/ir';
 import type { Pass } from '@paradit/passes';
 
 const dims = (v: Value): number[] => v.shape as number[];

@@ -7,7 +7,7 @@
  *   after:   graph main(%0: f32[1,256,64]) { %1 = Reshape(%0, ...) : f32[1,256,4,16] }
  */
 import { Graph, IrError, Module, TensorType, isStaticShape, tensorType } from '@paradit/ir';
-import { rebuildModule } from './rebuild';
+import { rebuildModule } from '@paradit/ir';
 import type { Pass } from '@paradit/passes';
 
 export type ShapeBindings = ReadonlyMap<string, readonly number[]>;

@@ -6,7 +6,7 @@
  *   runSimulated(module, mesh, inputs)    -> model outputs (all ranks in one process; @paradit/ir)
  *   collectiveSummary(module)             -> [{op, count, bytesPerRank}] per forward (one step)
  */
-import { DEFAULT_PLACEMENT_RULES, Module, Tensor, byteSize, numel, runSimulated, simulateRanks, verifySharded, worldSize } from '@paradit/ir';
+import { DEFAULT_PLACEMENT_RULES, Module, Tensor, byteSize, numel, runSimulated, simulateRanks, worldSize } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
 import type { Mesh, Node } from '@paradit/ir';
 import { collectiveGroupOf } from '@paradit/ir';
@@ -53,7 +53,7 @@ export function compileForMesh(m: Module, mesh: Mesh, opts: CompileForMeshOption
   const rows = opts.rowsParallel === true;
   const ctx = createPassContext({
     options: { mesh },
-    verify: verify ? (x: Module) => verifySharded(x, { placementRules: DEFAULT_PLACEMENT_RULES }) : false,
+    verify, // ir's verify: placements and collectives declared, so the SPMD rule applies
     ...(opts.report ? { report: opts.report } : {}),
   });
   const fp8 = opts.commDtype === 'fp8' ? [quantizeCommFp8Pass] : [];

@@ -15,7 +15,7 @@
  *   stream L = Concat(text, image) after the single-stream blocks, entering = Concat(text_1,
  *   image_1) of the first block's outputs: exactly ParaAttention's per-stream residuals.
  */
-import { Graph, IrError, Node } from '@paradit/ir';
+import { Graph, IrError, Node, updateNode } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
 import type { Value } from '@paradit/ir';
 import { discoverBlocks } from '../blocks/discover';

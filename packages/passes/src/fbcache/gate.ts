@@ -11,7 +11,7 @@
  * elements of the global tensor) gives the global mean: every rank then holds the same diff and
  * takes the same branch (a CFG batch split over 'cfg' included: the decision covers the batch).
  */
-import { GraphBuilder, IrError, Node, Tensor, Value, distOf, hasPadding, naturalLength, placementOf, tensorType } from '@paradit/ir';
+import { GraphBuilder, IrError, Node, Tensor, Value, buildNode, updateNode, distOf, hasPadding, naturalLength, placementOf, tensorType } from '@paradit/ir';
 import type { AttrValue, Dist } from '@paradit/ir';
 
 const int = (value: number): AttrValue => ({ kind: 'int', value });
@@ -34,12 +34,10 @@ export class NodeMaker {
     numOutputs = 1,
     outputNames: readonly string[] = [],
   ): Value[] {
-    const probe = new GraphBuilder(this.opset);
-    const inferred = probe.add(op, inputs, attrs, { name, numOutputs });
-    const outs = inferred.map((o, i) => new Value(tensorType(o.dtype, o.shape, dists[i] ? placementOf(dists[i]!) : undefined), outputNames[i] ?? ''));
-    const built = probe.build([]).nodes[0]!;
-    this.nodes.push(new Node(built.op, built.inputs, outs, built.attrs, name));
-    return outs;
+    const placements = dists.map((d) => (d ? placementOf(d) : undefined));
+    const node = buildNode(this.opset, op, inputs, attrs, { name, numOutputs, outputNames, placements });
+    this.nodes.push(node);
+    return [...node.outputs];
   }
 
   one(op: string, inputs: readonly (Value | null)[], attrs: Record<string, AttrValue>, name: string, dist?: Dist, outputName?: string): Value {
@@ -53,7 +51,7 @@ export class NodeMaker {
   /** A copy of node `n` reading other inputs (same op, attributes and output types), named `<name><suffix>`. */
   clone(n: Node, inputs: readonly (Value | null)[], suffix: string): Value[] {
     const outs = n.outputs.map((o) => new Value(o.type, o.name ? `${o.name}${suffix}` : ''));
-    this.nodes.push(new Node(n.op, inputs, outs, n.attrs, `${n.name || n.op}${suffix}`));
+    this.nodes.push(updateNode(n, { inputs, outputs: outs, name: `${n.name || n.op}${suffix}` }));
     return outs;
   }
 }

@@ -11,7 +11,7 @@
  *           %y0 = Conv(Concat(%up, %x0, %dn, axis=2), %w, %b) {pads=[0,1,0,1]}
  *
  * Requires: static shapes; halo-plan.ts accepts the module at this degree (it is run first).
- * Ensures: every value placed (placements.ts; verifySharded accepts the module); graph inputs of
+ * Ensures: every value placed (placements.ts; verify accepts the module); graph inputs of
  * rank 4 are split on axis 2 (shard_slice), outputs gathered
  * (all_gather), so the outputs equal the unsharded module's within fp32 rounding of GroupNorm's
  * all-reduced statistics (convs, resizes and elementwise ops are bitwise the same).

@@ -12,7 +12,7 @@
  *   statistics are all-reduced in fp32 (mean, then the centred sum of squares), the mid-block
  *   attention gathers K and V, and the outputs are gathered (all_gather axis 2). Outputs equal
  *   the unsharded module's within the fp32 rounding of the all-reduced statistics.
- *   Every value carries its placement (placements.ts), so verifySharded checks the module: the
+ *   Every value carries its placement (placements.ts), so verify (the SPMD rule) checks the module: the
  *   halo'd conv inputs are Concats in rank-chunk token order whose extra rows per chunk the Conv
  *   rule (@paradit/ir shard-rules/rows.ts) compares with the kernel's d(k-1)+1-s.
  *

@@ -6,10 +6,10 @@
  * token order, the GroupNorm sums are partial until all_reduce. Node by node, the operands get
  * their placed types first (so the rule sees global shapes), then the outputs; a Reshape's output
  * dist is the one the rewrite states (its per-rank shape alone is ambiguous: [B,C,1,h,W] may hold
- * the band index or the rows). verifySharded then checks the whole module; an operand placed
+ * the band index or the rows). verify (the SPMD rule) then checks the whole module; an operand placed
  * otherwise than its op needs is a bug in apply.ts and is reported here already.
  */
-import { Graph, IrError, Module, Node, SHARD_RULES, Value, distOf, formatDist, makeView, placementOf, sameDist, tensorType } from '@paradit/ir';
+import { Graph, IrError, Module, Node, SHARD_RULES, Value, distOf, formatDist, makeView, placementOf, sameDist, tensorType, updateNode } from '@paradit/ir';
 import type { Dist } from '@paradit/ir';
 import { REPLICATED } from '@paradit/ir';
 
@@ -31,7 +31,7 @@ export function placeByRules(m: Module, world: number, meshAxis: string, stated:
   const nodes = m.graph.nodes.map((n0) => {
     // Stated outputs are placed before the rule reads them (it needs their global shapes).
     const pre = n0.outputs.map((o) => (stated.has(o) ? placed(o, stated.get(o)!) : o));
-    const n = new Node(n0.op, n0.inputs.map((v) => (v ? get(v) : null)), pre, n0.attrs, n0.name);
+    const n = updateNode(n0, { inputs: n0.inputs.map((v) => (v ? get(v) : null)), outputs: pre });
     const have = n.inputs.map((v): Dist => distOf(v?.type.placement));
     const plan = SHARD_RULES[n.op].propagate(makeView({ node: n, opset: m.opset, dists: have, sizeOf, coords: 'local' }));
     const bad = have.findIndex((d, i) => n.inputs[i] !== null && !sameDist(d, plan.ins[i]!));
@@ -39,7 +39,7 @@ export function placeByRules(m: Module, world: number, meshAxis: string, stated:
       throw new IrError('E_VERIFY', `rows-parallel: ${n.label} input ${bad} is placed ${formatDist(have[bad]!)}, but ${n.op} needs ${formatDist(plan.ins[bad]!)}${plan.note ? ` (${plan.note})` : ''}; the rewrite is missing a collective`, n.name);
     }
     const outputs = n0.outputs.map((o, k) => (stated.has(o) ? pre[k]! : placed(o, plan.outs[k] ?? REPLICATED)));
-    return new Node(n.op, n.inputs, outputs, n.attrs, n.name);
+    return updateNode(n, { outputs });
   });
   return m.withGraph(new Graph(m.graph.inputs, nodes, m.graph.outputs.map(get), m.graph.name));
 }

@@ -5,7 +5,7 @@
  * rule re-checks the per-rank operands; each output's local shape is checked against its global
  * shape and dist. Placements are then written into the value types (stampPlacements).
  */
-import { Graph, GraphBuilder, IrError, Module, Node, Value, capturedValues, distOf, formatDist, localShape, placementOf, tensorType } from '@paradit/ir';
+import { Graph, GraphBuilder, IrError, Module, Node, Value, capturedValues, distOf, formatDist, localShape, placementOf, tensorType, updateNode } from '@paradit/ir';
 import type { Dist } from '@paradit/ir';
 import { REPLICATED } from '@paradit/ir';
 import { editGraph, mapSubgraphAttrs } from '../../graph-edit';
@@ -107,8 +107,7 @@ export function stampPlacements(g: Graph, distOfValue: (v: Value) => Dist): Grap
       return nv;
     });
     const attrs = mapSubgraphAttrs(n.attrs, (sg) => editGraph(sg, { subst }));
-    const changed = outputs.some((o, i) => o !== n.outputs[i]) || inputs.some((v, i) => v !== n.inputs[i]) || attrs !== n.attrs;
-    return changed ? new Node(n.op, inputs, outputs, attrs, n.name) : n;
+    return updateNode(n, { inputs, outputs, attrs });
   });
   const outputs = g.outputs.map((v) => subst.get(v) ?? v);
   return new Graph(g.inputs, nodes, outputs, g.name);

@@ -6,8 +6,12 @@
  *
  * Subgraphs (If branches) are rebuilt recursively with a child builder that sees the enclosing
  * graph's values through the same value map.
+ *
+ * This is the one way to rebuild a whole graph with types re-inferred (dev/builders.md): the
+ * lowering passes in codegen-cuda use it, and a pass in packages/passes may too.
  */
-import { Attrs, AttrValue, Graph, GraphBuilder, Module, Node, TensorType, Value } from '@paradit/ir';
+import type { AttrValue, Attrs, Graph, Module, Node, TensorType, Value } from './graph';
+import { GraphBuilder } from './builder';
 
 export interface ReplayCtx {
   readonly builder: GraphBuilder;
