@@ -6,6 +6,7 @@
  * the numbers (chunked vs unchunked decomposition, vs the interpreter; the tiny VAE fixtures'
  * CPU-backend plans vs the interpreter with a budget small enough to chunk them).
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -121,17 +122,19 @@ test('a non-positive score budget is refused', () => {
 
 const VAE = path.join(__dirname, 'vae');
 
-/** The fixture's plan on the CPU backend: its output for the test latent, and the number of mid-block query chunks. */
-async function planOutput(folder: string, dtype: 'f32' | 'bf16', budget: number): Promise<{ out: Tensor; chunks: number }> {
+const HAS_NVCC = spawnSync('sh', ['-c', 'command -v nvcc'], { encoding: 'utf8' }).status === 0;
+
+/** The fixture's plan on the CPU backend: its output for the test latent, and the number of GEMMs. */
+async function planOutput(folder: string, dtype: 'f32' | 'bf16', budget: number, nvcc = false): Promise<{ out: Tensor; chunks: number; cubin: string | null }> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'paradit-vae2-'));
   try {
-    const r = await compileToPlan(path.join(VAE, folder), path.join(tmp, 'plan'), { dtype, nvcc: false, attentionScoreBudget: budget });
+    const r = await compileToPlan(path.join(VAE, folder), path.join(tmp, 'plan'), { dtype, nvcc: nvcc ? 'auto' : false, attentionScoreBudget: budget });
     const opened = await openPlan(path.join(tmp, 'plan'), { backend: 'cpu', verifyWeights: false });
     try {
       const z = readTestDataSet(listTestDataSets(path.join(VAE, folder))[0]!).inputs[0]!;
       const outs = await opened.executor.step(new Map([[r.plan.inputs[0]!.name, z]]));
       const chunks = r.compiled.lowered.program.filter((i) => i.op === 'gemm').length;
-      return { out: outs.get(r.plan.outputs[0]!.name)!, chunks };
+      return { out: outs.get(r.plan.outputs[0]!.name)!, chunks, cubin: r.plan.kernels.cubin };
     } finally {
       opened.dispose();
     }
@@ -149,7 +152,9 @@ describe.each(['flux_vae_tiny_dynamo', 'flux_vae_tiny_ts'])('%s: chunked mid-blo
     const dir = path.join(VAE, folder);
     const z = readTestDataSet(listTestDataSets(dir)[0]!).inputs[0]!;
     const ref = interpret(loadModel(dir), [z])[0]!;
-    const chunked = await planOutput(folder, dtype, 4096);
+    // The bf16 chunked plan's kernels (Slice, Concat, the chunk GEMM epilogues) also go through nvcc where it is installed.
+    const chunked = await planOutput(folder, dtype, 4096, dtype === 'bf16' && HAS_NVCC);
+    if (dtype === 'bf16' && HAS_NVCC) expect(chunked.cubin).toBe('kernels/module.fatbin');
     const whole = await planOutput(folder, dtype, Number.MAX_SAFE_INTEGER);
     // Two GEMMs (scores, P.V) per chunk: 4 chunks add 6 GEMMs.
     expect(chunked.chunks - whole.chunks).toBe(6);
