@@ -100,6 +100,9 @@ describe('synthetic convs on the host: partial tiles, stride, asymmetric pads, S
     { name: 'f16, stride 2, dilation (1, 2), pads (1, 0, 2, 1), SiLU', dtype: 'f16' as const, x: [2, 3, 9, 13], w: [5, 3, 3, 2], strides: [2, 2], dil: [1, 2], pads: [1, 0, 2, 1], up: undefined },
     // rows-only nearest upsample (half_pixel), O = 70 (two N tiles), C = 20 (K = 180).
     { name: 'bf16, nearest rows x2 (half_pixel) -> 3x3 pad 1, SiLU', dtype: 'bf16' as const, x: [1, 20, 5, 6], w: [70, 20, 3, 3], strides: [1, 1], dil: [1, 1], pads: [1, 1, 1, 1], up: [2, 1] },
+    // K = 8*3*3 = 72, a multiple of 8: the weights stream in by cp.async (two stages), with a
+    // partial K step (72 = 2*32 + 8) and O = 70 (the second N tile's rows 70..127 zero-filled).
+    { name: 'bf16, cp.async weight stages, partial K step and N tile', dtype: 'bf16' as const, x: [1, 8, 6, 7], w: [70, 8, 3, 3], strides: [1, 1], dil: [1, 1], pads: [1, 1, 1, 1], up: undefined },
   ];
   maybe.each(cases.map((c) => [c.name, c] as const))('%s', (_n, c) => {
     const g = new GraphBuilder(18);

@@ -74,7 +74,7 @@ const HALO_ROWS: Record<number, number[]> = { 2: [1, 1], 4: [1, 2, 2, 1] };
 
 interface RowsJson {
   world: number;
-  collectives: { op: string; count: number; bytesPerRank: number }[];
+  collectives: { op: string; count: number; bytesPerRank: number; bytesByRank: number[] }[];
   rowsParallel: {
     degree: number;
     meshAxis: string;
@@ -109,16 +109,21 @@ describe.each(FOLDERS)('%s: inspect --rows-parallel --json equals the hand count
       allReduceBytesByRank: new Array<number>(w).fill(896),
       gatherBytesByRank: new Array<number>(w).fill(kv),
     });
-    // What the compiled module sends: 30 ring ppermutes carry both halo sides on every rank (the
-    // edge ranks' wrapped rows are masked), 2 * 20992 bytes; 28 all-reduces of 8 fp32 values (ring
-    // all-reduce receives 2(W-1)/W of 32 bytes each); 3 all_gathers: K, V ((W-1) x 64/W x 32 x 4
-    // each) and the image ((W-1) x 3 x 16/W x 16 x 4).
+    // What the compiled module sends: 30 non-cyclic ppermutes (15 from above, 15 from below);
+    // an interior rank receives both halo sides, 2 * 20992 bytes, an edge rank only the side it
+    // has a neighbour on, 20992 (rank 0 nothing from above, rank W-1 nothing from below), the
+    // same as the halo plan's totals. 28 all-reduces of 8 fp32 values (ring all-reduce receives
+    // 2(W-1)/W of 32 bytes each); 3 all_gathers: K, V ((W-1) x 64/W x 32 x 4 each) and the image
+    // ((W-1) x 3 x 16/W x 16 x 4). Those two are the same on every rank.
     const gathers = 2 * (w - 1) * (64 / w) * 32 * 4 + (w - 1) * 3 * (16 / w) * 16 * 4;
+    const reduce = Math.round(28 * ((2 * (w - 1)) / w) * 32);
+    const halo = w === 2 ? [edge, edge] : [edge, 2 * edge, 2 * edge, edge];
     expect(j.collectives).toEqual([
-      { op: 'all_gather', count: 3, bytesPerRank: gathers },
-      { op: 'all_reduce', count: 28, bytesPerRank: Math.round(28 * ((2 * (w - 1)) / w) * 32) },
-      { op: 'ppermute', count: 30, bytesPerRank: 2 * edge },
+      { op: 'all_gather', count: 3, bytesPerRank: gathers, bytesByRank: new Array<number>(w).fill(gathers) },
+      { op: 'all_reduce', count: 28, bytesPerRank: reduce, bytesByRank: new Array<number>(w).fill(reduce) },
+      { op: 'ppermute', count: 30, bytesPerRank: Math.max(...halo), bytesByRank: halo },
     ]);
+    expect(j.collectives.find((c) => c.op === 'ppermute')!.bytesByRank).toEqual(p.totals.haloBytesByRank);
   });
 
   test('text form: one line per conv and GroupNorm, and the totals per rank', () => {
@@ -139,8 +144,14 @@ describe('compile --rows-parallel', () => {
     if (c.code !== 0) throw new Error(c.stderr);
     const j = JSON.parse(c.stdout) as { target: { mesh: { ring: number; ulysses: number; cfg: number } }; rowsParallel: number; stats: Record<string, number>; cubin: string | null };
     expect([j.target.mesh, j.rowsParallel]).toEqual([{ cfg: 1, ring: 2, ulysses: 1 }, 2]);
-    // 30 halo send_recvs + 28 all-reduces + 3 all_gathers; the latent and the two edge masks are shard slices.
-    expect([j.stats['collectives'], j.stats['shardSlices']]).toEqual([61, 3]);
+    // 30 halo send_recvs + 28 all-reduces + 3 all_gathers; only the latent is a shard slice (the
+    // halos are non-cyclic, so there are no edge masks to slice).
+    expect([j.stats['collectives'], j.stats['shardSlices']]).toEqual([61, 1]);
+    const instrs = (JSON.parse(fs.readFileSync(path.join(plan, 'plan.json'), 'utf8')) as { program: { op: string; collective?: string; shift?: number; cyclic?: boolean }[] }).program;
+    const halos = instrs.filter((i) => i.collective === 'send_recv');
+    expect(halos).toHaveLength(30);
+    expect(halos.every((i) => i.cyclic === false)).toBe(true);
+    expect(halos.map((i) => i.shift).sort()).toEqual([...new Array<number>(15).fill(-1), ...new Array<number>(15).fill(1)]);
     // The sharded kernels (the halo'd convs included) compile with nvcc where it is installed.
     if (HAS_NVCC) expect(j.cubin).toBe('kernels/module.fatbin');
     else console.log('compile --rows-parallel: nvcc not found here; the plan holds module.cu only');

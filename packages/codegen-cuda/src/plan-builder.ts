@@ -137,7 +137,7 @@ class Renderer {
         this.counts.collectives++;
         return {
           op: 'collective', collective: i.collective, meshAxis: i.meshAxis, groupSize: i.groupSize, send: this.id(i.send), recv: this.id(i.recv),
-          ...(i.reduce ? { reduce: i.reduce } : {}), ...(i.shift !== undefined ? { shift: i.shift } : {}), origin,
+          ...(i.reduce ? { reduce: i.reduce } : {}), ...(i.shift !== undefined ? { shift: i.shift } : {}), ...(i.cyclic === false ? { cyclic: false } : {}), origin,
         };
       case 'shard_slice':
         this.counts.shardSlices++;

@@ -63,6 +63,8 @@ export interface LowerToPlanOptions {
   readonly stubKernels?: boolean;
   /** Flash-attention kernel where it applies, decomposition elsewhere (default true; false: decompose all). */
   readonly flashAttention?: boolean;
+  /** Bound in bytes on the fp32 scores of one query chunk of decomposed attention (default 64 MiB). */
+  readonly attentionScoreBudget?: number;
   /** Run the IR verifier around every pass (tests). */
   readonly verify?: boolean;
   readonly onPhase?: (phase: string) => void;
@@ -121,7 +123,7 @@ export function compileModule(m: Module, opts: LowerToPlanOptions): CompiledModu
   opts.onPhase?.('lower');
   const emitters = defaultEmitters(opts.stubKernels === true);
   const flash = opts.flashAttention !== false;
-  const ready = runPipeline(typed, renderPipeline({ flash }), ctx);
+  const ready = runPipeline(typed, renderPipeline({ flash, ...(opts.attentionScoreBudget !== undefined ? { attentionScoreBudget: opts.attentionScoreBudget } : {}) }), ctx);
   // Every node whose op has no CUDA path at all, in one error (exit 2), before any kernel is emitted.
   if (!opts.stubKernels) {
     const refused = coverageError(refusedNodes(ready));

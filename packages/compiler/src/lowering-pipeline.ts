@@ -84,10 +84,11 @@ export function referencePipeline(dtype: PlanPrecision, keepBf16: readonly KeepP
 }
 
 /** The reference -> what codegen renders (lowering details; the reference keeps the fused ops). */
-export function renderPipeline(o: { readonly flash: boolean }): Pass[] {
+export function renderPipeline(o: { readonly flash: boolean; readonly attentionScoreBudget?: number }): Pass[] {
   return [
-    // Attention the flash kernel cannot run (or all, --no-flash) becomes GEMMs + an fp32 softmax.
-    decomposeAttentionPass({ all: !o.flash }),
+    // Attention the flash kernel cannot run (or all, --no-flash) becomes GEMMs + an fp32 softmax,
+    // query-chunked where the whole score matrix would pass the budget (VAE mid-block attention).
+    decomposeAttentionPass({ all: !o.flash, ...(o.attentionScoreBudget !== undefined ? { scoreBudgetBytes: o.attentionScoreBudget } : {}) }),
     // Collectives in their contiguous plan forms; last, because the packing depends on final layouts.
     lowerCollectivesPass,
     // Drops the packing that moves nothing.

@@ -103,9 +103,20 @@ const SIMULATE: { readonly [K in RankDependentOp]: Simulate } = {
   },
   ppermute(ctx) {
     const shift = ctx.attr.int('shift');
+    const cyclic = ctx.attr.int('cyclic', 1) !== 0;
     const out: Tensor[][] = ctx.ins.map(() => []);
     for (const g of groupsFor(ctx).groups) {
-      g.forEach((rank, i) => (out[g[mod(i + shift, g.length)]!] = [ctx.ins[rank]![0]!]));
+      g.forEach((rank, i) => {
+        const x = ctx.ins[rank]![0]!;
+        const to = i + shift;
+        if (cyclic) out[g[mod(to, g.length)]!] = [x];
+        else if (to >= 0 && to < g.length) out[g[to]!] = [x];
+      });
+      // Non-cyclic: a member nobody sends to receives zeros (the image edge's padding).
+      for (const rank of g) {
+        const x = ctx.ins[rank]![0]!;
+        if (out[rank]!.length === 0) out[rank] = [new Tensor(x.dtype, x.shape, allocData(x.dtype, x.data.length))];
+      }
     }
     return out;
   },

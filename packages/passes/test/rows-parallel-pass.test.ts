@@ -30,8 +30,9 @@ describe('rows-parallel pass', () => {
     const out = runOne(rowsParallelPass, ir(CHAIN), rows(2));
     // Rank r holds rows [2r, 2r+2). Its last row ("row 1 of every band": Reshape to bands, Slice
     // the within-band axis, Reshape back) goes to rank r+1 (shift 1), its first row to rank r-1
-    // (shift 1 = -1 mod 2); the masks zero what rank 0 gets from above and rank 1 from below (the
-    // image edge, where the unsharded conv reads its zero padding). The halo'd input is placed in
+    // (shift -1), both non-cyclic (cyclic=0): rank 0 receives zeros from above and rank 1 from
+    // below (the image edge, where the unsharded conv reads its zero padding), and nothing is sent
+    // across the edge, so no masks. The halo'd input is placed in
     // rank-chunk token order (2 rows from above, 4 of the bands, 2 from below; one chunk per rank),
     // which the Conv rule accepts because each chunk has the d(k-1)+1-s = 2 extra rows it needs.
     expectIr(
@@ -42,28 +43,22 @@ describe('rows-parallel pass', () => {
         %e2 = const i64[1] [2]
         %a3 = const i64[1] [3]
         %row_shape = const i64[4] [1, 2, 1, 3]
-        %top_mask = const f32[1,1,2,1] [0.0, 1.0]
         %bands_shape2 = const i64[5] [1, 2, 1, 2, 3]
         %s0 = const i64[1] [0]
         %e1 = const i64[1] [1]
         %a3b = const i64[1] [3]
         %row_shape2 = const i64[4] [1, 2, 1, 3]
-        %bottom_mask = const f32[1,1,2,1] [1.0, 0.0]
         %w = const f32[2,2,3,3] [${W1}]
         %w2 = const f32[1,2,1,1] [0.5, -1.0]
         %band = shard_slice(%x) {axis=2, groupSize=2, meshAxis="ring"} : f32[1,2,2,3]@shard(2,ring)
         %bands = Reshape(%band, %bands_shape) : f32[1,2,1,2,3]@shard(2,ring)
         %last_cut = Slice(%bands, %s1, %e2, %a3) : f32[1,2,1,1,3]@shard(2,ring)
         %last = Reshape(%last_cut, %row_shape) : f32[1,2,1,3]@shard(2,ring)
-        %recv_above = ppermute(%last) {groupSize=2, meshAxis="ring", shift=1} : f32[1,2,1,3]@shard(2,ring)
-        %m0 = shard_slice(%top_mask) {axis=2, groupSize=2, meshAxis="ring"} : f32[1,1,1,1]@shard(2,ring)
-        %above = Mul(%recv_above, %m0) : f32[1,2,1,3]@shard(2,ring)
+        %above = ppermute(%last) {cyclic=0, groupSize=2, meshAxis="ring", shift=1} : f32[1,2,1,3]@shard(2,ring)
         %bands2 = Reshape(%band, %bands_shape2) : f32[1,2,1,2,3]@shard(2,ring)
         %first_cut = Slice(%bands2, %s0, %e1, %a3b) : f32[1,2,1,1,3]@shard(2,ring)
         %first = Reshape(%first_cut, %row_shape2) : f32[1,2,1,3]@shard(2,ring)
-        %recv_below = ppermute(%first) {groupSize=2, meshAxis="ring", shift=1} : f32[1,2,1,3]@shard(2,ring)
-        %m1 = shard_slice(%bottom_mask) {axis=2, groupSize=2, meshAxis="ring"} : f32[1,1,1,1]@shard(2,ring)
-        %below = Mul(%recv_below, %m1) : f32[1,2,1,3]@shard(2,ring)
+        %below = ppermute(%first) {cyclic=0, groupSize=2, meshAxis="ring", shift=-1} : f32[1,2,1,3]@shard(2,ring)
         %xh = Concat(%above, %band, %below) {axis=2} : f32[1,2,4,3]@shard(2,ring)@tokens(2:[2,4,2]/2)
         %y = Conv(%xh, %w) {kernel_shape=[3,3], pads=[0,1,0,1]} : f32[1,2,2,3]@shard(2,ring)
         %z = Conv(%y, %w2) {kernel_shape=[1,1], pads=[0,0,0,0]} : f32[1,1,2,3]@shard(2,ring)

@@ -45,6 +45,9 @@ function collectives(groupSize: number): CollectiveInstr[] {
     { ...base, op: 'collective', collective: 'all_reduce', reduce: 'sum' },
     { ...base, op: 'collective', collective: 'all_reduce', reduce: 'max' },
     { ...base, op: 'collective', collective: 'all_reduce', reduce: 'mean' },
+    // Last (tests index the ones above): the rows-parallel halos, no wrap-around, edge members get zeros.
+    { ...base, op: 'collective', collective: 'send_recv', shift: 1, cyclic: false },
+    { ...base, op: 'collective', collective: 'send_recv', shift: -1, cyclic: false },
   ];
 }
 
@@ -88,6 +91,9 @@ function runNcclModel(calls: readonly (readonly NcclCall[])[], sends: readonly U
         }
         case 'copy':
           recvs[j]!.set(sends[j]!.subarray(0, c.bytes));
+          break;
+        case 'zero':
+          recvs[j]!.fill(0, 0, c.bytes);
           break;
         case 'send':
           break;
@@ -189,6 +195,12 @@ describe('NCCL calls of each collective', () => {
     const m4 = { ...mean!, groupSize: 4 };
     expect(ncclCallsFor(m4, 0, 16, 'f32', 22105).calls).toEqual([{ call: 'allReduce', op: NCCL_OP.avg, count: 4 }]);
     expect(ncclCallsFor(m4, 0, 16, 'f32', 20804).calls).toEqual([{ call: 'allReduce', op: NCCL_OP.sum, count: 4 }, { call: 'scale', factor: 0.25, count: 4 }]);
+    // A non-cyclic halo (shift +1 over 4): rank 0 zero-fills and only sends, rank 3 only receives, nothing crosses the edge.
+    const halo: CollectiveInstr = { op: 'collective', collective: 'send_recv', meshAxis: 'ring', groupSize: 4, shift: 1, cyclic: false, send: 0, recv: 1, origin: [] };
+    expect(ncclCallsFor(halo, 0, 16, 'f32', 22105)).toEqual({ grouped: true, calls: [{ call: 'zero', bytes: 16 }, { call: 'send', peer: 1, offset: 0, count: 4 }] });
+    expect(ncclCallsFor(halo, 1, 16, 'f32', 22105).calls).toEqual([{ call: 'send', peer: 2, offset: 0, count: 4 }, { call: 'recv', peer: 0, offset: 0, count: 4 }]);
+    expect(ncclCallsFor(halo, 3, 16, 'f32', 22105).calls).toEqual([{ call: 'recv', peer: 2, offset: 0, count: 4 }]);
+    expect(ncclCallsFor({ ...halo, shift: -1 }, 3, 16, 'f32', 22105).calls).toEqual([{ call: 'zero', bytes: 16 }, { call: 'send', peer: 2, offset: 0, count: 4 }]);
   });
 });
 
@@ -219,6 +231,7 @@ describe('in-process exchange', () => {
           const recvs = sends.map(() => new Uint8Array(recvBytes).fill(0xee));
           const scratch = sends.map(() => new Uint8Array(exchangeScratchBytes(instr, sendBytes)));
           const plan = inProcessExchange(m, instr, sendBytes);
+          for (const r of plan.zeros) recvs[r]!.fill(0, 0, sendBytes);
           for (const c of plan.copies) (c.into === 'recv' ? recvs : scratch)[c.dstRank]!.set(sends[c.srcRank]!.subarray(c.srcOffset, c.srcOffset + c.bytes), c.dstOffset);
           if (plan.reduce) scratch.forEach((s, r) => recvs[r]!.set(reduceScratch(s, n, elems, dtype, instr.reduce!)));
           for (const g of groupsOf(m, axis)) {

@@ -95,6 +95,7 @@ maybe('NcclCommunicator over a mock NCCL', () => {
   /** Host "device" work: the communicator's copies are memcpys in host memory here. */
   const device = (): CommDevice => ({
     copy: (dst, src, bytes) => new Uint8Array(k.view(dst, bytes)).set(new Uint8Array(k.view(src, bytes))),
+    zero: (dst, bytes) => new Uint8Array(k.view(dst, bytes)).fill(0),
     launch: () => {
       throw new Error('no kernels in the mock');
     },
@@ -135,6 +136,8 @@ maybe('NcclCommunicator over a mock NCCL', () => {
           { ...base, collective: 'all_to_all' },
           { ...base, collective: 'all_gather' },
           { ...base, collective: 'send_recv', shift: 1 },
+          { ...base, collective: 'send_recv', shift: 1, cyclic: false },
+          { ...base, collective: 'send_recv', shift: -1, cyclic: false },
           { ...base, collective: 'all_reduce', reduce: 'sum' },
           { ...base, collective: 'all_reduce', reduce: 'max' },
           { ...base, collective: 'all_reduce', reduce: 'mean', send: 1 },

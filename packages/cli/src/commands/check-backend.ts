@@ -52,6 +52,8 @@ interface PlanCheckOptions {
   readonly mesh?: Mesh;
   /** The mesh (ring = W) is rows-parallel: split the image rows of a VAE decoder, not the tokens. */
   readonly rowsParallel?: boolean;
+  /** Bound on one query chunk of decomposed attention's fp32 scores, in bytes (the compiler's default when absent). */
+  readonly attentionScoreBudget?: number;
   /** Plan dtype; default from the model (planDtypeFor). */
   readonly dtype?: PlanPrecision;
   /** --keep-bf16 patterns of an fp8 plan. */
@@ -158,7 +160,7 @@ export async function checkModelDirOnPlan(dir: string, opts: PlanCheckOptions): 
   const planDir = opts.keepPlan ? path.resolve(opts.keepPlan) : path.join(tmp!, 'plan');
   try {
     const c0 = performance.now();
-    const compiled = await compileToPlan(dir, planDir, { dtype, ...(opts.keepBf16 ? { keepBf16: opts.keepBf16 } : {}), nvcc: opts.backend === 'cuda' ? 'auto' : false, ...(opts.mesh ? { mesh: opts.mesh } : {}), ...(opts.rowsParallel ? { rowsParallel: true } : {}), ...(opts.commDtype ? { commDtype: opts.commDtype } : {}) });
+    const compiled = await compileToPlan(dir, planDir, { dtype, ...(opts.keepBf16 ? { keepBf16: opts.keepBf16 } : {}), nvcc: opts.backend === 'cuda' ? 'auto' : false, ...(opts.mesh ? { mesh: opts.mesh } : {}), ...(opts.rowsParallel ? { rowsParallel: true } : {}), ...(opts.commDtype ? { commDtype: opts.commDtype } : {}), ...(opts.attentionScoreBudget !== undefined ? { attentionScoreBudget: opts.attentionScoreBudget } : {}) });
     const compileSeconds = (performance.now() - c0) / 1000;
     opts.log?.(`compiled ${compiled.plan.program.length} top-level instructions (${dtype}${opts.mesh && worldSize(opts.mesh) > 1 ? `, ${formatMesh(opts.mesh)}` : ''}) in ${compileSeconds.toFixed(2)} s`);
     const l0 = performance.now();

@@ -3,8 +3,9 @@
  * (passes' halo-plan.ts), per rank: the halo rows and bytes each convolution receives from its
  * neighbours, the fp32 all-reduce volume of each GroupNorm, the K/V gathered by the mid-block
  * attention, and the totals. Volumes are what a rank needs (an edge rank has one neighbour); the
- * `collectives` field next to it counts what the compiled module sends (the ring ppermute also
- * delivers the edge ranks' masked wrap-around rows). docs/json-output.md documents the fields.
+ * `collectives` field next to it counts what the compiled module sends, per rank in `bytesByRank`:
+ * the halos are non-cyclic ppermutes, so an edge rank receives one side there too and the two
+ * agree. docs/json-output.md documents the fields.
  */
 import type { DType, Module } from '@paradit/ir';
 import { planRowsParallel } from '@paradit/passes';

@@ -92,7 +92,22 @@ template <typename T> __device__ __forceinline__ void pdt_mma16816(float* d, con
 template <typename T> void pdt_mma16816_host(float* d, const unsigned* a, const unsigned* b);
 template <> inline void pdt_mma16816<__nv_bfloat16>(float* d, const unsigned* a, const unsigned* b) { pdt_mma16816_host<__nv_bfloat16>(d, a, b); }
 template <> inline void pdt_mma16816<__half>(float* d, const unsigned* a, const unsigned* b) { pdt_mma16816_host<__half>(d, a, b); }
+/* cp.async on the host: the copy (or the zero fill) happens at issue time; groups need no wait. */
+inline void pdt_cp_async16(void* dst, const void* src, bool valid) {
+  if (valid) std::memcpy(dst, src, 16);
+  else std::memset(dst, 0, 16);
+}
+inline void pdt_cp_async_commit() {}
+template <int N> inline void pdt_cp_async_wait() {}
 #else
+/* 16 bytes global -> shared, asynchronously (sm_80+); src-size 0 zero-fills without reading src. */
+__device__ __forceinline__ void pdt_cp_async16(void* dst, const void* src, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void pdt_cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+/* Waits until at most N of this thread's committed groups are still in flight. */
+template <int N> __device__ __forceinline__ void pdt_cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
 template <> __device__ __forceinline__ void pdt_mma16816<__nv_bfloat16>(float* d, const unsigned* a, const unsigned* b) {
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
@@ -116,8 +131,11 @@ __device__ __forceinline__ void pdt_conv_igemm(const T* __restrict__ x, const T*
                                                T* __restrict__ y) {
   constexpr int BM = ${CONV_TILE.BM}, BN = ${CONV_TILE.BN}, BK = ${CONV_TILE.BK}, LDS = BK + 8;
   constexpr int K = C * KH * KW;
+  /* Weight rows of 8-element (16-byte) chunks: the B tile streams in by cp.async into two stages
+     (the next K step's copy runs during this step's MMAs); otherwise through registers. */
+  constexpr bool BASYNC = K % 8 == 0;
   __shared__ __align__(16) T As[BM * LDS];
-  __shared__ __align__(16) T Bs[BN * LDS];
+  __shared__ __align__(16) T Bs[2 * BN * LDS];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
   const int wm = (warp & 1) * 32, wn = (warp >> 1) * 32;
@@ -132,6 +150,15 @@ __device__ __forceinline__ void pdt_conv_igemm(const T* __restrict__ x, const T*
   const int pox = m % WO, pt = m / WO;
   const int pbat = m < M ? pt / HO : -1, py = (pt % HO) * SH - PT, px = pox * SW - PL;
   T ra[AK], rb[BR];
+  /* cp.async B: chunk q = tid + threads * i is weight row q / (BK / 8), columns 8 (q % (BK / 8)) + [0, 8). */
+  auto issueB = [&](int k0, int stage) {
+#pragma unroll
+    for (int i = 0; i < BN * BK / 8 / ${CONV_TILE.threads}; i++) {
+      const int q = tid + ${CONV_TILE.threads} * i, r = q / (BK / 8), c8 = (q % (BK / 8)) * 8;
+      const bool ok = n0 + r < O && k0 + c8 < K;
+      pdt_cp_async16(&Bs[stage * BN * LDS + r * LDS + c8], ok ? static_cast<const void*>(w + (long long)(n0 + r) * K + k0 + c8) : static_cast<const void*>(w), ok);
+    }
+  };
   auto load = [&](int k0) {
 #pragma unroll
     for (int i = 0; i < AK; i++) {
@@ -140,10 +167,12 @@ __device__ __forceinline__ void pdt_conv_igemm(const T* __restrict__ x, const T*
       const int iy = py + (rr / KW) * DH, ix = px + (rr % KW) * DW;
       ra[i] = (k < K && pbat >= 0 && iy >= 0 && iy < H * UH && ix >= 0 && ix < W * UW) ? x[((long long)(pbat * C + c) * H + iy / UH) * W + ix / UW] : zero;
     }
+    if constexpr (!BASYNC) {
 #pragma unroll
-    for (int i = 0; i < BR; i++) {
-      const int o = n0 + bo0 + 4 * i, k = k0 + bk;
-      rb[i] = (o < O && k < K) ? w[(long long)o * K + k] : zero;
+      for (int i = 0; i < BR; i++) {
+        const int o = n0 + bo0 + 4 * i, k = k0 + bk;
+        rb[i] = (o < O && k < K) ? w[(long long)o * K + k] : zero;
+      }
     }
   };
   float acc[2][4][4];
@@ -153,15 +182,32 @@ __device__ __forceinline__ void pdt_conv_igemm(const T* __restrict__ x, const T*
     for (int b = 0; b < 4; b++)
 #pragma unroll
       for (int e = 0; e < 4; e++) acc[a][b][e] = 0.0f;
+  int stage = 0;
+  if constexpr (BASYNC) {
+    issueB(0, 0);
+    pdt_cp_async_commit();
+  }
   load(0);
-  /* The K loop: the same k0 sequence for every block (exactness under rows-parallel sharding). */
+  /* The K loop: the same k0 sequence for every block (exactness under rows-parallel sharding).
+     Stage s^1 is refilled only after the barrier that ends the step which last read it. */
   for (int k0 = 0; k0 < K; k0 += BK) {
 #pragma unroll
     for (int i = 0; i < AK; i++) As[am * LDS + ak0 + 2 * i] = ra[i];
+    if constexpr (BASYNC) {
+      if (k0 + BK < K) {
+        issueB(k0 + BK, stage ^ 1);
+        pdt_cp_async_commit();
+        pdt_cp_async_wait<1>();
+      } else {
+        pdt_cp_async_wait<0>();
+      }
+    } else {
 #pragma unroll
-    for (int i = 0; i < BR; i++) Bs[(bo0 + 4 * i) * LDS + bk] = rb[i];
+      for (int i = 0; i < BR; i++) Bs[(bo0 + 4 * i) * LDS + bk] = rb[i];
+    }
     __syncthreads();
     if (k0 + BK < K) load(k0 + BK);
+    const T* Bst = Bs + stage * BN * LDS;
 #pragma unroll
     for (int ks = 0; ks < BK; ks += 16) {
       unsigned af[2][4], bf[4][2];
@@ -175,7 +221,7 @@ __device__ __forceinline__ void pdt_conv_igemm(const T* __restrict__ x, const T*
       }
 #pragma unroll
       for (int ni = 0; ni < 4; ni++) {
-        const T* p = &Bs[(wn + ni * 8 + g) * LDS + ks + t4 * 2];
+        const T* p = &Bst[(wn + ni * 8 + g) * LDS + ks + t4 * 2];
         bf[ni][0] = pdt_lds32(p);
         bf[ni][1] = pdt_lds32(p + 8);
       }
@@ -185,6 +231,7 @@ __device__ __forceinline__ void pdt_conv_igemm(const T* __restrict__ x, const T*
         for (int ni = 0; ni < 4; ni++) pdt_mma16816<T>(acc[mi][ni], af[mi], bf[ni]);
     }
     __syncthreads();
+    if constexpr (BASYNC) stage ^= 1;
   }
   /* Epilogue: + bias, rounded to T (the Conv's output), then SiLU of that value. */
 #pragma unroll

@@ -280,8 +280,8 @@ function lowerCollective(n: Node): LCollective | LShardSlice {
       return { op: 'collective', collective: 'all_reduce', meshAxis, groupSize, send: x, recv: y, reduce, node: n };
     }
     case 'ppermute': {
-      const { meshAxis, groupSize, shift } = attrsOf(n, 'ppermute');
-      return { op: 'collective', collective: 'send_recv', meshAxis, groupSize, send: x, recv: y, shift, node: n };
+      const { meshAxis, groupSize, shift, cyclic } = attrsOf(n, 'ppermute');
+      return { op: 'collective', collective: 'send_recv', meshAxis, groupSize, send: x, recv: y, shift, ...(cyclic === 0 ? { cyclic: false as const } : {}), node: n };
     }
     case 'shard_slice': {
       const { meshAxis, groupSize, axis, shift } = attrsOf(n, 'shard_slice');

@@ -75,6 +75,8 @@ export interface LCollective {
   readonly recv: Value;
   readonly reduce?: 'sum' | 'mean' | 'max';
   readonly shift?: number;
+  /** send_recv without wrap-around (ppermute cyclic=0): edge members receive zeros. */
+  readonly cyclic?: false;
   readonly node: Node;
 }
 

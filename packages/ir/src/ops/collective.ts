@@ -117,12 +117,17 @@ const allReduce: OpRule = {
 };
 
 const ppermute: OpRule = {
-  doc: 'ppermute(x) {meshAxis, shift, groupSize}: member i sends x to member (i+shift) mod groupSize and receives from (i-shift) (ring send/receive)',
+  doc:
+    'ppermute(x) {meshAxis, shift, groupSize, cyclic=1}: cyclic 1: member i sends x to member (i+shift) mod groupSize and receives from (i-shift) mod groupSize (ring send/receive); ' +
+    'cyclic 0 (a one-directional halo exchange): member i sends to i+shift only when 0 <= i+shift < groupSize, and a member whose i-shift lies outside the group receives zeros (shift is signed, |shift| < groupSize)',
   rankDependent: true,
   infer(ctx) {
     const x = one(ctx);
-    readGroup(ctx);
-    ctx.attr.int('shift');
+    const { groupSize } = readGroup(ctx);
+    const shift = ctx.attr.int('shift');
+    const cyclic = ctx.attr.int('cyclic', 1);
+    if (cyclic !== 0 && cyclic !== 1) ctx.fail(`attribute 'cyclic' must be 0 or 1, got ${cyclic}`);
+    if (cyclic === 0 && Math.abs(shift) >= groupSize) ctx.fail(`a non-cyclic ppermute needs |shift| < groupSize (${groupSize}), got shift ${shift}: nothing would be sent`);
     return [tensorType(x.dtype, x.shape)];
   },
   run: needsSimulator,

@@ -53,7 +53,8 @@ interface TypedAttrs {
   readonly all_to_all: GroupAttrs & { readonly splitAxis: number; readonly concatAxis: number };
   readonly all_gather: GroupAttrs & { readonly axis: number };
   readonly all_reduce: GroupAttrs & { readonly reduce: 'sum' | 'mean' | 'max' };
-  readonly ppermute: GroupAttrs & { readonly shift: number };
+  /** `cyclic` 0: no wrap-around (members with no source receive zeros; see collective.ts). */
+  readonly ppermute: GroupAttrs & { readonly shift: number; readonly cyclic: number };
   readonly shard_slice: GroupAttrs & { readonly axis: number; readonly shift: number };
   readonly to_token_order: TokenOrderAttrs & { readonly fill: number };
   readonly from_token_order: TokenOrderAttrs;
@@ -114,7 +115,7 @@ const SCHEMAS = {
   all_to_all: { ...GROUP, splitAxis: INT, concatAxis: INT },
   all_gather: { ...GROUP, axis: INT },
   all_reduce: { ...GROUP, reduce: { kind: 'string', oneOf: ['sum', 'mean', 'max'] } },
-  ppermute: { ...GROUP, shift: INT },
+  ppermute: { ...GROUP, shift: INT, cyclic: { kind: 'int', default: 1 } },
   shard_slice: { ...GROUP, axis: INT, shift: { kind: 'int', default: 0 } },
   to_token_order: { ...TOKEN_ORDER, fill: { kind: 'float', default: 0 } },
   from_token_order: TOKEN_ORDER,

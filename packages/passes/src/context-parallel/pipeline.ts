@@ -8,8 +8,8 @@
  */
 import { DEFAULT_PLACEMENT_RULES, Module, Tensor, byteSize, numel, runSimulated, simulateRanks, worldSize } from '@paradit/ir';
 import { opsWith } from '@paradit/ir';
-import type { Mesh, Node } from '@paradit/ir';
-import { collectiveGroupOf } from '@paradit/ir';
+import type { Mesh, MeshAxis, Node } from '@paradit/ir';
+import { axisIndex, collectiveGroupOf } from '@paradit/ir';
 import type { Pass } from '../pass';
 import { createPassContext } from '../pass';
 import type { PassReport } from '../report';
@@ -64,16 +64,23 @@ export function compileForMesh(m: Module, mesh: Mesh, opts: CompileForMeshOption
 interface CollectiveStat {
   readonly op: string;
   readonly count: number;
-  /** Bytes each rank receives for these collectives in one forward pass (one denoising step). */
+  /** Bytes each rank receives for these collectives in one forward pass (one denoising step); the busiest rank's when they differ. */
   readonly bytesPerRank: number;
+  /**
+   * With a mesh: bytes received by each world rank. They differ for non-cyclic ppermutes (the
+   * rows-parallel halos), where the member with no source on that side receives nothing.
+   */
+  readonly bytesByRank?: readonly number[];
 }
 
 /**
  * Bytes one rank receives for a collective over a group of n ranks, from its local operand of b
- * bytes: all_gather (n-1)b; all_to_all (n-1)/n b (it keeps its own part); ppermute b;
- * all_reduce 2(n-1)/n b (ring reduce-scatter + all-gather). Local ops move nothing.
+ * bytes: all_gather (n-1)b; all_to_all (n-1)/n b (it keeps its own part); ppermute b, except that
+ * member i of a non-cyclic one (cyclic=0) receives nothing when i - shift lies outside the group
+ * (it fills zeros); all_reduce 2(n-1)/n b (ring reduce-scatter + all-gather). Local ops move
+ * nothing. `member`: the rank's index in its group (undefined: the busiest member).
  */
-function bytesReceived(n: Node): number {
+function bytesReceived(n: Node, member?: number): number {
   const x = n.inputs[0];
   if (!x) return 0;
   const shape = x.shape.map((d) => (typeof d === 'number' ? d : NaN));
@@ -84,8 +91,11 @@ function bytesReceived(n: Node): number {
       return (g - 1) * b;
     case 'all_to_all':
       return ((g - 1) / g) * b;
-    case 'ppermute':
-      return b;
+    case 'ppermute': {
+      const from = member === undefined ? 0 : member - (n.attrs['shift']?.kind === 'int' ? n.attrs['shift'].value : 0);
+      const cyclic = n.attrs['cyclic']?.kind !== 'int' || n.attrs['cyclic'].value !== 0;
+      return cyclic || (from >= 0 && from < g) ? b : 0;
+    }
     case 'all_reduce':
       return (2 * (g - 1) * b) / g;
     default:
@@ -95,21 +105,32 @@ function bytesReceived(n: Node): number {
 
 const COMMUNICATING = opsWith('communicating');
 
-/** Count and per-rank received bytes of each communicating collective, by op name. */
-export function collectiveSummary(m: Module): CollectiveStat[] {
-  const stats = new Map<string, { count: number; bytes: number }>();
+/** Count and per-rank received bytes of each communicating collective, by op name (per world rank too, given the mesh). */
+export function collectiveSummary(m: Module, mesh?: Mesh): CollectiveStat[] {
+  const world = mesh ? worldSize(mesh) : 0;
+  const stats = new Map<string, { count: number; bytes: number; byRank: number[] }>();
   const visit = (nodes: readonly Node[]): void => {
     for (const n of nodes) {
       for (const sg of n.subgraphs()) visit(sg.nodes);
       if (!COMMUNICATING.has(n.op)) continue;
-      const s = stats.get(n.op) ?? { count: 0, bytes: 0 };
+      const s = stats.get(n.op) ?? { count: 0, bytes: 0, byRank: new Array<number>(world).fill(0) };
       s.count++;
       s.bytes += bytesReceived(n);
+      if (mesh) {
+        const axis = collectiveGroupOf(n).meshAxis as MeshAxis;
+        for (let r = 0; r < world; r++) s.byRank[r]! += bytesReceived(n, axisIndex(mesh, axis, r));
+      }
       stats.set(n.op, s);
     }
   };
   visit(m.graph.nodes);
-  return [...stats.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(([op, s]) => ({ op, count: s.count, bytesPerRank: Math.round(s.bytes) }));
+  return [...stats.entries()]
+    .sort((a, b) => a[0].localeCompare(b[0]))
+    .map(([op, s]) => {
+      if (!mesh) return { op, count: s.count, bytesPerRank: Math.round(s.bytes) };
+      const byRank = s.byRank.map(Math.round);
+      return { op, count: s.count, bytesPerRank: Math.max(...byRank), bytesByRank: byRank };
+    });
 }
 
 /**
@@ -129,7 +150,7 @@ export function simulatedExecutor(mesh: Mesh, opts: CompileForMeshOptions = {}):
 
 /** The fields `paradit inspect --ulysses U --ring R --cfg C --json` adds, for an already compiled module. */
 export function meshInspection(compiled: Module, mesh: Mesh): { world: number; mesh: { cfg: number; ring: number; ulysses: number }; collectives: CollectiveStat[] } {
-  return { world: worldSize(mesh), mesh: { cfg: mesh.cfg, ring: mesh.ring, ulysses: mesh.ulysses }, collectives: collectiveSummary(compiled) };
+  return { world: worldSize(mesh), mesh: { cfg: mesh.cfg, ring: mesh.ring, ulysses: mesh.ulysses }, collectives: collectiveSummary(compiled, mesh) };
 }
 
 export { runSimulated, simulateRanks };

@@ -6,8 +6,8 @@
  *
  *   Before: %y = Conv(%x, %w, %b) {pads=[1,1,1,1]}              # x f32[1,C,H,W]
  *   After:  %x0 = shard_slice(%z) ...                           # x f32[1,C,H/W,W] per rank
- *           %up = Mul(ppermute(last row of %x0, +1), mask)      # zeros on rank 0
- *           %dn = Mul(ppermute(first row of %x0, -1), mask)     # zeros on rank W-1
+ *           %up = ppermute(last row of %x0) {shift=1, cyclic=0}   # zeros on rank 0
+ *           %dn = ppermute(first row of %x0) {shift=-1, cyclic=0} # zeros on rank W-1
  *           %y0 = Conv(Concat(%up, %x0, %dn, axis=2), %w, %b) {pads=[0,1,0,1]}
  *
  * Requires: static shapes; halo-plan.ts accepts the module at this degree (it is run first).
@@ -96,24 +96,19 @@ class RowsBuilder {
   halo(x: Value, top: number, bottom: number, name: string): Value {
     const [B, C, h, W] = shapeOf(x) as [number, number, number, number];
     const parts: Value[] = [];
-    const edgeMask = (zeroRank: number, n: number): Value => {
-      const m = Array.from({ length: this.world * n }, (_, i) => (Math.floor(i / n) === zeroRank ? 0 : 1));
-      const [s] = this.b.add('shard_slice', [this.b.constant(Tensor.from(x.type.dtype, [1, 1, this.world * n, 1], m))], this.group({ axis: int(2) }), { name: `${name}/mask` });
-      return s!;
-    };
     const rowsOfBand = (start: number, n: number, what: string): Value => {
       const bands = this.place(this.b.add('Reshape', [x, this.b.constant(i64([B, C, 1, h, W]))], {}, { name: `${name}/${what}_bands` })[0]!, 2);
       const [cut] = this.b.add('Slice', [bands, this.b.constant(i64([start])), this.b.constant(i64([start + n])), this.b.constant(i64([3]))], {}, { name: `${name}/${what}_rows` });
       return this.place(this.b.add('Reshape', [cut!, this.b.constant(i64([B, C, n, W]))], {}, { name: `${name}/${what}` })[0]!, 2);
     };
+    // Non-cyclic ppermutes (cyclic=0): nothing crosses the image edge, and the edge rank's
+    // missing side arrives as zeros, which is the unsharded conv's zero padding there.
     if (top > 0) {
-      const [recv] = this.b.add('ppermute', [rowsOfBand(h - top, top, 'last')], this.group({ shift: int(1) }), { name: `${name}/from_above` });
-      parts.push(this.b.add('Mul', [recv!, edgeMask(0, top)], {}, { name: `${name}/from_above_mask` })[0]!);
+      parts.push(this.b.add('ppermute', [rowsOfBand(h - top, top, 'last')], this.group({ shift: int(1), cyclic: int(0) }), { name: `${name}/from_above` })[0]!);
     }
     parts.push(x);
     if (bottom > 0) {
-      const [recv] = this.b.add('ppermute', [rowsOfBand(0, bottom, 'first')], this.group({ shift: int(this.world - 1) }), { name: `${name}/from_below` });
-      parts.push(this.b.add('Mul', [recv!, edgeMask(this.world - 1, bottom)], {}, { name: `${name}/from_below_mask` })[0]!);
+      parts.push(this.b.add('ppermute', [rowsOfBand(0, bottom, 'first')], this.group({ shift: int(-1), cyclic: int(0) }), { name: `${name}/from_below` })[0]!);
     }
     if (parts.length === 1) return x;
     return this.b.add('Concat', parts, { axis: int(2) }, { name: `${name}/halo` })[0]!;

@@ -141,6 +141,7 @@ export class CudaBackend implements StepExecutor {
             env: env!, watch: this.dist!.watch, mesh: { ...this.plan.target.mesh }, axes: planAxes(this.plan), singletonsThroughNccl: env!.world === 1, log,
             device: {
               copy: (dst, src, bytes, stream, ctx) => this.d.call('cuMemcpyDtoDAsync_v2', [dst, src, bytes, stream], ctx),
+              zero: (dst, bytes, stream, ctx) => this.d.call('cuMemsetD8Async', [dst, 0, bytes, stream], ctx),
               launch: (l, stream, ctx) => launchOn(this.d, l, stream, ctx),
             },
           })

@@ -30,6 +30,8 @@ import { waitBounded } from './watchdog';
 /** The device work a collective may need besides NCCL (injected: tests run over a mock NCCL on host memory). */
 export interface CommDevice {
   copy(dst: Ptr, src: Ptr, bytes: number, stream: Ptr, ctx: InstrContext): void;
+  /** dst[0, bytes) = 0, asynchronously on stream. */
+  zero(dst: Ptr, bytes: number, stream: Ptr, ctx: InstrContext): void;
   launch(l: Launch, stream: Ptr, ctx: InstrContext): void;
 }
 
@@ -186,7 +188,7 @@ export class NcclCommunicator {
     }
     this.lastCollective = `instruction ${p.where}: ${p.ctx.detail}${p.ctx.origin.length ? ` from ONNX node ${p.ctx.origin[0]}` : ''}`;
     if (plan.calls.length === 0) return;
-    const needsComm = plan.calls.some((c) => c.call !== 'copy' && c.call !== 'scale');
+    const needsComm = plan.calls.some((c) => c.call !== 'copy' && c.call !== 'scale' && c.call !== 'zero');
     const comm = needsComm ? this.commFor(p) : 0n;
     const dt = NCCL_DTYPE[p.dtype];
     const n = this.nccl;
@@ -199,6 +201,9 @@ export class NcclCommunicator {
       switch (c.call) {
         case 'copy':
           this.opts.device.copy(p.recv, p.send, c.bytes, stream, p.ctx);
+          break;
+        case 'zero':
+          this.opts.device.zero(p.recv, c.bytes, stream, p.ctx);
           break;
         case 'scale':
           if (!p.scale) throw new Error(`${p.ctx.detail} at instruction ${p.where}: the mean needs a scale kernel, none was prepared`);

@@ -27,6 +27,8 @@ export interface ExchangePlan {
   readonly copies: readonly PeerCopy[];
   /** all_reduce: after the copies, every rank reduces its scratch into recv. */
   readonly reduce: boolean;
+  /** Ranks whose recv is zero-filled (a non-cyclic send_recv's edge members, which nobody sends to). */
+  readonly zeros: readonly number[];
 }
 
 const mod = (a: number, n: number): number => ((a % n) + n) % n;
@@ -39,6 +41,7 @@ export function exchangeScratchBytes(instr: CollectiveInstr, sendBytes: number):
 export function inProcessExchange(mesh: Mesh, instr: CollectiveInstr, sendBytes: number): ExchangePlan {
   const groups = groupsOf(mesh, instr.meshAxis);
   const copies: PeerCopy[] = [];
+  const zeros: number[] = [];
   const b = sendBytes;
   const push = (c: PeerCopy) => {
     if (c.bytes > 0) copies.push(c);
@@ -58,9 +61,13 @@ export function inProcessExchange(mesh: Mesh, instr: CollectiveInstr, sendBytes:
         case 'all_gather':
           for (let j = 0; j < n; j++) push({ dstRank: me, into: 'recv', dstOffset: j * b, srcRank: g[j]!, srcOffset: 0, bytes: b });
           break;
-        case 'send_recv':
-          push({ dstRank: me, into: 'recv', dstOffset: 0, srcRank: g[mod(i - (instr.shift ?? 0), n)]!, srcOffset: 0, bytes: b });
+        case 'send_recv': {
+          const from = i - (instr.shift ?? 0);
+          if (instr.cyclic !== false) push({ dstRank: me, into: 'recv', dstOffset: 0, srcRank: g[mod(from, n)]!, srcOffset: 0, bytes: b });
+          else if (from >= 0 && from < n) push({ dstRank: me, into: 'recv', dstOffset: 0, srcRank: g[from]!, srcOffset: 0, bytes: b });
+          else if (b > 0) zeros.push(me);
           break;
+        }
         case 'all_reduce':
           for (let j = 0; j < n; j++) push({ dstRank: me, into: 'scratch', dstOffset: j * b, srcRank: g[j]!, srcOffset: 0, bytes: b });
           break;
@@ -71,5 +78,5 @@ export function inProcessExchange(mesh: Mesh, instr: CollectiveInstr, sendBytes:
       }
     }
   }
-  return { groups, copies, reduce: instr.collective === 'all_reduce' };
+  return { groups, copies, reduce: instr.collective === 'all_reduce', zeros };
 }

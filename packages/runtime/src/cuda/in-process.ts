@@ -141,6 +141,7 @@ export class InProcessCudaRanks implements StepExecutor {
       for (const g of plan.groups) for (const r of g) for (const q of g) if (q !== r) d.call('cuStreamWaitEvent', [streams[r]!, this.barrier[k][q]!, 0], ps[r]!.ctx);
     };
     fence(0);
+    for (const r of plan.zeros) d.call('cuMemsetD8Async', [ps[r]!.recv, 0, ps[r]!.sendBytes, streams[r]!], ps[r]!.ctx);
     for (const c of plan.copies) {
       const to = ps[c.dstRank]!;
       const dst = (c.into === 'recv' ? to.recv : to.scratch) + BigInt(c.dstOffset);

@@ -135,6 +135,8 @@ export function splitColorKey(groups: readonly (readonly number[])[], rank: numb
 /** One NCCL call of a collective, offsets in bytes from the send/recv buffer starts, counts in elements. */
 export type NcclCall =
   | { readonly call: 'copy'; readonly bytes: number }
+  /** recv = 0 (a non-cyclic send_recv's edge member, which no peer sends to). */
+  | { readonly call: 'zero'; readonly bytes: number }
   | { readonly call: 'send'; readonly peer: number; readonly offset: number; readonly count: number }
   | { readonly call: 'recv'; readonly peer: number; readonly offset: number; readonly count: number }
   | { readonly call: 'allGather'; readonly count: number }
@@ -162,6 +164,8 @@ export function ncclCallsFor(instr: CollectiveInstr, index: number, sendBytes: n
   if (sendBytes % esize !== 0) throw new Error(`${instr.collective}: ${sendBytes} bytes are not whole ${dtype} elements`);
   const count = sendBytes / esize;
   if (n === 1 && !singletonsThroughNccl) {
+    // A non-cyclic send_recv with a shift in a group of one has no source: zeros.
+    if (instr.collective === 'send_recv' && instr.cyclic === false && (instr.shift ?? 0) !== 0) return { grouped: false, calls: sendBytes === 0 ? [] : [{ call: 'zero', bytes: sendBytes }] };
     return { grouped: false, calls: instr.send === instr.recv || sendBytes === 0 ? [] : [{ call: 'copy', bytes: sendBytes }] };
   }
   switch (instr.collective) {
@@ -186,13 +190,24 @@ export function ncclCallsFor(instr: CollectiveInstr, index: number, sendBytes: n
     }
     case 'send_recv': {
       const shift = instr.shift ?? 0;
-      return {
-        grouped: true,
-        calls: [
-          { call: 'send', peer: mod(index + shift, n), offset: 0, count },
-          { call: 'recv', peer: mod(index - shift, n), offset: 0, count },
-        ],
-      };
+      if (instr.cyclic !== false) {
+        return {
+          grouped: true,
+          calls: [
+            { call: 'send', peer: mod(index + shift, n), offset: 0, count },
+            { call: 'recv', peer: mod(index - shift, n), offset: 0, count },
+          ],
+        };
+      }
+      // Non-cyclic (a halo exchange): nobody sends across the group's edge; the edge member that
+      // has no source zero-fills its recv instead of receiving rows it would throw away.
+      const to = index + shift;
+      const from = index - shift;
+      const calls: NcclCall[] = [];
+      if (from < 0 || from >= n) calls.push({ call: 'zero', bytes: sendBytes });
+      if (to >= 0 && to < n) calls.push({ call: 'send', peer: to, offset: 0, count });
+      if (from >= 0 && from < n) calls.push({ call: 'recv', peer: from, offset: 0, count });
+      return { grouped: calls.some((c) => c.call === 'send'), calls };
     }
     default: {
       const never: never = instr.collective;

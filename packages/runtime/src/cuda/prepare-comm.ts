@@ -49,7 +49,7 @@ export interface PreparedShardSlice {
 const REDUCIBLE: ReadonlySet<PlanDType> = new Set(['f32', 'f16', 'bf16']);
 
 export function describeCollective(ins: CollectiveInstr): string {
-  const extra = ins.collective === 'all_reduce' ? ` ${ins.reduce ?? 'sum'}` : ins.collective === 'send_recv' ? ` shift ${ins.shift ?? 0}` : '';
+  const extra = ins.collective === 'all_reduce' ? ` ${ins.reduce ?? 'sum'}` : ins.collective === 'send_recv' ? ` shift ${ins.shift ?? 0}${ins.cyclic === false ? ' non-cyclic' : ''}` : '';
   return `${ins.collective}${extra} over '${ins.meshAxis}' (${ins.groupSize} ranks)`;
 }
 

@@ -63,7 +63,11 @@ export function collectiveOverGroup(instr: CollectiveInstr, sends: readonly Uint
       return out;
     case 'send_recv': {
       const shift = instr.shift ?? 0;
-      sends.forEach((s, i) => out[mod(i + shift, n)]!.set(s));
+      // Non-cyclic: no send crosses the group's edge; the fresh recv arrays stay zero there.
+      sends.forEach((s, i) => {
+        if (instr.cyclic !== false) out[mod(i + shift, n)]!.set(s);
+        else if (i + shift >= 0 && i + shift < n) out[i + shift]!.set(s);
+      });
       return out;
     }
     case 'all_reduce': {

@@ -99,7 +99,9 @@ export type MeshAxisName = z.infer<typeof meshAxisName>;
  *   all_gather  recv = every member's send, concatenated in member order (groupSize x send bytes)
  *   all_reduce  recv = elementwise reduce (sum, mean or max) of every member's send; send may be recv
  *   send_recv   member i sends send to member (i+shift) mod groupSize and receives recv from
- *               member (i-shift) mod groupSize (ring attention's K/V hand-off)
+ *               member (i-shift) mod groupSize (ring attention's K/V hand-off); with cyclic false
+ *               (rows-parallel halos) nothing wraps: member i sends only when 0 <= i+shift <
+ *               groupSize, and a member whose i-shift is outside the group gets recv zero-filled
  */
 const collectiveInstr = z.object({
   op: z.literal('collective'),
@@ -110,6 +112,8 @@ const collectiveInstr = z.object({
   recv: z.number().int(),
   reduce: z.enum(['sum', 'mean', 'max']).optional(),
   shift: z.number().int().optional(),
+  /** send_recv only: false = no wrap-around (absent: cyclic). */
+  cyclic: z.literal(false).optional(),
   ...common,
 });
 export type CollectiveInstr = z.infer<typeof collectiveInstr>;
