@@ -27,7 +27,7 @@ describe('--comm-dtype fp8 through the CLI', () => {
 
   it('inspect --json: bytes per rank before and after, hand-checked', () => {
     const r = JSON.parse(runCli(['inspect', model, '--ulysses', '2', '--comm-dtype', 'fp8', '--json']).stdout) as {
-      collectives: { op: string; count: number; bytesPerRank: number }[];
+      collectives: { op: string; count: number; bytesPerRank: number; bytesByRank: number[] }[];
       commDtype: { dtype: string; payloads: number; bytesPerRankBefore: number; bytesPerRankAfter: number };
     };
     const { blocks, heads, headDim, imageTokens, textTokens } = TINY_DIT;
@@ -39,7 +39,8 @@ describe('--comm-dtype fp8 through the CLI', () => {
     const after = blocks * 4 * ((elems / 2) * 1 + (elems / headDim / 2) * 4);
     const a2a = r.collectives.find((c) => c.op === 'all_to_all')!;
     expect(r.commDtype.payloads).toBe(blocks * 4);
-    expect(a2a).toEqual({ op: 'all_to_all', count: blocks * 8, bytesPerRank: after });
+    // Both ranks of the Ulysses group receive the same (bytesByRank: per rank).
+    expect(a2a).toEqual({ op: 'all_to_all', count: blocks * 8, bytesPerRank: after, bytesByRank: [after, after] });
     expect(r.commDtype.bytesPerRankBefore - r.commDtype.bytesPerRankAfter).toBe(before - after);
   });
 
