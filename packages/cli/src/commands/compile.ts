@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { IrError } from '@paradit/ir';
+import { IrError, worldSize } from '@paradit/ir';
 import { parseKeepPattern } from '@paradit/passes';
 import { checkPlanOutput, parsePrecision, parseShapeOption } from '@paradit/codegen-cuda';
 import { compilePassNames, compileToPlan } from '@paradit/compiler';
@@ -113,7 +113,7 @@ export function compileCommand(program: Command, _setCode: (c: number) => void):
       if (!Number.isFinite(fbcache) || fbcache < 0) throw new IrError('E_INPUT', `--fbcache ${flags.fbcache}: expected a threshold >= 0 such as 0.08`);
     }
     if (flags.after !== undefined) {
-      const names = compilePassNames({ fbcache: fbcache !== undefined, sharded: mesh !== undefined && mesh.cfg * mesh.ring * mesh.ulysses > 1, rowsParallel: rowsParallel !== undefined, commFp8: commDtype === 'fp8', dtype, flash: true });
+      const names = compilePassNames({ fbcache: fbcache !== undefined, sharded: mesh !== undefined && worldSize(mesh) > 1, rowsParallel: rowsParallel !== undefined, commFp8: commDtype === 'fp8', dtype, flash: true });
       if (!names.includes(flags.after)) throw new IrError('E_INPUT', `--after ${flags.after}: compile runs no pass of that name; its passes are, in order: ${[...new Set(names)].join(', ')}`);
     }
     let afterText: string | undefined;
